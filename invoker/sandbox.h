@@ -1,0 +1,86 @@
+/*
+ * sandbox.h - one isolated runtime process for the invoker.
+ *
+ * A sandbox is a process tree in new pid, mount, ipc, uts and net namespaces over
+ * a read-only root (pivot_root into bind mounts of /usr plus the runtime's files,
+ * a private tmpfs /tmp, a fresh /proc and a minimal /dev). Pid 1 inside is a small
+ * reaper; its one child is the runtime launcher, which speaks the action-loop
+ * protocol:
+ *
+ *   stdin  (fd 0)  one JSON line per message, written by the invoker:
+ *     {"init":{"code":"...","main":"main","binary":false,"env":{...}}}
+ *     {"value":{...params...},"env":{"__OW_ACTIVATION_ID":"...",...}}
+ *   fd 3           one JSON line per message, written by the launcher:
+ *     init -> {"ok":true} or {"error":"message"}
+ *     run  -> the action's result object, or {"error":"message"} on an exception
+ *   stdout/stderr  the function's logs; after every message the launcher writes
+ *                  the line XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX to both.
+ *
+ * Calls on one sandbox are not thread-safe: one owner at a time (the pool hands
+ * a sandbox to one worker). All calls block the calling worker thread only.
+ */
+#ifndef INV_SANDBOX_H
+#define INV_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "gust/err.h"
+
+typedef struct inv_sandbox inv_sandbox;
+
+typedef struct inv_sandbox_cfg {
+	const char *kind;        /* "python:3", "nodejs:20" or "native" */
+	const char *runtime_dir; /* host dir holding python/launcher.py and nodejs/launcher.js;
+	                            bind-mounted read-only at /gust in the sandbox */
+	const char *state_dir;   /* invoker state dir; sandbox roots are made under it */
+	int memory_mb;           /* the action's memory limit (enforced by issue 4's cgroups) */
+	size_t log_limit;        /* bytes of logs kept per activation; the rest is dropped
+	                            with a truncation marker */
+} inv_sandbox_cfg;
+
+enum inv_run_status {
+	INV_RUN_SUCCESS = 0,   /* the result is the action's object */
+	INV_RUN_APP_ERROR = 1, /* the action returned/threw an error: result is {"error":...} */
+	INV_RUN_DEV_ERROR = 2, /* the runtime died, or answered garbage: the sandbox is dead */
+	INV_RUN_TIMEOUT = 3,   /* the deadline passed: the sandbox has been killed */
+};
+
+typedef struct inv_run_result {
+	int status;   /* enum inv_run_status */
+	char *result; /* heap JSON object text (never NULL after a run returns) */
+	char **logs;  /* heap array of heap lines "2026-...Z stdout: text" */
+	size_t nlogs;
+	uint64_t start_ms; /* wall clock */
+	uint64_t end_ms;
+} inv_run_result;
+
+/* Creates a sandbox and starts its launcher (a stem cell: no code yet). */
+int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error **err);
+
+/* Sends init with the action's code; waits at most timeout_ms. On failure the
+ * error says why (syntax error, missing main, ...) and res (if not NULL) gets
+ * the init logs. */
+int inv_sandbox_init(inv_sandbox *sb, const char *code, size_t code_len, const char *main_name,
+                     bool binary, const char *env_json, int timeout_ms, inv_run_result *res,
+                     gust_error **err);
+
+/* Runs one activation: line is one complete JSON message without newline (the
+ * caller builds it; bytes are passed through). Waits until deadline_ms (wall
+ * clock, ms since the epoch). Always fills res; returns 0 unless the call itself
+ * could not be made (then res->status is INV_RUN_DEV_ERROR). */
+int inv_sandbox_run(inv_sandbox *sb, const char *line, size_t len, int64_t deadline_ms,
+                    inv_run_result *res);
+
+/* True while the launcher is alive and the last run left it usable. */
+bool inv_sandbox_alive(const inv_sandbox *sb);
+pid_t inv_sandbox_pid(const inv_sandbox *sb);
+
+/* Kills the whole process tree, reaps it and removes its root dir. Safe on NULL. */
+void inv_sandbox_destroy(inv_sandbox *sb);
+
+void inv_run_result_clear(inv_run_result *res);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * gust/redis.h - Redis on hiredis: connecting by address, and a writer thread
+ * that pipelines commands in batches (activation records, journal appends).
+ *
+ * Addresses: "host:port" or "unix:/path/to/socket".
+ */
+#ifndef GUST_REDIS_H
+#define GUST_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#include "gust/err.h"
+
+/* Connects with a timeout (also used as the command timeout). */
+int gust_redis_connect(const char *addr, int timeout_ms, redisContext **out, gust_error **err);
+
+/*
+ * A writer owns one connection and a thread. gust_redis_writer_cmd copies the
+ * command into its queue and returns at once; the thread sends whatever is
+ * queued as one pipeline, and on a connection error reconnects and sends the
+ * same batch again, so a command is never dropped while the writer runs
+ * (at least once: commands must be idempotent, e.g. SET, ZADD).
+ */
+typedef struct gust_redis_writer gust_redis_writer;
+int gust_redis_writer_start(const char *addr, gust_redis_writer **wp, gust_error **err);
+void gust_redis_writer_cmd(gust_redis_writer *w, int argc, const char **argv, const size_t *argvlen);
+/* Commands queued and not yet acknowledged by Redis. */
+size_t gust_redis_writer_pending(gust_redis_writer *w);
+/* Sends what is queued (waits at most timeout_ms), then stops. Safe on NULL. */
+void gust_redis_writer_stop(gust_redis_writer *w, int timeout_ms);
+
+#endif

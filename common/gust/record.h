@@ -1,0 +1,24 @@
+/*
+ * gust/record.h - OpenWhisk's activation record, built from a request and its
+ * result. The invoker stores it in Redis; the gateway answers blocking calls
+ * with it. The result bytes are embedded as they are (the invoker has already
+ * checked that they are one JSON object).
+ */
+#ifndef GUST_RECORD_H
+#define GUST_RECORD_H
+
+#include "gust.pb-c.h"
+#include "gust/util.h"
+
+/* "success", "application error", "action developer error", "whisk internal error" */
+const char *gust_status_name(int status);
+
+void gust_record_json(const Gust__ActivationRequest *req, const Gust__ActivationResult *res,
+                      gust_buf *out);
+
+/* Redis keys: the record itself and the per-namespace index (a sorted set
+ * scored by start time). Heap strings. */
+char *gust_record_key(const char *activation_id);
+char *gust_record_index_key(const char *ns);
+
+#endif

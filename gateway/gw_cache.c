@@ -1,0 +1,392 @@
+/* gw_cache.c - keys, actions and schedulers mirrored from etcd.
+ *
+ * Each entry remembers the etcd revision it came from, and deletions leave a
+ * tombstone until the watch has passed their revision: so the gateway's own
+ * writes show at once (read your writes), and the watch's late echo of an
+ * older state never overwrites a newer one. */
+#include <jansson.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "gust/log.h"
+
+#define P_ACTIONS "/gust/actions/"
+#define P_KEYS "/gust/keys/"
+#define P_SCHED "/gust/schedulers/"
+
+typedef struct cache_entry {
+	int64_t rev;
+	bool deleted;
+	void *obj; /* gw_action*, gw_key* or char* address; NULL when deleted */
+} cache_entry;
+
+void gw_action_unref(gw_action *a)
+{
+	if (a == NULL || atomic_fetch_sub((_Atomic int *)&a->refs, 1) != 1)
+		return;
+	free(a->ns);
+	free(a->name);
+	free(a->version);
+	free(a->kind);
+	free(a->main);
+	free(a->code_key);
+	free(a->params_inner);
+	free(a->json);
+	free(a);
+}
+
+void gw_key_unref(gw_key *k)
+{
+	if (k == NULL || atomic_fetch_sub((_Atomic int *)&k->refs, 1) != 1)
+		return;
+	free(k->uuid);
+	free(k->key);
+	free(k->ns);
+	free(k);
+}
+
+static const char *jstr(json_t *o, const char *k, const char *def)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : def;
+}
+
+/* The members of a JSON object without its braces: "\"a\":1,\"b\":2". Used to
+ * splice default parameters in front of the caller's without re-encoding them. */
+static char *params_inner_from_list(json_t *list)
+{
+	json_t *obj = json_object();
+	size_t i;
+	json_t *p;
+	json_array_foreach(list, i, p)
+	{
+		const char *k = jstr(p, "key", NULL);
+		json_t *v = json_object_get(p, "value");
+		if (k && v)
+			json_object_set(obj, k, v);
+	}
+	char *s = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (s == NULL)
+		return gust_xstrdup("");
+	size_t n = strlen(s);
+	char *inner = gust_xstrndup(s + 1, n >= 2 ? n - 2 : 0);
+	free(s);
+	return inner;
+}
+
+gw_action *gw_action_parse(const char *json, size_t len, int64_t rev)
+{
+	json_error_t je;
+	json_t *o = json_loadb(json, len, 0, &je);
+	if (o == NULL || !json_is_object(o)) {
+		json_decref(o);
+		return NULL;
+	}
+	json_t *exec = json_object_get(o, "exec");
+	json_t *limits = json_object_get(o, "limits");
+	gw_action *a = gust_xcalloc(1, sizeof(*a));
+	a->refs = 1;
+	a->ns = gust_xstrdup(jstr(o, "namespace", ""));
+	a->name = gust_xstrdup(jstr(o, "name", ""));
+	a->version = gust_xstrdup(jstr(o, "version", "0.0.1"));
+	a->kind = gust_xstrdup(jstr(exec, "kind", ""));
+	a->main = gust_xstrdup(jstr(exec, "main", "main"));
+	a->binary = json_is_true(json_object_get(exec, "binary"));
+	a->code_key = gust_xstrdup(jstr(o, "code_key", ""));
+	a->timeout_ms = json_integer_value(json_object_get(limits, "timeout"));
+	a->memory_mb = json_integer_value(json_object_get(limits, "memory"));
+	a->log_limit = json_integer_value(json_object_get(limits, "logs")) * 1024 * 1024;
+	a->params_inner = params_inner_from_list(json_object_get(o, "parameters"));
+	a->json = gust_xstrndup(json, len);
+	a->mod_revision = rev;
+	json_t *ann;
+	size_t i;
+	json_array_foreach(json_object_get(o, "annotations"), i, ann)
+	{
+		if (strcmp(jstr(ann, "key", ""), "web-export") == 0)
+			a->web_export = json_is_true(json_object_get(ann, "value"));
+	}
+	json_decref(o);
+	return a;
+}
+
+static gw_key *key_parse(const char *json, size_t len)
+{
+	json_t *o = json_loadb(json, len, 0, NULL);
+	const char *uuid = jstr(o, "uuid", NULL), *key = jstr(o, "key", NULL),
+	           *ns = jstr(o, "namespace", NULL);
+	gw_key *k = NULL;
+	if (uuid && key && ns) {
+		k = gust_xcalloc(1, sizeof(*k));
+		k->refs = 1;
+		k->uuid = gust_xstrdup(uuid);
+		k->key = gust_xstrdup(key);
+		k->ns = gust_xstrdup(ns);
+	}
+	json_decref(o);
+	return k;
+}
+
+static void entry_obj_free(const char *key, void *obj)
+{
+	if (obj == NULL)
+		return;
+	if (strncmp(key, P_ACTIONS, strlen(P_ACTIONS)) == 0)
+		gw_action_unref(obj);
+	else if (strncmp(key, P_KEYS, strlen(P_KEYS)) == 0)
+		gw_key_unref(obj);
+	else
+		free(obj);
+}
+
+static void *entry_obj_parse(const char *key, const char *value, size_t len, int64_t rev)
+{
+	if (strncmp(key, P_ACTIONS, strlen(P_ACTIONS)) == 0)
+		return gw_action_parse(value, len, rev);
+	if (strncmp(key, P_KEYS, strlen(P_KEYS)) == 0)
+		return key_parse(value, len);
+	if (strncmp(key, P_SCHED, strlen(P_SCHED)) == 0) {
+		json_t *o = json_loadb(value, len, 0, NULL);
+		const char *addr = jstr(o, "address", NULL);
+		char *a = addr ? gust_xstrdup(addr) : NULL;
+		json_decref(o);
+		return a;
+	}
+	return NULL;
+}
+
+/* The map that serves lookups for a given etcd key. */
+static gust_map *index_for(gw *g, const char *key, const char **id)
+{
+	if (strncmp(key, P_ACTIONS, strlen(P_ACTIONS)) == 0)
+		return *id = key + strlen(P_ACTIONS), &g->cache.actions;
+	if (strncmp(key, P_KEYS, strlen(P_KEYS)) == 0)
+		return *id = key + strlen(P_KEYS), &g->cache.keys;
+	if (strncmp(key, P_SCHED, strlen(P_SCHED)) == 0)
+		return *id = key + strlen(P_SCHED), &g->cache.schedulers;
+	return NULL;
+}
+
+/* Under the write lock. */
+static bool apply_put_locked(gw *g, const char *key, const char *value, size_t len, int64_t rev)
+{
+	const char *id;
+	gust_map *idx = index_for(g, key, &id);
+	if (idx == NULL)
+		return false;
+	cache_entry *e = gust_map_get(&g->cache.entries, key);
+	if (e && e->rev >= rev)
+		return false;
+	void *obj = entry_obj_parse(key, value, len, rev);
+	if (obj == NULL) {
+		gust_log_warn("GW-CACHE-BAD", "ignoring malformed etcd value at %s", key);
+		return false;
+	}
+	if (e == NULL) {
+		e = gust_xcalloc(1, sizeof(*e));
+		gust_map_put(&g->cache.entries, key, e);
+	}
+	e->rev = rev;
+	e->deleted = false;
+	e->obj = obj;
+	void *old = gust_map_put(idx, id, obj);
+	entry_obj_free(key, old);
+	return true;
+}
+
+static bool apply_delete_locked(gw *g, const char *key, int64_t rev)
+{
+	const char *id;
+	gust_map *idx = index_for(g, key, &id);
+	if (idx == NULL)
+		return false;
+	cache_entry *e = gust_map_get(&g->cache.entries, key);
+	if (e && e->rev >= rev)
+		return false;
+	if (e == NULL) {
+		e = gust_xcalloc(1, sizeof(*e));
+		gust_map_put(&g->cache.entries, key, e);
+	}
+	e->rev = rev;
+	e->deleted = true;
+	e->obj = NULL;
+	entry_obj_free(key, gust_map_del(idx, id));
+	return true;
+}
+
+static int purge_tombstone(void *arg, const char *key, void *value)
+{
+	cache_entry *e = value;
+	if (e->deleted && e->rev <= *(int64_t *)arg) {
+		free(e);
+		return 1;
+	}
+	return 0;
+}
+
+void gw_cache_apply_put(gw *g, const char *key, const char *value, size_t len, int64_t rev)
+{
+	pthread_rwlock_wrlock(&g->cache.lock);
+	bool sched = apply_put_locked(g, key, value, len, rev) &&
+	             strncmp(key, P_SCHED, strlen(P_SCHED)) == 0;
+	pthread_rwlock_unlock(&g->cache.lock);
+	if (sched)
+		gw_sched_sync(g);
+}
+
+void gw_cache_apply_delete(gw *g, const char *key, int64_t rev)
+{
+	pthread_rwlock_wrlock(&g->cache.lock);
+	bool sched =
+	    apply_delete_locked(g, key, rev) && strncmp(key, P_SCHED, strlen(P_SCHED)) == 0;
+	pthread_rwlock_unlock(&g->cache.lock);
+	if (sched)
+		gw_sched_sync(g);
+}
+
+static void cache_on_events(void *arg, const gust_watch_event *evs, size_t n, int64_t revision)
+{
+	gw *g = arg;
+	bool sched = false;
+	pthread_rwlock_wrlock(&g->cache.lock);
+	for (size_t i = 0; i < n; i++) {
+		const gust_kv *kv = &evs[i].kv;
+		bool changed =
+		    evs[i].type == GUST_WATCH_PUT
+		        ? apply_put_locked(g, kv->key, kv->value, kv->value_len, kv->mod_revision)
+		        : apply_delete_locked(g, kv->key, kv->mod_revision);
+		if (changed && strncmp(kv->key, P_SCHED, strlen(P_SCHED)) == 0)
+			sched = true;
+	}
+	gust_map_filter(&g->cache.entries, purge_tombstone, &revision);
+	pthread_rwlock_unlock(&g->cache.lock);
+	if (sched)
+		gw_sched_sync(g);
+}
+
+typedef struct reset_ctx {
+	gw *g;
+	const gust_kvs *snap;
+	const char *prefix;
+} reset_ctx;
+
+/* After a re-list: drop what the snapshot no longer has (unless we wrote it
+ * after the snapshot was taken). */
+static int reset_drop_missing(void *arg, const char *key, void *value)
+{
+	reset_ctx *rc = arg;
+	cache_entry *e = value;
+	if (strncmp(key, rc->prefix, strlen(rc->prefix)) != 0 || e->rev > rc->snap->revision)
+		return 0;
+	for (size_t i = 0; i < rc->snap->n; i++)
+		if (strcmp(rc->snap->kvs[i].key, key) == 0)
+			return 0;
+	const char *id;
+	gust_map *idx = index_for(rc->g, key, &id);
+	if (idx)
+		entry_obj_free(key, gust_map_del(idx, id));
+	free(e);
+	return 1;
+}
+
+static void cache_on_reset_prefix(gw *g, const gust_kvs *snap, const char *prefix)
+{
+	pthread_rwlock_wrlock(&g->cache.lock);
+	reset_ctx rc = {g, snap, prefix};
+	gust_map_filter(&g->cache.entries, reset_drop_missing, &rc);
+	for (size_t i = 0; i < snap->n; i++)
+		apply_put_locked(g, snap->kvs[i].key, snap->kvs[i].value, snap->kvs[i].value_len,
+		                 snap->kvs[i].mod_revision);
+	pthread_rwlock_unlock(&g->cache.lock);
+	if (strcmp(prefix, P_SCHED) == 0)
+		gw_sched_sync(g);
+}
+
+#define RESET_FN(fn, prefix)                                                                       \
+	static void fn(void *arg, const gust_kvs *snap)                                            \
+	{                                                                                          \
+		cache_on_reset_prefix(arg, snap, prefix);                                          \
+	}
+RESET_FN(reset_actions, P_ACTIONS)
+RESET_FN(reset_keys, P_KEYS)
+RESET_FN(reset_sched, P_SCHED)
+
+int gw_cache_start(gw *g, gust_error **err)
+{
+	static const gust_watch_ops ops[3] = {
+	    {cache_on_events, reset_actions},
+	    {cache_on_events, reset_keys},
+	    {cache_on_events, reset_sched},
+	};
+	static const char *const prefixes[3] = {P_ACTIONS, P_KEYS, P_SCHED};
+	pthread_rwlock_init(&g->cache.lock, NULL);
+	for (int i = 0; i < 3; i++) {
+		int rv = gust_etcd_mirror_start(g->etcd, prefixes[i], &ops[i], g,
+		                                &g->cache.watches[i], err);
+		if (rv != 0) {
+			gw_cache_stop(g);
+			return gust_error_wrap(err, "mirroring %s", prefixes[i]);
+		}
+	}
+	return 0;
+}
+
+static int drop_all(void *arg, const char *key, void *value)
+{
+	cache_entry *e = value;
+	const char *id;
+	gust_map *idx = index_for(arg, key, &id);
+	if (idx)
+		entry_obj_free(key, gust_map_del(idx, id));
+	free(e);
+	return 1;
+}
+
+void gw_cache_stop(gw *g)
+{
+	for (int i = 0; i < 3; i++) {
+		if (g->cache.watches[i])
+			gust_etcd_watch_stop(g->cache.watches[i]);
+		g->cache.watches[i] = NULL;
+	}
+	pthread_rwlock_wrlock(&g->cache.lock);
+	gust_map_filter(&g->cache.entries, drop_all, g);
+	gust_map_free(&g->cache.entries);
+	gust_map_free(&g->cache.actions);
+	gust_map_free(&g->cache.keys);
+	gust_map_free(&g->cache.schedulers);
+	pthread_rwlock_unlock(&g->cache.lock);
+}
+
+gw_action *gw_cache_action(gw *g, const char *ns, const char *name)
+{
+	char id[1024];
+	if ((size_t)snprintf(id, sizeof(id), "%s/%s", ns, name) >= sizeof(id))
+		return NULL;
+	pthread_rwlock_rdlock(&g->cache.lock);
+	gw_action *a = gust_map_get(&g->cache.actions, id);
+	if (a)
+		atomic_fetch_add((_Atomic int *)&a->refs, 1);
+	pthread_rwlock_unlock(&g->cache.lock);
+	return a;
+}
+
+gw_key *gw_cache_key(gw *g, const char *uuid)
+{
+	pthread_rwlock_rdlock(&g->cache.lock);
+	gw_key *k = gust_map_get(&g->cache.keys, uuid);
+	if (k)
+		atomic_fetch_add((_Atomic int *)&k->refs, 1);
+	pthread_rwlock_unlock(&g->cache.lock);
+	return k;
+}
+
+size_t gw_cache_schedulers(gw *g)
+{
+	pthread_rwlock_rdlock(&g->cache.lock);
+	size_t n = g->cache.schedulers.count;
+	pthread_rwlock_unlock(&g->cache.lock);
+	return n;
+}

@@ -1,0 +1,316 @@
+/* gw_invoke.c - invocations: build the ActivationRequest, send it to a
+ * scheduler on an nng context, suspend the HTTP connection, and answer from
+ * the aio callback. The caller's parameters are spliced in as bytes after the
+ * action's defaults (JSON parsers keep the last of duplicate keys, so the
+ * caller's win) and never re-encoded. */
+#include <jansson.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "gust/log.h"
+#include "gust/msg.h"
+#include "gust/record.h"
+
+static const char *query(gw_req *r, const char *k)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, k);
+}
+
+static bool query_true(gw_req *r, const char *k)
+{
+	const char *v = query(r, k);
+	return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || *v == '\0');
+}
+
+/* Appends the members of the JSON object in body (already validated), with raw
+ * newlines (only possible as whitespace in valid JSON) turned into spaces so
+ * that the runtime gets exactly one line. Returns false for an empty object. */
+static bool append_inner(gust_buf *out, const char *body, size_t len)
+{
+	const char *open = memchr(body, '{', len);
+	const char *close = body + len;
+	while (close > open && close[-1] != '}')
+		close--;
+	if (open == NULL || close <= open + 1)
+		return false;
+	const char *s = open + 1, *e = close - 1;
+	const char *t = s;
+	while (t < e && (*t == ' ' || *t == '\n' || *t == '\r' || *t == '\t'))
+		t++;
+	if (t == e)
+		return false;
+	size_t at = out->len;
+	gust_buf_append(out, s, (size_t)(e - s));
+	for (size_t i = at; i < out->len; i++)
+		if (out->data[i] == '\n' || out->data[i] == '\r')
+			out->data[i] = ' ';
+	return true;
+}
+
+static void free_areq(Gust__ActivationRequest *q)
+{
+	if (q == NULL)
+		return;
+	free(q->activation_id);
+	free(q->namespace_);
+	free(q->action);
+	free(q->version);
+	free(q->params.data);
+	free(q->kind);
+	free(q->main);
+	free(q->code_key);
+	free(q->subject);
+	free(q->api_host);
+	free(q->user);
+	free(q);
+}
+
+void gw_invoke_cleanup(gw_req *r)
+{
+	if (r->aio) {
+		nng_aio_stop(r->aio);
+		nng_msg *m = nng_aio_get_msg(r->aio);
+		if (m && !r->sent)
+			nng_msg_free(m);
+		nng_aio_free(r->aio);
+		r->aio = NULL;
+	}
+	if (r->ctx_open) {
+		nng_ctx_close(r->ctx);
+		r->ctx_open = false;
+	}
+	free_areq(r->areq);
+	r->areq = NULL;
+}
+
+static void invoke_answer(gw_req *r, Gust__ActivationResult *res)
+{
+	gw *g = r->g;
+	Gust__ActivationRequest *q = r->areq;
+	if (res->status >= 0 && res->status <= 3)
+		gust_counter_add(g->m_act[res->status], 1);
+	if (res->accepted || (!r->blocking)) {
+		char buf[96];
+		snprintf(buf, sizeof(buf), "{\"activationId\":\"%s\"}", q->activation_id);
+		if (res->error != 0 && !res->accepted)
+			gw_reply_gust_error(r, res->error, res->error_msg);
+		else
+			gw_reply_json(r, 202, buf);
+		return;
+	}
+	if (res->status == 3 && res->error != 0 && res->start_ms == 0) {
+		/* The platform refused or lost it before it ran (limits, no invoker). */
+		gw_reply_gust_error(r, res->error, res->error_msg);
+		return;
+	}
+	int status = res->status == 0 ? 200 : 502;
+	if (r->want_result) {
+		r->status = status;
+		r->ctype = "application/json";
+		gust_buf_reset(&r->resp);
+		if (res->result.len)
+			gust_buf_append(&r->resp, res->result.data, res->result.len);
+		else
+			gust_buf_puts(&r->resp, "{}");
+		return;
+	}
+	r->status = status;
+	r->ctype = "application/json";
+	gust_buf_reset(&r->resp);
+	gust_record_json(q, res, &r->resp);
+}
+
+static void invoke_finish(gw_req *r)
+{
+	r->state = GW_REQ_READY;
+	/* Last: once resumed, MHD may answer and free r on another thread. */
+	MHD_resume_connection(r->conn);
+}
+
+static void invoke_cb(void *arg)
+{
+	gw_req *r = arg;
+	int rv = nng_aio_result(r->aio);
+	if (!r->sent) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(r->aio));
+			nng_aio_set_msg(r->aio, NULL);
+			gw_reply_error(r, 503, "EUNAVAIL",
+			               "no scheduler accepted the activation: %s",
+			               nng_strerror(rv));
+			invoke_finish(r);
+			return;
+		}
+		r->sent = true;
+		nng_aio_set_timeout(r->aio, (nng_duration)r->g->cfg.blocking_timeout_ms);
+		if (r->blocking) {
+			const char *t = query(r, "timeout");
+			long long ms = t ? strtoll(t, NULL, 10) : 0;
+			if (ms > 0 && ms < r->g->cfg.blocking_timeout_ms)
+				nng_aio_set_timeout(r->aio, (nng_duration)ms);
+		}
+		nng_ctx_recv(r->ctx, r->aio);
+		return;
+	}
+	Gust__ActivationRequest *q = r->areq;
+	if (rv == NNG_ETIMEDOUT && r->blocking) {
+		/* As OpenWhisk: the activation goes on; the client polls for it. */
+		char buf[96];
+		snprintf(buf, sizeof(buf), "{\"activationId\":\"%s\"}", q->activation_id);
+		gw_reply_json(r, 202, buf);
+	} else if (rv != 0) {
+		gw_reply_error(r, 503, "EUNAVAIL", "the scheduler did not answer: %s",
+		               nng_strerror(rv));
+	} else {
+		nng_msg *m = nng_aio_get_msg(r->aio);
+		nng_aio_set_msg(r->aio, NULL);
+		Gust__ActivationResult *res = gust_msg_result(m);
+		if (res == NULL)
+			gw_reply_error(r, 502, "EPROTO", "malformed answer from the scheduler");
+		else
+			invoke_answer(r, res);
+		if (res)
+			gust__activation_result__free_unpacked(res, NULL);
+		nng_msg_free(m);
+	}
+	invoke_finish(r);
+}
+
+void gw_invoke(gw_req *r, gw_key *k, gw_action *a)
+{
+	gw *g = r->g;
+	if (r->body.len > 0) {
+		json_error_t je;
+		json_t *p = json_loadb(r->body.data, r->body.len, 0, &je);
+		bool obj = json_is_object(p);
+		json_decref(p);
+		if (!obj) {
+			gw_reply_error(r, 400, "EINVAL", "The request content was malformed: %s",
+			               p ? "parameters must be a JSON object" : je.text);
+			return;
+		}
+	}
+	if (gw_cache_schedulers(g) == 0) {
+		gw_reply_error(r, 503, "EUNAVAIL", "no scheduler is available");
+		return;
+	}
+	Gust__ActivationRequest *q = gust_xcalloc(1, sizeof(*q));
+	gust__activation_request__init(q);
+	char id[33];
+	gust_random_hex(id, 16);
+	q->activation_id = gust_xstrdup(id);
+	q->namespace_ = gust_xstrdup(a->ns);
+	q->action = gust_xstrdup(a->name);
+	q->version = gust_xstrdup(a->version);
+	q->kind = gust_xstrdup(a->kind);
+	q->main = gust_xstrdup(a->main);
+	q->binary = a->binary;
+	q->memory_mb = (int32_t)a->memory_mb;
+	q->timeout_ms = (int32_t)a->timeout_ms;
+	q->log_limit = a->log_limit;
+	q->code_key = gust_xstrdup(a->code_key);
+	q->subject = gust_xstrdup(k->ns);
+	q->user = gust_xstrdup(k->ns);
+	q->api_host = gust_xstrdup(g->cfg.api_host);
+	q->accepted_ms = gust_wall_ms();
+	r->blocking = query_true(r, "blocking");
+	r->want_result = query_true(r, "result");
+	q->blocking = r->blocking;
+	q->deadline_ms = 0; /* the invoker applies the action's timeout from its start */
+
+	gust_buf params = {0};
+	gust_buf_puts(&params, "{");
+	bool any = false;
+	if (a->params_inner[0]) {
+		gust_buf_puts(&params, a->params_inner);
+		any = true;
+	}
+	size_t mark = params.len;
+	if (any)
+		gust_buf_puts(&params, ",");
+	if (!(r->body.len && append_inner(&params, r->body.data, r->body.len))) {
+		params.len = mark; /* drop the comma */
+		params.data[mark] = '\0';
+	}
+	gust_buf_puts(&params, "}");
+	q->params.len = params.len;
+	q->params.data = (uint8_t *)gust_buf_steal(&params);
+	r->areq = q;
+	r->activation_id = gust_xstrdup(id);
+
+	nng_msg *m;
+	int rv;
+	if ((rv = gust_msg_pack(&q->base, &m)) != 0) {
+		gw_reply_gust_error(r, rv, NULL);
+		return;
+	}
+	if ((rv = nng_aio_alloc(&r->aio, invoke_cb, r)) != 0 ||
+	    (rv = nng_ctx_open(&r->ctx, g->sched)) != 0) {
+		nng_msg_free(m);
+		gw_reply_error(r, 500, "EINTERNAL", "nng: %s", nng_strerror(rv));
+		return;
+	}
+	r->ctx_open = true;
+	/* Suspend before the send: the callback may resume us at any moment after. */
+	r->state = GW_REQ_WAIT;
+	MHD_suspend_connection(r->conn);
+	nng_aio_set_msg(r->aio, m);
+	nng_aio_set_timeout(r->aio, 5000);
+	nng_ctx_send(r->ctx, r->aio);
+}
+
+/* Dials every scheduler in the cache and closes dialers of those gone. */
+typedef struct sync_ctx {
+	char **addrs;
+	size_t n;
+} sync_ctx;
+
+static int sync_collect(void *arg, const char *key, void *value)
+{
+	sync_ctx *sc = arg;
+	sc->addrs = gust_xrealloc(sc->addrs, (sc->n + 1) * sizeof(char *));
+	sc->addrs[sc->n++] = gust_xstrdup(value);
+	return 0;
+}
+
+static int sync_drop(void *arg, const char *key, void *value)
+{
+	sync_ctx *sc = arg;
+	for (size_t i = 0; i < sc->n; i++)
+		if (strcmp(sc->addrs[i], key) == 0)
+			return 0;
+	nng_dialer *d = value;
+	nng_dialer_close(*d);
+	free(d);
+	gust_log_info("GW-SCHED-DROP", "scheduler %s is gone", key);
+	return 1;
+}
+
+int gw_sched_sync(gw *g)
+{
+	sync_ctx sc = {0};
+	pthread_rwlock_rdlock(&g->cache.lock);
+	gust_map_filter(&g->cache.schedulers, sync_collect, &sc);
+	pthread_rwlock_unlock(&g->cache.lock);
+	pthread_mutex_lock(&g->dial_lock);
+	gust_map_filter(&g->dialers, sync_drop, &sc);
+	for (size_t i = 0; i < sc.n; i++) {
+		if (gust_map_get(&g->dialers, sc.addrs[i]) != NULL)
+			continue;
+		nng_dialer *d = gust_xcalloc(1, sizeof(*d));
+		int rv = nng_dial(g->sched, sc.addrs[i], d, NNG_FLAG_NONBLOCK);
+		if (rv != 0) {
+			gust_log_warn("GW-SCHED-DIAL", "cannot dial scheduler %s: %s", sc.addrs[i],
+			              nng_strerror(rv));
+			free(d);
+			continue;
+		}
+		gust_map_put(&g->dialers, sc.addrs[i], d);
+		gust_log_info("GW-SCHED-ADD", "dialing scheduler %s", sc.addrs[i]);
+	}
+	pthread_mutex_unlock(&g->dial_lock);
+	for (size_t i = 0; i < sc.n; i++)
+		free(sc.addrs[i]);
+	free(sc.addrs);
+	return 0;
+}

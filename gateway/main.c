@@ -1,0 +1,125 @@
+/* gust-gateway: parse config, build the parts, serve until SIGINT/SIGTERM. */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "gust/log.h"
+#include "gust/msg.h"
+#include "gust/redis.h"
+
+#define K(f) offsetof(gw_config, f)
+const gust_cfg_key gw_config_table[] = {
+    {"host", GUST_CFG_STR, K(host), "127.0.0.1", 0, 64, "GUST_GATEWAY_HOST",
+     "address to serve HTTP on"},
+    {"port", GUST_CFG_INT, K(port), "3233", 1, 65535, "GUST_GATEWAY_PORT", "HTTP port"},
+    {"threads", GUST_CFG_INT, K(threads), "2", 1, 256, "GUST_GATEWAY_THREADS",
+     "HTTP worker threads (epoll each)"},
+    {"etcd", GUST_CFG_STR, K(etcd), "http://127.0.0.1:2379", 0, 4096, "GUST_ETCD",
+     "etcd endpoints, comma-separated"},
+    {"redis", GUST_CFG_STR, K(redis), "127.0.0.1:6379", 0, 1024, "GUST_REDIS",
+     "Redis address (host:port or unix:/path)"},
+    {"api_host", GUST_CFG_STR, K(api_host), "", 0, 1024, "GUST_API_HOST",
+     "public URL of the API (__OW_API_HOST); default http://host:port"},
+    {"blocking_timeout_ms", GUST_CFG_INT, K(blocking_timeout_ms), "60000", 100, 600000,
+     "GUST_GATEWAY_BLOCKING_TIMEOUT_MS", "how long a blocking invoke waits before answering 202"},
+    {"max_payload", GUST_CFG_INT, K(max_payload), "1048576", 1024, 1073741824,
+     "GUST_GATEWAY_MAX_PAYLOAD", "largest request body, except code uploads (bytes)"},
+    {"max_code", GUST_CFG_INT, K(max_code), "16777216", 1024, 1073741824, "GUST_GATEWAY_MAX_CODE",
+     "largest action create/update body (bytes)"},
+    {"log_level", GUST_CFG_STR, K(log_level), "info", 0, 16, "GUST_LOG_LEVEL",
+     "debug, info, warn or error"},
+    {"id", GUST_CFG_STR, K(id), "gateway0", 1, 128, "GUST_GATEWAY_ID",
+     "this gateway's name in logs"},
+    GUST_CFG_END,
+};
+
+static volatile sig_atomic_t gw_stop;
+
+static void on_signal(int sig)
+{
+	gw_stop = 1;
+}
+
+static int gw_build(gw *g, gust_error **err)
+{
+	int rv;
+	if (g->cfg.api_host[0] == '\0') {
+		free(g->cfg.api_host);
+		g->cfg.api_host = gust_xasprintf("http://%s:%lld", g->cfg.host, g->cfg.port);
+	}
+	pthread_mutex_init(&g->dial_lock, NULL);
+	pthread_mutex_init(&g->redis_lock, NULL);
+	g->m_requests =
+	    gust_counter_new("gust_http_requests_total", "HTTP requests answered", NULL);
+	g->m_latency =
+	    gust_histogram_new("gust_http_request_duration_seconds", "HTTP request latency", NULL);
+	g->m_errors = gust_counter_new("gust_http_errors_total", "HTTP error answers", NULL);
+	static const char *const st[] = {"status=\"success\"", "status=\"application_error\"",
+	                                 "status=\"developer_error\"", "status=\"whisk_error\""};
+	for (int i = 0; i < 4; i++)
+		g->m_act[i] = gust_counter_new("gust_activations_total",
+		                               "activations answered by status", st[i]);
+	if ((rv = gust_nng_req_open(&g->sched, (int)g->cfg.blocking_timeout_ms)) != 0)
+		return gust_error_set(err, rv, "nng req socket: %s", gust_strerror(rv));
+	if ((rv = gust_etcd_open(&g->etcd, g->cfg.etcd, err)) != 0)
+		return gust_error_wrap(err, "config key 'etcd'");
+	if ((rv = gw_cache_start(g, err)) != 0)
+		return rv;
+	if ((rv = gw_http_start(g, err)) != 0)
+		return rv;
+	return 0;
+}
+
+static void gw_destroy(gw *g)
+{
+	gw_http_stop(g);
+	gw_cache_stop(g);
+	nng_close(g->sched);
+	if (g->etcd)
+		gust_etcd_close(g->etcd);
+	if (g->redis)
+		redisFree(g->redis);
+	gust_cfg_free(gw_config_table, &g->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	gw g = {0};
+	gust_error *err = NULL;
+	gust_log_set_name("gateway");
+	int rv = gust_cfg_load(gw_config_table, &g.cfg, "gust-gateway", argc, argv, &err);
+	if (rv == GUST_ECLOSED)
+		return 0;
+	if (rv != 0) {
+		fprintf(stderr, "gust-gateway: %s\n", gust_error_msg(err));
+		return 2;
+	}
+	int lvl = gust_log_level_parse(g.cfg.log_level);
+	if (lvl < 0) {
+		fprintf(stderr,
+		        "gust-gateway: config key 'log_level': '%s' is not one of debug, info, "
+		        "warn, error\n",
+		        g.cfg.log_level);
+		return 2;
+	}
+	gust_log_threshold = lvl;
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if ((rv = gw_build(&g, &err)) != 0) {
+		gust_log_error("GW-START", "%s", gust_error_msg(err));
+		gust_error_free(err);
+		gw_destroy(&g);
+		return 1;
+	}
+	gust_log_info("GW-READY", "serving http://%s:%lld (etcd %s)", g.cfg.host, g.cfg.port,
+	              g.cfg.etcd);
+	while (!gw_stop)
+		pause();
+	gust_log_info("GW-STOP", "stopping");
+	gw_destroy(&g);
+	return 0;
+}

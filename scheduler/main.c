@@ -1,0 +1,193 @@
+/* gust-scheduler: parse config, build the parts, serve until SIGINT/SIGTERM. */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gust/log.h"
+#include "scheduler.h"
+
+#define K(f) offsetof(sched_config, f)
+const gust_cfg_key sched_config_table[] = {
+    {"listen", GUST_CFG_STR, K(listen), "tcp://127.0.0.1:0", 1, 1024, "GUST_SCHEDULER_LISTEN",
+     "nng URL to take activations on (port 0: any free port)"},
+    {"advertise", GUST_CFG_STR, K(advertise), "", 0, 1024, "GUST_SCHEDULER_ADVERTISE",
+     "URL published in etcd for gateways; default: the bound listen URL"},
+    {"etcd", GUST_CFG_STR, K(etcd), "http://127.0.0.1:2379", 1, 4096, "GUST_ETCD",
+     "etcd endpoints, comma-separated"},
+    {"id", GUST_CFG_STR, K(id), "", 0, 128, "GUST_SCHEDULER_ID",
+     "this scheduler's id; default sched-<hostname>-<pid>"},
+    {"metrics_host", GUST_CFG_STR, K(metrics_host), "127.0.0.1", 1, 64,
+     "GUST_SCHEDULER_METRICS_HOST", "address for /health and /metrics"},
+    {"metrics_port", GUST_CFG_INT, K(metrics_port), "0", 0, 65535, "GUST_SCHEDULER_METRICS_PORT",
+     "port for /health and /metrics (0: off)"},
+    {"lease_ttl_s", GUST_CFG_INT, K(lease_ttl_s), "3", 2, 300, "GUST_SCHEDULER_LEASE_TTL_S",
+     "etcd lease time of this scheduler's registration"},
+    {"workers", GUST_CFG_INT, K(workers), "1024", 1, 65536, "GUST_SCHEDULER_WORKERS",
+     "activations in flight at once (nng contexts)"},
+    {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
+     "debug, info, warn or error"},
+    GUST_CFG_END,
+};
+
+static volatile sig_atomic_t sched_stop;
+
+static void on_signal(int sig)
+{
+	sched_stop = 1;
+}
+
+static int sched_register(sched *s, int64_t lease, gust_error **err)
+{
+	cleanup_free char *key = gust_xasprintf("/gust/schedulers/%s", s->cfg.id);
+	gust_buf v = {0};
+	gust_buf_puts(&v, "{\"id\":");
+	gust_buf_json_str(&v, s->cfg.id, strlen(s->cfg.id));
+	gust_buf_puts(&v, ",\"address\":");
+	gust_buf_json_str(&v, s->address, strlen(s->address));
+	gust_buf_puts(&v, "}");
+	int rv = gust_etcd_put(s->etcd, key, v.data, v.len, lease, NULL, err);
+	gust_buf_free(&v);
+	return rv;
+}
+
+static void sched_on_renew(void *arg, int64_t lease)
+{
+	sched *s = arg;
+	gust_error *e = NULL;
+	if (sched_register(s, lease, &e) != 0)
+		gust_log_error("SCHED-REGISTER", "re-registering: %s", gust_error_msg(e));
+	gust_error_free(e);
+}
+
+static int sched_health(void *arg, gust_buf *body)
+{
+	sched *s = arg;
+	pthread_rwlock_rdlock(&s->inv_lock);
+	size_t n = s->ninvokers;
+	pthread_rwlock_unlock(&s->inv_lock);
+	gust_buf_printf(body, "{\"status\":\"%s\",\"invokers\":%zu}", n ? "ok" : "no invokers", n);
+	return n ? 0 : GUST_EUNAVAIL;
+}
+
+static int sched_listen(sched *s, gust_error **err)
+{
+	int rv;
+	nng_listener l;
+	if ((rv = nng_rep0_open(&s->rep)) != 0)
+		return gust_error_set(err, GUST_EIO, "nng rep socket: %s", nng_strerror(rv));
+	nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, 64u << 20);
+	if ((rv = nng_listen(s->rep, s->cfg.listen, &l, 0)) != 0)
+		return gust_error_set(err, GUST_EINVAL,
+		                      "config key 'listen': cannot listen on %s: %s", s->cfg.listen,
+		                      nng_strerror(rv));
+	if (s->cfg.advertise[0]) {
+		s->address = gust_xstrdup(s->cfg.advertise);
+	} else if (strncmp(s->cfg.listen, "tcp://", 6) == 0) {
+		int port = 0;
+		nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+		const char *hp = s->cfg.listen + 6;
+		const char *colon = strrchr(hp, ':');
+		s->address =
+		    gust_xasprintf("tcp://%.*s:%d", (int)(colon ? colon - hp : 0), hp, port);
+	} else {
+		s->address = gust_xstrdup(s->cfg.listen);
+	}
+	return 0;
+}
+
+static int sched_build(sched *s, gust_error **err)
+{
+	int rv;
+	if (s->cfg.id[0] == '\0') {
+		char host[64] = "host";
+		gethostname(host, sizeof(host) - 1);
+		free(s->cfg.id);
+		s->cfg.id = gust_xasprintf("sched-%s-%d", host, (int)getpid());
+	}
+	s->m_invokers = gust_gauge_new("gust_scheduler_invokers", "invokers in placement", NULL);
+	s->m_placed = gust_counter_new("gust_scheduler_placed_total", "activations placed", NULL);
+	s->m_no_invoker = gust_counter_new("gust_scheduler_unplaced_total",
+	                                   "activations refused for want of an invoker", NULL);
+	s->m_failed = gust_counter_new("gust_scheduler_forward_failures_total",
+	                               "activations whose invoker failed", NULL);
+	s->m_malformed =
+	    gust_counter_new("gust_scheduler_malformed_total", "malformed requests refused", NULL);
+	s->m_latency = gust_histogram_new("gust_scheduler_activation_duration_seconds",
+	                                  "from placement to the invoker's answer", NULL);
+	if ((rv = gust_etcd_open(&s->etcd, s->cfg.etcd, err)) != 0)
+		return gust_error_wrap(err, "config key 'etcd'");
+	if ((rv = sched_listen(s, err)) != 0)
+		return rv;
+	if ((rv = sched_members_start(s, err)) != 0)
+		return gust_error_wrap(err, "watching invokers");
+	if ((rv = sched_workers_start(s, err)) != 0)
+		return rv;
+	if (s->cfg.metrics_port > 0 &&
+	    (rv = gust_admin_http_start(s->cfg.metrics_host, (int)s->cfg.metrics_port, sched_health,
+	                                s, &s->admin, err)) != 0)
+		return gust_error_wrap(err, "config key 'metrics_port'");
+	/* Register last: gateways may send as soon as they see the key. */
+	if ((rv = gust_etcd_lease_keeper_start(s->etcd, s->cfg.lease_ttl_s, sched_on_renew, s,
+	                                       &s->lease, err)) != 0)
+		return gust_error_wrap(err, "etcd lease");
+	if ((rv = sched_register(s, gust_etcd_lease_keeper_id(s->lease), err)) != 0)
+		return gust_error_wrap(err, "registering in etcd");
+	return 0;
+}
+
+static void sched_destroy(sched *s)
+{
+	if (s->lease)
+		gust_etcd_lease_keeper_stop(s->lease, true);
+	gust_admin_http_stop(s->admin);
+	nng_close(s->rep);
+	sched_workers_stop(s);
+	sched_members_stop(s);
+	if (s->etcd)
+		gust_etcd_close(s->etcd);
+	free(s->address);
+	gust_cfg_free(sched_config_table, &s->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	sched s = {0};
+	gust_error *err = NULL;
+	gust_log_set_name("scheduler");
+	int rv = gust_cfg_load(sched_config_table, &s.cfg, "gust-scheduler", argc, argv, &err);
+	if (rv == GUST_ECLOSED)
+		return 0;
+	if (rv != 0) {
+		fprintf(stderr, "gust-scheduler: %s\n", gust_error_msg(err));
+		return 2;
+	}
+	int lvl = gust_log_level_parse(s.cfg.log_level);
+	if (lvl < 0) {
+		fprintf(stderr,
+		        "gust-scheduler: config key 'log_level': '%s' is not one of debug, info, "
+		        "warn, error\n",
+		        s.cfg.log_level);
+		return 2;
+	}
+	gust_log_threshold = lvl;
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if ((rv = sched_build(&s, &err)) != 0) {
+		gust_log_error("SCHED-START", "%s", gust_error_msg(err));
+		gust_error_free(err);
+		sched_destroy(&s);
+		return 1;
+	}
+	gust_log_info("SCHED-READY", "scheduler %s taking activations at %s", s.cfg.id, s.address);
+	while (!sched_stop)
+		pause();
+	gust_log_info("SCHED-STOP", "stopping");
+	sched_destroy(&s);
+	return 0;
+}

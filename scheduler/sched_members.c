@@ -1,0 +1,145 @@
+/* sched_members.c - the invokers, mirrored from their leased keys in etcd
+ * (/gust/invokers/<id> = {"id","address","memory_mb"}). A key that vanishes
+ * (lease lapsed: the invoker died or was cut off) takes the invoker out of
+ * placement at once; closing its socket fails the activations in flight
+ * there, which the workers then answer as errors. */
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "gust/log.h"
+#include "scheduler.h"
+
+#define P_INV "/gust/invokers/"
+
+static int by_id(const void *a, const void *b)
+{
+	return strcmp((*(sched_invoker *const *)a)->id, (*(sched_invoker *const *)b)->id);
+}
+
+/* Under the write lock: removes invoker i from the table. */
+static void members_remove_at(sched *s, size_t i)
+{
+	sched_invoker *inv = s->invokers[i];
+	memmove(&s->invokers[i], &s->invokers[i + 1],
+	        (s->ninvokers - i - 1) * sizeof(s->invokers[0]));
+	s->ninvokers--;
+	inv->gone = true;
+	gust_log_info("SCHED-INVOKER-DOWN", "invoker %s (%s) left", inv->id, inv->address);
+	/* Closing now fails the requests in flight on it (their workers answer). */
+	nng_close(inv->sock);
+	sched_invoker_unref(inv);
+}
+
+static ssize_t members_find(sched *s, const char *id)
+{
+	for (size_t i = 0; i < s->ninvokers; i++)
+		if (strcmp(s->invokers[i]->id, id) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static void members_put(sched *s, const char *value, size_t len)
+{
+	json_t *o = json_loadb(value, len, 0, NULL);
+	const char *id = json_string_value(json_object_get(o, "id"));
+	const char *addr = json_string_value(json_object_get(o, "address"));
+	int mem = (int)json_integer_value(json_object_get(o, "memory_mb"));
+	if (id == NULL || addr == NULL || mem <= 0) {
+		gust_log_warn("SCHED-INVOKER-BAD", "ignoring malformed invoker record");
+		json_decref(o);
+		return;
+	}
+	ssize_t at = members_find(s, id);
+	if (at >= 0) {
+		sched_invoker *cur = s->invokers[at];
+		if (strcmp(cur->address, addr) == 0) {
+			cur->memory_mb = mem;
+			json_decref(o);
+			return;
+		}
+		members_remove_at(s, (size_t)at); /* restarted elsewhere */
+	}
+	sched_invoker *inv = gust_xcalloc(1, sizeof(*inv));
+	inv->refs = 1;
+	inv->id = gust_xstrdup(id);
+	inv->address = gust_xstrdup(addr);
+	inv->memory_mb = mem;
+	int rv;
+	/* The invoker answers within the action's timeout; the per-request
+	 * deadline is set on each aio, so the socket itself never times out. */
+	if ((rv = gust_nng_req_open(&inv->sock, -1)) != 0 ||
+	    (rv = nng_dial(inv->sock, addr, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		gust_log_error("SCHED-INVOKER-DIAL", "cannot dial invoker %s at %s: %s", id, addr,
+		               gust_strerror(gust_err_from_nng(rv)));
+		nng_close(inv->sock);
+		free(inv->id);
+		free(inv->address);
+		free(inv);
+		json_decref(o);
+		return;
+	}
+	s->invokers = gust_xrealloc(s->invokers, (s->ninvokers + 1) * sizeof(s->invokers[0]));
+	s->invokers[s->ninvokers++] = inv;
+	qsort(s->invokers, s->ninvokers, sizeof(s->invokers[0]), by_id);
+	gust_log_info("SCHED-INVOKER-UP", "invoker %s at %s with %d MB", id, addr, mem);
+	json_decref(o);
+}
+
+static void members_events(void *arg, const gust_watch_event *evs, size_t n, int64_t rev)
+{
+	sched *s = arg;
+	pthread_rwlock_wrlock(&s->inv_lock);
+	for (size_t i = 0; i < n; i++) {
+		const gust_kv *kv = &evs[i].kv;
+		if (evs[i].type == GUST_WATCH_PUT) {
+			members_put(s, kv->value, kv->value_len);
+		} else {
+			ssize_t at = members_find(s, kv->key + strlen(P_INV));
+			if (at >= 0)
+				members_remove_at(s, (size_t)at);
+		}
+	}
+	gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
+	pthread_rwlock_unlock(&s->inv_lock);
+}
+
+static void members_reset(void *arg, const gust_kvs *snap)
+{
+	sched *s = arg;
+	pthread_rwlock_wrlock(&s->inv_lock);
+	/* Drop invokers the snapshot no longer has, then add or refresh the rest. */
+	for (size_t i = s->ninvokers; i-- > 0;) {
+		bool found = false;
+		for (size_t j = 0; j < snap->n && !found; j++)
+			found = strcmp(snap->kvs[j].key + strlen(P_INV), s->invokers[i]->id) == 0;
+		if (!found)
+			members_remove_at(s, i);
+	}
+	for (size_t j = 0; j < snap->n; j++)
+		members_put(s, snap->kvs[j].value, snap->kvs[j].value_len);
+	gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
+	pthread_rwlock_unlock(&s->inv_lock);
+}
+
+int sched_members_start(sched *s, gust_error **err)
+{
+	static const gust_watch_ops ops = {members_events, members_reset};
+	pthread_rwlock_init(&s->inv_lock, NULL);
+	return gust_etcd_mirror_start(s->etcd, P_INV, &ops, s, &s->members_watch, err);
+}
+
+void sched_members_stop(sched *s)
+{
+	if (s->members_watch)
+		gust_etcd_watch_stop(s->members_watch);
+	s->members_watch = NULL;
+	pthread_rwlock_wrlock(&s->inv_lock);
+	while (s->ninvokers)
+		members_remove_at(s, s->ninvokers - 1);
+	free(s->invokers);
+	s->invokers = NULL;
+	pthread_rwlock_unlock(&s->inv_lock);
+}

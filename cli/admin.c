@@ -1,0 +1,558 @@
+/*
+ * admin.c - `gust admin namespace|key ...`: the operator's tool, which talks to
+ * etcd directly as wskadmin talks to the database. No gateway is needed (it
+ * may not be running yet when the first namespace and key are made).
+ *
+ * Layout in etcd (shared with the gateway's mirrors):
+ *   /gust/namespaces/<ns>   {"name": ns, "created": <ms since the epoch>}
+ *   /gust/keys/<uuid>       {"uuid": u, "key": k, "namespace": ns}
+ *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cli.h"
+#include "gust/etcd.h"
+#include "gust/util.h"
+
+#define P_NAMESPACES "/gust/namespaces/"
+#define P_KEYS "/gust/keys/"
+#define SECRET_LEN 64
+
+/* What a namespace owns besides its keys, deleted with it: "<prefix><ns>/".
+ * New per-namespace entities (packages, triggers, rules) add a line here. */
+static const char *const ns_owned_prefixes[] = {"/gust/actions/", "/gust/code/"};
+
+enum { O_UUID = 1, O_KEY };
+
+void cli_help_admin(FILE *out)
+{
+	fputs("usage: gust admin <namespace|key> <command> [args]   (talks to etcd directly)\n"
+	      "\n"
+	      "  namespace create NS     create a namespace\n"
+	      "  namespace delete NS     delete it with its keys and actions\n"
+	      "  namespace list          list namespaces\n"
+	      "  key create NS [--uuid U] [--key K]\n"
+	      "                          make a key for NS and print uuid:key\n"
+	      "  key list NS             print the uuid:key of each key of NS\n"
+	      "  key revoke UUID         delete a key\n"
+	      "\n"
+	      "--etcd ENDPOINTS (or GUST_ETCD; default http://127.0.0.1:2379) names etcd;\n"
+	      "several endpoints may be given, comma-separated. --json prints JSON lists.\n"
+	      "Namespace names match ^[A-Za-z0-9_][A-Za-z0-9_@.-]{0,255}$.\n",
+	      out);
+}
+
+/* OpenWhisk's rule for namespace names. It also keeps etcd prefixes exact: a
+ * name cannot hold '/', so deleting "/gust/actions/<ns>/" touches <ns> alone. */
+static bool ns_valid(const char *ns)
+{
+	size_t n = strlen(ns);
+	if (n == 0 || n > 256)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)ns[i];
+		bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		          (ch >= '0' && ch <= '9') || ch == '_' ||
+		          (i > 0 && (ch == '@' || ch == '.' || ch == '-'));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static int check_ns(const cli *c, const char *ns)
+{
+	if (ns_valid(ns))
+		return CLI_OK;
+	return cli_usage_error(c,
+	                       "'%s' is not a valid namespace name: it must match "
+	                       "^[A-Za-z0-9_][A-Za-z0-9_@.-]{0,255}$",
+	                       ns);
+}
+
+/* 8-4-4-4-12 hex digits. */
+static bool uuid_valid(const char *u)
+{
+	if (strlen(u) != 36)
+		return false;
+	for (size_t i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		unsigned char ch = (unsigned char)u[i];
+		bool hex = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+		           (ch >= 'A' && ch <= 'F');
+		if (dash ? ch != '-' : !hex)
+			return false;
+	}
+	return true;
+}
+
+static bool key_valid(const char *k)
+{
+	size_t n = strlen(k);
+	if (n < 16 || n > 256)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)k[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9')))
+			return false;
+	}
+	return true;
+}
+
+/* SECRET_LEN characters of [A-Za-z0-9]. A byte is kept only below 248 = 4 * 62,
+ * so b % 62 is uniform: no modulo bias. */
+static int gen_secret(char out[SECRET_LEN + 1])
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char buf[128];
+	size_t n = 0;
+	while (n < SECRET_LEN) {
+		ssize_t r = getrandom(buf, sizeof(buf), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			cli_error("cannot get random bytes: %s", strerror(errno));
+			return CLI_EFAIL;
+		}
+		for (ssize_t i = 0; i < r && n < SECRET_LEN; i++)
+			if (buf[i] < 248)
+				out[n++] = alphabet[buf[i] % 62];
+	}
+	out[SECRET_LEN] = '\0';
+	explicit_bzero(buf, sizeof(buf));
+	return CLI_OK;
+}
+
+/* Reports an etcd failure and frees e. */
+static int etcd_fail(const cli *c, const char *what, int rv, gust_error *e)
+{
+	const char *msg = e != NULL ? gust_error_msg(e) : gust_strerror(rv);
+	if (rv == GUST_EUNAVAIL)
+		cli_error("cannot reach etcd at %s: %s", cli_etcd_endpoints(c), msg);
+	else
+		cli_error("%s: %s", what, msg);
+	gust_error_free(e);
+	return CLI_EFAIL;
+}
+
+static int admin_open(const cli *c, gust_etcd **ep)
+{
+	gust_error *e = NULL;
+	int rv = gust_etcd_open(ep, cli_etcd_endpoints(c), &e);
+	if (rv != 0) {
+		cli_error("cannot use etcd at %s: %s", cli_etcd_endpoints(c),
+		          e != NULL ? gust_error_msg(e) : gust_strerror(rv));
+		gust_error_free(e);
+		return CLI_EFAIL;
+	}
+	return CLI_OK;
+}
+
+/* The arguments of one admin command: positionals and --uuid/--key. */
+typedef struct admin_argv {
+	const char *pos[2];
+	int npos;
+	const char *uuid;
+	const char *key;
+} admin_argv;
+
+static const cli_opt key_opts[] = {{"uuid", 0, 1, O_UUID}, {"key", 0, 1, O_KEY}, {NULL, 0, 0, 0}};
+
+static int admin_parse(cli *c, cli_args *a, bool with_key_opts, int want, const char *usage,
+                       admin_argv *v)
+{
+	const char *vals[2];
+	int id;
+	memset(v, 0, sizeof(*v));
+	while ((id = cli_next(c, a, with_key_opts ? key_opts : NULL, vals)) != CLI_ARGS_END) {
+		switch (id) {
+		case CLI_ARGS_ERROR:
+			return CLI_EUSAGE;
+		case O_UUID:
+			v->uuid = vals[0];
+			break;
+		case O_KEY:
+			v->key = vals[0];
+			break;
+		default:
+			if (v->npos == want)
+				return cli_usage_error(c, "unexpected argument '%s'", vals[0]);
+			v->pos[v->npos++] = vals[0];
+		}
+	}
+	if (v->npos != want)
+		return cli_usage_error(c, "usage: gust admin %s", usage);
+	return CLI_OK;
+}
+
+static char *key_of(const char *prefix, const char *name)
+{
+	char *s = NULL;
+	if (asprintf(&s, "%s%s", prefix, name) < 0) {
+		cli_error("out of memory");
+		return NULL;
+	}
+	return s;
+}
+
+/* The namespace named by a key record, or NULL when the record is unreadable. */
+static json_t *parse_record(const gust_kv *kv)
+{
+	json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int ns_create(cli *c, gust_etcd *e, const char *ns)
+{
+	gust_error *err = NULL;
+	cleanup_free char *key = key_of(P_NAMESPACES, ns);
+	if (key == NULL)
+		return CLI_EFAIL;
+	json_t *j = json_pack("{s:s, s:I}", "name", ns, "created", (json_int_t)gust_wall_ms());
+	char *doc = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (doc == NULL) {
+		cli_error("out of memory");
+		return CLI_EFAIL;
+	}
+	int rv = gust_etcd_cas(e, key, 0, doc, strlen(doc), 0, NULL, &err);
+	free(doc);
+	if (rv == GUST_ECONFLICT) {
+		gust_error_free(err);
+		cli_error("namespace %s already exists", ns);
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot create the namespace", rv, err);
+	printf("ok: created namespace %s\n", ns);
+	return CLI_OK;
+}
+
+/* Deletes every key record of ns; *n gets how many. */
+static int delete_ns_keys(const cli *c, gust_etcd *e, const char *ns, int64_t *n)
+{
+	gust_error *err = NULL;
+	gust_kvs kvs = {0};
+	int rv = gust_etcd_range_prefix(e, P_KEYS, 0, &kvs, &err);
+	if (rv != 0)
+		return etcd_fail(c, "cannot list keys", rv, err);
+	*n = 0;
+	for (size_t i = 0; i < kvs.n; i++) {
+		json_t *rec = parse_record(&kvs.kvs[i]);
+		const char *owner = json_string_value(json_object_get(rec, "namespace"));
+		bool mine = owner != NULL && strcmp(owner, ns) == 0;
+		json_decref(rec);
+		if (!mine)
+			continue;
+		/* Only the version we read: a key rewritten meanwhile is not ours to
+		 * judge any more. */
+		rv = gust_etcd_cas_delete(e, kvs.kvs[i].key, kvs.kvs[i].mod_revision, &err);
+		if (rv == GUST_ECONFLICT || rv == GUST_ENOENT) {
+			gust_error_free(err);
+			err = NULL;
+			continue;
+		}
+		if (rv != 0) {
+			gust_kvs_free(&kvs);
+			return etcd_fail(c, "cannot delete a key", rv, err);
+		}
+		(*n)++;
+	}
+	gust_kvs_free(&kvs);
+	return CLI_OK;
+}
+
+/* Keys go first, so the namespace is unusable at once; the namespace record
+ * goes last, so a delete that fails half-way can simply be run again. */
+static int ns_delete(cli *c, gust_etcd *e, const char *ns)
+{
+	gust_error *err = NULL;
+	gust_kv kv = {0};
+	cleanup_free char *key = key_of(P_NAMESPACES, ns);
+	if (key == NULL)
+		return CLI_EFAIL;
+	int rv = gust_etcd_get(e, key, &kv, &err);
+	if (rv == GUST_ENOENT) {
+		gust_error_free(err);
+		cli_error("namespace %s does not exist", ns);
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot read the namespace", rv, err);
+	gust_kv_clear(&kv);
+
+	int64_t nkeys = 0, nentities = 0;
+	if ((rv = delete_ns_keys(c, e, ns, &nkeys)) != CLI_OK)
+		return rv;
+	for (size_t i = 0; i < sizeof(ns_owned_prefixes) / sizeof(ns_owned_prefixes[0]); i++) {
+		cleanup_free char *prefix = NULL;
+		int64_t n = 0;
+		if (asprintf(&prefix, "%s%s/", ns_owned_prefixes[i], ns) < 0) {
+			prefix = NULL;
+			cli_error("out of memory");
+			return CLI_EFAIL;
+		}
+		if ((rv = gust_etcd_delete(e, prefix, true, &n, &err)) != 0)
+			return etcd_fail(c, "cannot delete the namespace's entities", rv, err);
+		nentities += n;
+	}
+	if ((rv = gust_etcd_delete(e, key, false, NULL, &err)) != 0)
+		return etcd_fail(c, "cannot delete the namespace", rv, err);
+	printf("ok: deleted namespace %s (%lld keys, %lld entity records)\n", ns, (long long)nkeys,
+	       (long long)nentities);
+	return CLI_OK;
+}
+
+static int ns_list(cli *c, gust_etcd *e)
+{
+	gust_error *err = NULL;
+	gust_kvs kvs = {0};
+	int rv = gust_etcd_range_prefix(e, P_NAMESPACES, 0, &kvs, &err);
+	if (rv != 0)
+		return etcd_fail(c, "cannot list namespaces", rv, err);
+
+	static const char *const hdr[] = {"NAME", "CREATED"};
+	json_t *arr = c->json ? json_array() : NULL;
+	cli_table *t = c->json ? NULL : cli_table_new(2, hdr);
+	rv = (c->json ? arr != NULL : t != NULL) ? CLI_OK : CLI_EFAIL;
+	for (size_t i = 0; rv == CLI_OK && i < kvs.n; i++) {
+		const char *name = kvs.kvs[i].key + strlen(P_NAMESPACES);
+		json_t *rec = parse_record(&kvs.kvs[i]);
+		if (rec == NULL)
+			rec = json_pack("{s:s}", "name", name);
+		if (rec == NULL) {
+			rv = CLI_EFAIL;
+			break;
+		}
+		if (arr != NULL) {
+			if (json_array_append(arr, rec) != 0)
+				rv = CLI_EFAIL;
+		} else {
+			char when[32] = "-";
+			json_t *ms = json_object_get(rec, "created");
+			if (json_is_integer(ms)) {
+				time_t s = (time_t)(json_integer_value(ms) / 1000);
+				struct tm tm;
+				if (gmtime_r(&s, &tm) != NULL)
+					strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			}
+			const char *row[] = {name, when};
+			rv = cli_table_add(t, row);
+		}
+		json_decref(rec);
+	}
+	if (rv == CLI_OK && arr != NULL)
+		rv = cli_print_json(stdout, arr);
+	else if (rv == CLI_OK)
+		cli_table_print(stdout, t);
+	else
+		cli_error("out of memory");
+	json_decref(arr);
+	cli_table_free(t);
+	gust_kvs_free(&kvs);
+	return rv;
+}
+
+static int key_create(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	const char *ns = v->pos[0];
+	char uuid[37], secret[SECRET_LEN + 1];
+	gust_error *err = NULL;
+	gust_kv kv = {0};
+	int rv;
+
+	if (v->uuid != NULL && !uuid_valid(v->uuid))
+		return cli_usage_error(c, "--uuid must be a UUID (8-4-4-4-12 hex digits)");
+	if (v->key != NULL && !key_valid(v->key))
+		return cli_usage_error(c, "--key must be 16 to 256 letters and digits");
+
+	cleanup_free char *nskey = key_of(P_NAMESPACES, ns);
+	if (nskey == NULL)
+		return CLI_EFAIL;
+	rv = gust_etcd_get(e, nskey, &kv, &err);
+	if (rv == GUST_ENOENT) {
+		gust_error_free(err);
+		cli_error("namespace %s does not exist; create it with 'gust admin namespace "
+		          "create %s'",
+		          ns, ns);
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot read the namespace", rv, err);
+	gust_kv_clear(&kv);
+
+	if (v->uuid != NULL)
+		snprintf(uuid, sizeof(uuid), "%s", v->uuid);
+	else
+		gust_uuid4(uuid);
+	if (v->key != NULL)
+		snprintf(secret, sizeof(secret), "%s", v->key);
+	else if ((rv = gen_secret(secret)) != CLI_OK)
+		return rv;
+
+	cleanup_free char *key = key_of(P_KEYS, uuid);
+	json_t *j = json_pack("{s:s, s:s, s:s}", "uuid", uuid, "key", secret, "namespace", ns);
+	char *doc = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (key == NULL || doc == NULL) {
+		free(doc);
+		cli_error("out of memory");
+		return CLI_EFAIL;
+	}
+	rv = gust_etcd_cas(e, key, 0, doc, strlen(doc), 0, NULL, &err);
+	explicit_bzero(doc, strlen(doc));
+	free(doc);
+	if (rv == GUST_ECONFLICT) {
+		gust_error_free(err);
+		cli_error("key %s already exists", uuid);
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot store the key", rv, err);
+	printf("%s:%s\n", uuid, secret);
+	explicit_bzero(secret, sizeof(secret));
+	return CLI_OK;
+}
+
+static int key_list(cli *c, gust_etcd *e, const char *ns)
+{
+	gust_error *err = NULL;
+	gust_kvs kvs = {0};
+	int rv = gust_etcd_range_prefix(e, P_KEYS, 0, &kvs, &err);
+	if (rv != 0)
+		return etcd_fail(c, "cannot list keys", rv, err);
+	json_t *arr = c->json ? json_array() : NULL;
+	rv = c->json && arr == NULL ? CLI_EFAIL : CLI_OK;
+	for (size_t i = 0; rv == CLI_OK && i < kvs.n; i++) {
+		json_t *rec = parse_record(&kvs.kvs[i]);
+		const char *owner = json_string_value(json_object_get(rec, "namespace"));
+		const char *u = json_string_value(json_object_get(rec, "uuid"));
+		const char *k = json_string_value(json_object_get(rec, "key"));
+		if (owner != NULL && strcmp(owner, ns) == 0 && u != NULL && k != NULL) {
+			if (arr != NULL) {
+				if (json_array_append(arr, rec) != 0)
+					rv = CLI_EFAIL;
+			} else {
+				cli_put_safe(stdout, u);
+				putchar(':');
+				cli_put_safe(stdout, k);
+				putchar('\n');
+			}
+		}
+		json_decref(rec);
+	}
+	if (rv != CLI_OK)
+		cli_error("out of memory");
+	else if (arr != NULL)
+		rv = cli_print_json(stdout, arr);
+	json_decref(arr);
+	gust_kvs_free(&kvs);
+	return rv;
+}
+
+static int key_revoke(cli *c, gust_etcd *e, const char *uuid)
+{
+	gust_error *err = NULL;
+	int64_t n = 0;
+	if (!uuid_valid(uuid))
+		return cli_usage_error(c, "'%s' is not a UUID", uuid);
+	cleanup_free char *key = key_of(P_KEYS, uuid);
+	if (key == NULL)
+		return CLI_EFAIL;
+	int rv = gust_etcd_delete(e, key, false, &n, &err);
+	if (rv != 0)
+		return etcd_fail(c, "cannot delete the key", rv, err);
+	if (n == 0) {
+		cli_error("key %s does not exist", uuid);
+		return CLI_EFAIL;
+	}
+	printf("ok: revoked key %s\n", uuid);
+	return CLI_OK;
+}
+
+static int run_ns_create(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	return ns_create(c, e, v->pos[0]);
+}
+
+static int run_ns_delete(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	return ns_delete(c, e, v->pos[0]);
+}
+
+static int run_ns_list(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	return ns_list(c, e);
+}
+
+static int run_key_list(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	return key_list(c, e, v->pos[0]);
+}
+
+static int run_key_revoke(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	return key_revoke(c, e, v->pos[0]);
+}
+
+static const struct admin_cmd {
+	const char *noun;
+	const char *verb;
+	int npos;
+	bool key_opts;
+	bool ns_arg; /* pos[0] is a namespace name, checked before etcd is opened */
+	const char *usage;
+	int (*run)(cli *c, gust_etcd *e, const admin_argv *v);
+} admin_cmds[] = {
+    {"namespace", "create", 1, false, true, "namespace create NS", run_ns_create},
+    {"namespace", "delete", 1, false, true, "namespace delete NS", run_ns_delete},
+    {"namespace", "list", 0, false, false, "namespace list", run_ns_list},
+    {"key", "create", 1, true, true, "key create NS [--uuid U] [--key K]", key_create},
+    {"key", "list", 1, false, true, "key list NS", run_key_list},
+    {"key", "revoke", 1, false, false, "key revoke UUID", run_key_revoke},
+};
+
+int cli_cmd_admin(cli *c, cli_args *a)
+{
+	const char *vals[2], *noun = NULL, *verb = NULL;
+	int id;
+	while (verb == NULL && (id = cli_next(c, a, NULL, vals)) != CLI_ARGS_END) {
+		if (id == CLI_ARGS_ERROR)
+			return CLI_EUSAGE;
+		if (noun == NULL)
+			noun = vals[0];
+		else
+			verb = vals[0];
+	}
+	if (verb == NULL)
+		return cli_usage_error(c, "usage: gust admin <namespace|key> <command> [args]");
+
+	const struct admin_cmd *cmd = NULL;
+	for (size_t i = 0; i < sizeof(admin_cmds) / sizeof(admin_cmds[0]); i++)
+		if (strcmp(noun, admin_cmds[i].noun) == 0 && strcmp(verb, admin_cmds[i].verb) == 0)
+			cmd = &admin_cmds[i];
+	if (cmd == NULL)
+		return cli_usage_error(c, "unknown admin command '%s %s'", noun, verb);
+
+	/* The whole command line is checked before etcd is touched. */
+	admin_argv v;
+	int rv = admin_parse(c, a, cmd->key_opts, cmd->npos, cmd->usage, &v);
+	if (rv != CLI_OK || (cmd->ns_arg && (rv = check_ns(c, v.pos[0])) != CLI_OK))
+		return rv;
+
+	gust_etcd *e = NULL;
+	if ((rv = admin_open(c, &e)) != CLI_OK)
+		return rv;
+	rv = cmd->run(c, e, &v);
+	gust_etcd_close(e);
+	return rv;
+}

@@ -1,0 +1,177 @@
+'use strict';
+/*
+ * Gust's Node.js runtime: speaks the action-loop protocol of invoker/sandbox.h.
+ *
+ * stdin  one JSON message per line: {"init": {...}} or {"value": {...}, "env": {...}}
+ * fd 3   one JSON line per message: {"ok": true}, the action's result, or {"error": ...}
+ * stdout/stderr  the action's logs, each message closed by the sentinel line.
+ *
+ * Node core only. On Linux, writes to process.stdout/stderr are synchronous when
+ * they are pipes, so the sentinel can never overtake the action's own output.
+ */
+const fs = require('fs');
+const path = require('path');
+const readline = require('readline');
+const Module = require('module');
+
+const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
+const ACTION_DIR = '/tmp/action';
+const IDENT = /^[A-Za-z_$][\w$]*$/;
+
+let actionMain = null;
+let runEnv = []; // env keys set by the previous activation
+
+function writeAll(fd, text) {
+  const buf = Buffer.from(text, 'utf8');
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+}
+
+function reply(obj) {
+  let text;
+  try {
+    text = JSON.stringify(obj);
+  } catch (e) {
+    text = JSON.stringify({ error: `The action returned a value that is not JSON: ${e.message}` });
+  }
+  // JSON.stringify(undefined) is undefined: send null, which the invoker reports
+  // as "did not return a dictionary".
+  writeAll(3, (text === undefined ? 'null' : text) + '\n');
+}
+
+function describe(e) {
+  if (e instanceof Error) return e.message || e.name;
+  return e;
+}
+
+function setEnv(env) {
+  for (const [k, v] of Object.entries(env || {})) {
+    process.env[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+}
+
+/* A minimal zip reader: the central directory, stored and deflated entries. */
+function unzip(data, dir) {
+  let eocd = -1;
+  for (let i = data.length - 22; i >= Math.max(0, data.length - 65557); i--) {
+    if (data.readUInt32LE(i) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) throw new Error('not a zip file');
+  const count = data.readUInt16LE(eocd + 10);
+  let p = data.readUInt32LE(eocd + 16);
+  const root = path.resolve(dir);
+  for (let n = 0; n < count; n++) {
+    if (data.readUInt32LE(p) !== 0x02014b50) throw new Error('bad zip central directory');
+    const method = data.readUInt16LE(p + 10);
+    const csize = data.readUInt32LE(p + 20);
+    const nameLen = data.readUInt16LE(p + 28);
+    const extraLen = data.readUInt16LE(p + 30);
+    const commentLen = data.readUInt16LE(p + 32);
+    const local = data.readUInt32LE(p + 42);
+    const name = data.toString('utf8', p + 46, p + 46 + nameLen);
+    p += 46 + nameLen + extraLen + commentLen;
+
+    const dest = path.resolve(root, name);
+    if (dest !== root && !dest.startsWith(root + path.sep)) throw new Error(`bad zip entry name: ${name}`);
+    if (name.endsWith('/')) {
+      fs.mkdirSync(dest, { recursive: true });
+      continue;
+    }
+    if (data.readUInt32LE(local) !== 0x04034b50) throw new Error('bad zip local header');
+    const start = local + 30 + data.readUInt16LE(local + 26) + data.readUInt16LE(local + 28);
+    const raw = data.subarray(start, start + csize);
+    let body;
+    if (method === 0) body = raw;
+    else if (method === 8) body = require('zlib').inflateRawSync(raw);
+    else throw new Error(`unsupported zip compression method ${method} for ${name}`);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.writeFileSync(dest, body);
+  }
+}
+
+function loadZip(code, name) {
+  fs.mkdirSync(ACTION_DIR, { recursive: true });
+  unzip(Buffer.from(code, 'base64'), ACTION_DIR);
+  let file = path.join(ACTION_DIR, 'index.js');
+  const pkgPath = path.join(ACTION_DIR, 'package.json');
+  if (fs.existsSync(pkgPath)) {
+    const pkg = JSON.parse(fs.readFileSync(pkgPath, 'utf8'));
+    if (pkg.main) file = path.resolve(ACTION_DIR, pkg.main);
+  }
+  const mod = require(file);
+  if (mod && typeof mod[name] === 'function') return mod[name];
+  if (typeof mod === 'function' && name === 'main') return mod;
+  return null;
+}
+
+/* Compiles plain code as a CommonJS module: main may be a top-level function
+ * or an export. The appended line reads the top-level binding, if any. */
+function loadSource(code, name) {
+  const file = path.join(ACTION_DIR, 'index.js');
+  const m = new Module(file, null);
+  m.filename = file;
+  m.paths = Module._nodeModulePaths(ACTION_DIR);
+  const probe = `\n;module.exports.__gust_main = typeof ${name} === 'function' ? ${name} : undefined;\n`;
+  m._compile(code + probe, file);
+  const exp = m.exports;
+  if (exp && typeof exp[name] === 'function') return exp[name];
+  if (exp && typeof exp.__gust_main === 'function') return exp.__gust_main;
+  if (typeof exp === 'function' && name === 'main') return exp;
+  return null;
+}
+
+function init(msg) {
+  if (actionMain) return { error: 'Cannot initialize the action more than once.' };
+  setEnv(msg.env);
+  const name = msg.main || 'main';
+  if (!IDENT.test(name)) return { error: `Invalid function name '${name}'.` };
+  let fn;
+  try {
+    fn = msg.binary ? loadZip(msg.code || '', name) : loadSource(msg.code || '', name);
+  } catch (e) {
+    console.error(e && e.stack ? e.stack : String(e));
+    return { error: `Initialization has failed due to: ${e instanceof Error ? e.message : e}` };
+  }
+  if (!fn) return { error: `The action has no function named '${name}'.` };
+  actionMain = fn;
+  return { ok: true };
+}
+
+async function run(msg) {
+  if (!actionMain) return { error: 'not initialized' };
+  for (const k of runEnv) delete process.env[k];
+  runEnv = Object.keys(msg.env || {});
+  setEnv(msg.env);
+  try {
+    return await actionMain(msg.value || {});
+  } catch (e) {
+    console.error(e && e.stack ? e.stack : String(e));
+    return { error: describe(e) };
+  }
+}
+
+async function handle(line) {
+  let msg;
+  try {
+    msg = JSON.parse(line);
+    if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) throw new Error('not an object');
+  } catch (e) {
+    return { error: `bad message: ${e.message}` };
+  }
+  return 'init' in msg ? init(msg.init || {}) : run(msg);
+}
+
+async function loop() {
+  const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const line of rl) {
+    reply(await handle(line));
+    process.stdout.write(SENTINEL);
+    process.stderr.write(SENTINEL);
+  }
+  process.exit(0);
+}
+
+loop();

@@ -1,0 +1,129 @@
+"""Gust's Python runtime: speaks the action-loop protocol of invoker/sandbox.h.
+
+stdin  one JSON message per line: {"init": {...}} or {"value": {...}, "env": {...}}
+fd 3   one JSON line per message: {"ok": true}, the action's result, or {"error": ...}
+stdout/stderr  the action's logs, each message closed by the sentinel line.
+
+Started as `python3 -u launcher.py` inside the sandbox. Imports stay minimal so
+that a cold start is fast; zip and traceback support is imported when needed.
+"""
+import json
+import os
+import sys
+
+SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
+ACTION_DIR = "/tmp/action"
+
+
+class Runtime:
+    def __init__(self, results):
+        self.results = results
+        self.main = None
+        self.run_env = ()  # env keys set by the previous activation
+
+    def reply(self, obj):
+        try:
+            text = json.dumps(obj, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as e:
+            text = json.dumps({"error": "The action returned a value that is not JSON: %s" % e})
+        self.results.write(text + "\n")
+        self.results.flush()
+
+    def init(self, msg):
+        if self.main is not None:
+            return {"error": "Cannot initialize the action more than once."}
+        for k, v in (msg.get("env") or {}).items():
+            os.environ[k] = v if isinstance(v, str) else json.dumps(v)
+        name = msg.get("main") or "main"
+        code = msg.get("code") or ""
+        try:
+            if msg.get("binary"):
+                path, code = self.unzip(code)
+            else:
+                path = ACTION_DIR + "/__main__.py"
+            ns = {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__}
+            exec(compile(code, path, "exec"), ns)
+        except Exception as e:
+            log_exception()
+            return {"error": "Initialization has failed due to: %s" % describe(e)}
+        fn = ns.get(name)
+        if not callable(fn):
+            return {"error": "The action has no function named '%s'." % name}
+        self.main = fn
+        return {"ok": True}
+
+    @staticmethod
+    def unzip(code):
+        """Extracts a base64 zip into ACTION_DIR; returns its __main__.py."""
+        import base64
+        import io
+        import zipfile
+
+        data = base64.b64decode(code)
+        os.makedirs(ACTION_DIR, exist_ok=True)
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            z.extractall(ACTION_DIR)  # extractall drops absolute and ".." names
+        path = os.path.join(ACTION_DIR, "__main__.py")
+        sys.path.insert(0, ACTION_DIR)
+        with open(path, encoding="utf-8") as f:
+            return path, f.read()
+
+    def run(self, msg):
+        if self.main is None:
+            return {"error": "not initialized"}
+        for k in self.run_env:
+            os.environ.pop(k, None)
+        env = msg.get("env") or {}
+        for k, v in env.items():
+            os.environ[k] = v if isinstance(v, str) else json.dumps(v)
+        self.run_env = tuple(env)
+        try:
+            return self.main(msg.get("value") or {})
+        except Exception as e:
+            log_exception()
+            return {"error": describe(e)}
+
+
+def describe(e):
+    text = str(e)
+    return text if text else type(e).__name__
+
+
+def log_exception():
+    import traceback
+
+    traceback.print_exc()
+
+
+def main():
+    # The protocol owns stdin: actions that read stdin get /dev/null, not our
+    # next message.
+    proto = os.fdopen(os.dup(0), "rb")
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    rt = Runtime(os.fdopen(3, "w", encoding="utf-8"))
+    while True:
+        line = proto.readline()
+        if not line:
+            return
+        try:
+            msg = json.loads(line)
+            if not isinstance(msg, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            msg, result = None, {"error": "bad message: %s" % e}
+        if msg is None:
+            pass
+        elif "init" in msg:
+            result = rt.init(msg["init"] or {})
+        else:
+            result = rt.run(msg)
+        rt.reply(result)
+        for stream in (sys.stdout, sys.stderr):
+            stream.write(SENTINEL)
+            stream.flush()
+
+
+if __name__ == "__main__":
+    main()

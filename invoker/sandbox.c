@@ -1,0 +1,321 @@
+/*
+ * sandbox.c - the invoker side of a sandbox: creating it (clone into new
+ * namespaces, wait for the launcher's exec) and destroying it. The child side
+ * is sandbox_root.c; talking to the launcher is sandbox_io.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gust/log.h"
+#include "gust/util.h"
+#include "sandbox.h"
+#include "sandbox_int.h"
+
+/* The child's stack: it only makes system calls, but sanitizer builds use
+ * bigger frames. */
+#define INV_CHILD_STACK (256 * 1024)
+/* How long create waits for the launcher's exec. Mounts and the new net
+ * namespace take a few ms; this only guards against a wedged child. */
+#define INV_CREATE_TIMEOUT_MS 10000
+
+static const char *const inv_env[] = {
+    "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8", "TMPDIR=/tmp", NULL,
+};
+static const char *const inv_argv_python[] = {"/usr/bin/python3", "-u", "/gust/python/launcher.py",
+                                              NULL};
+static const char *const inv_argv_node[] = {"/usr/bin/node", "/gust/nodejs/launcher.js", NULL};
+static const char *const inv_argv_native[] = {"/gust/native/launcher", NULL};
+
+/* Picks the launcher for a kind; its file relative to the runtime dir in *rel. */
+static const char *const *inv_kind_argv(const char *kind, const char **rel)
+{
+	if (strncmp(kind, "python", 6) == 0) {
+		*rel = "python/launcher.py";
+		return inv_argv_python;
+	}
+	if (strncmp(kind, "nodejs", 6) == 0) {
+		*rel = "nodejs/launcher.js";
+		return inv_argv_node;
+	}
+	if (strcmp(kind, "native") == 0) {
+		*rel = "native/launcher";
+		return inv_argv_native;
+	}
+	return NULL;
+}
+
+static int inv_errno_code(int e)
+{
+	switch (e) {
+	case EPERM:
+	case EACCES:
+		return GUST_EPERM;
+	case ENOENT:
+		return GUST_ENOENT;
+	case ENOMEM:
+		return GUST_ENOMEM;
+	default:
+		return GUST_EIO;
+	}
+}
+
+static void inv_closefd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int inv_mkdir(const char *path, gust_error **err)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return gust_error_set(err, inv_errno_code(errno), "sandbox: mkdir %s: %s", path,
+		                      strerror(errno));
+	return 0;
+}
+
+/* Makes a pipe whose parent end (read end if parent_reads) is non-blocking;
+ * both ends are close-on-exec (the child's dup2 clears that on its copies). */
+static int inv_pipe(int p[2], bool parent_reads, gust_error **err)
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return gust_error_set(err, GUST_EIO, "sandbox: pipe: %s", strerror(errno));
+	int pfd = parent_reads ? p[0] : p[1];
+	if (fcntl(pfd, F_SETFL, O_NONBLOCK) < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		p[0] = p[1] = -1;
+		return gust_error_set(err, GUST_EIO, "sandbox: pipe: %s", strerror(e));
+	}
+	return 0;
+}
+
+/* Waits for pid 1's sync message: ready, an error, or nothing (it died). */
+static int inv_wait_ready(inv_sandbox *sb, int sync_fd, gust_error **err)
+{
+	struct pollfd pfd = {.fd = sync_fd, .events = POLLIN};
+	int64_t deadline = gust_wall_ms() + INV_CREATE_TIMEOUT_MS;
+	inv_sync_msg m;
+	ssize_t n;
+
+	for (;;) {
+		int64_t left = deadline - gust_wall_ms();
+		if (left <= 0)
+			return gust_error_set(err, GUST_ETIMEDOUT,
+			                      "sandbox: no answer from the sandbox within %d ms",
+			                      INV_CREATE_TIMEOUT_MS);
+		int r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return gust_error_set(err, GUST_EIO, "sandbox: poll: %s", strerror(errno));
+		if (r == 0)
+			continue;
+		n = recv(sync_fd, &m, sizeof(m), 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		break;
+	}
+	if (n == (ssize_t)sizeof(m) && m.err == 0)
+		return 0;
+	if (n == (ssize_t)sizeof(m)) {
+		m.what[sizeof(m.what) - 1] = 0;
+		return gust_error_set(err, inv_errno_code(m.err), "sandbox: %s: %s", m.what,
+		                      strerror(m.err));
+	}
+	/* No message: the child died before it could say why. */
+	int st = 0;
+	if (waitpid(sb->pid, &st, 0) == sb->pid)
+		sb->pid = -1;
+	return gust_error_set(err, GUST_EIO,
+	                      "sandbox: setup process exited (status %d) before "
+	                      "reporting",
+	                      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+static int inv_start(inv_sandbox *sb, inv_child_plan *plan, gust_error **err)
+{
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1}, res[2] = {-1, -1};
+	int sync[2] = {-1, -1};
+	int rv;
+
+	if ((rv = inv_pipe(in, false, err)) != 0 || (rv = inv_pipe(out, true, err)) != 0 ||
+	    (rv = inv_pipe(er, true, err)) != 0 || (rv = inv_pipe(res, true, err)) != 0)
+		goto out;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
+		rv = gust_error_set(err, GUST_EIO, "sandbox: socketpair: %s", strerror(errno));
+		goto out;
+	}
+	plan->fds[0] = in[0];
+	plan->fds[1] = out[1];
+	plan->fds[2] = er[1];
+	plan->fds[3] = res[1];
+	plan->sync_fd = sync[1];
+
+	void *stack = mmap(NULL, INV_CHILD_STACK, PROT_READ | PROT_WRITE,
+	                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED) {
+		rv = gust_error_set(err, GUST_ENOMEM, "sandbox: mmap stack: %s", strerror(errno));
+		goto out;
+	}
+	/* No CLONE_VM: the child gets a copy of our memory (plan included), as
+	 * with fork, but runs inv_child_main on its own stack without running
+	 * any of fork()'s atfork handlers. The pidfd lets alive() poll for the
+	 * death of pid 1 without reaping it. */
+	int pidfd = -1;
+	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
+	            CLONE_PIDFD | SIGCHLD;
+	pid_t pid = clone(inv_child_main, (char *)stack + INV_CHILD_STACK, flags, plan, &pidfd);
+	int ce = errno;
+	munmap(stack, INV_CHILD_STACK);
+	if (pid < 0) {
+		rv = gust_error_set(err, inv_errno_code(ce), "sandbox: clone: %s", strerror(ce));
+		goto out;
+	}
+	sb->pid = pid;
+	sb->pidfd = pidfd;
+	inv_closefd(&sync[1]);
+	inv_closefd(&in[0]);
+	inv_closefd(&out[1]);
+	inv_closefd(&er[1]);
+	inv_closefd(&res[1]);
+	sb->in_fd = inv_steal_fd(&in[1]);
+	sb->out.fd = inv_steal_fd(&out[0]);
+	sb->err.fd = inv_steal_fd(&er[0]);
+	sb->res.fd = inv_steal_fd(&res[0]);
+	rv = inv_wait_ready(sb, sync[0], err);
+out:
+	inv_closefd(&in[0]);
+	inv_closefd(&in[1]);
+	inv_closefd(&out[0]);
+	inv_closefd(&out[1]);
+	inv_closefd(&er[0]);
+	inv_closefd(&er[1]);
+	inv_closefd(&res[0]);
+	inv_closefd(&res[1]);
+	inv_closefd(&sync[0]);
+	inv_closefd(&sync[1]);
+	return rv;
+}
+
+int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error **err)
+{
+	const char *rel = NULL;
+	const char *const *argv;
+	cleanup_free char *rtdir = NULL;
+	cleanup_free char *launcher = NULL;
+	cleanup_free char *top = NULL;
+	char id[17];
+	struct stat st;
+	int rv;
+
+	*sbp = NULL;
+	if (cfg == NULL || cfg->kind == NULL || cfg->runtime_dir == NULL || cfg->state_dir == NULL)
+		return gust_error_set(err, GUST_EINVAL,
+		                      "sandbox: kind, runtime_dir and state_dir "
+		                      "are required");
+	if ((argv = inv_kind_argv(cfg->kind, &rel)) == NULL)
+		return gust_error_set(err, GUST_ENOTSUP, "sandbox: unknown kind '%s'", cfg->kind);
+	/* The mount source must be absolute: the child resolves it after chdir. */
+	if ((rtdir = realpath(cfg->runtime_dir, NULL)) == NULL)
+		return gust_error_set(err, inv_errno_code(errno), "sandbox: runtime dir %s: %s",
+		                      cfg->runtime_dir, strerror(errno));
+	launcher = gust_xasprintf("%s/%s", rtdir, rel);
+	if (stat(launcher, &st) < 0)
+		return gust_error_set(err, inv_errno_code(errno), "sandbox: launcher %s: %s",
+		                      launcher, strerror(errno));
+
+	inv_sandbox *sb = gust_xcalloc(1, sizeof(*sb));
+	sb->pid = -1;
+	sb->pidfd = sb->in_fd = sb->out.fd = sb->err.fd = sb->res.fd = -1;
+	sb->out.name = "stdout";
+	sb->err.name = "stderr";
+	sb->log_limit = cfg->log_limit != 0 ? cfg->log_limit : INV_LOG_LIMIT_DEFAULT;
+	gust_random_hex(id, 8);
+	top = gust_xasprintf("%s/sandboxes", cfg->state_dir);
+	sb->dir = gust_xasprintf("%s/%s", top, id);
+	sb->root = gust_xasprintf("%s/root", sb->dir);
+	if ((rv = inv_mkdir(cfg->state_dir, err)) != 0 || (rv = inv_mkdir(top, err)) != 0 ||
+	    (rv = inv_mkdir(sb->dir, err)) != 0 || (rv = inv_mkdir(sb->root, err)) != 0) {
+		inv_sandbox_destroy(sb);
+		return rv;
+	}
+
+	inv_child_plan plan = {
+	    .root = sb->root,
+	    .runtime_dir = rtdir,
+	    .exec_path = argv[0],
+	    .argv = (char *const *)argv,
+	    .envp = (char *const *)inv_env,
+	};
+	if ((rv = inv_start(sb, &plan, err)) != 0) {
+		inv_sandbox_destroy(sb);
+		return rv;
+	}
+	sb->alive = true;
+	*sbp = sb;
+	return 0;
+}
+
+bool inv_sandbox_alive(const inv_sandbox *sb)
+{
+	if (sb == NULL || !sb->alive || sb->pidfd < 0)
+		return false;
+	/* A pidfd polls readable once the process has exited. */
+	struct pollfd pfd = {.fd = sb->pidfd, .events = POLLIN};
+	return poll(&pfd, 1, 0) == 0;
+}
+
+pid_t inv_sandbox_pid(const inv_sandbox *sb)
+{
+	return sb != NULL ? sb->pid : -1;
+}
+
+void inv_sandbox_kill(inv_sandbox *sb)
+{
+	sb->alive = false;
+	if (sb->pid > 0 && kill(sb->pid, SIGKILL) < 0 && errno != ESRCH)
+		gust_log_warn("INV-SANDBOX-KILL", "kill sandbox pid %d: %s", (int)sb->pid,
+		              strerror(errno));
+}
+
+void inv_sandbox_destroy(inv_sandbox *sb)
+{
+	if (sb == NULL)
+		return;
+	if (sb->pid > 0) {
+		/* SIGKILL to pid 1 of a pid namespace kills every process in it. */
+		inv_sandbox_kill(sb);
+		while (waitpid(sb->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	inv_closefd(&sb->pidfd);
+	inv_closefd(&sb->in_fd);
+	inv_closefd(&sb->out.fd);
+	inv_closefd(&sb->err.fd);
+	inv_closefd(&sb->res.fd);
+	gust_buf_free(&sb->out.pend);
+	gust_buf_free(&sb->err.pend);
+	gust_buf_free(&sb->res.pend);
+	/* The mounts lived in the sandbox's own mount namespace, gone with pid 1:
+	 * on the host only the empty dirs remain. */
+	if (sb->root != NULL && rmdir(sb->root) < 0 && errno != ENOENT)
+		gust_log_warn("INV-SANDBOX-RMDIR", "rmdir %s: %s", sb->root, strerror(errno));
+	if (sb->dir != NULL && rmdir(sb->dir) < 0 && errno != ENOENT)
+		gust_log_warn("INV-SANDBOX-RMDIR", "rmdir %s: %s", sb->dir, strerror(errno));
+	free(sb->root);
+	free(sb->dir);
+	free(sb);
+}

@@ -1,0 +1,84 @@
+/*
+ * sandbox_int.h - what sandbox.c (the invoker side) and sandbox_root.c (the
+ * child side: namespaces, mounts, privileges) share. Not part of the API.
+ */
+#ifndef INV_SANDBOX_INT_H
+#define INV_SANDBOX_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "gust/util.h"
+#include "sandbox.h"
+
+/* Logs kept per activation when the config says 0 (OpenWhisk's default). */
+#define INV_LOG_LIMIT_DEFAULT (10u * 1024 * 1024)
+/* The largest result line we accept (OpenWhisk's default max response size). */
+#define INV_RESULT_MAX (1024u * 1024)
+/* A log line longer than this is cut into pieces of this size. */
+#define INV_LOG_LINE_MAX (64u * 1024)
+#define INV_SENTINEL "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
+
+/* One pipe from the launcher, read by the invoker. Bytes read past the end of
+ * an activation (past its sentinel or result line) stay in pend for the next. */
+typedef struct inv_stream {
+	int fd;
+	const char *name; /* "stdout" or "stderr" for log streams */
+	gust_buf pend;
+	bool eof;
+} inv_stream;
+
+struct inv_sandbox {
+	char *dir;  /* <state_dir>/sandboxes/<id> */
+	char *root; /* dir/root: the mount point of the sandbox's root tmpfs */
+	pid_t pid;  /* pid 1 of the sandbox, in our pid namespace */
+	int pidfd;
+	int in_fd; /* the launcher's stdin (non-blocking write end) */
+	inv_stream res, out, err;
+	size_t log_limit;
+	bool alive;
+};
+
+/* SIGKILLs pid 1 (and so the whole sandbox) without reaping it; marks it dead. */
+void inv_sandbox_kill(inv_sandbox *sb);
+
+static inline int inv_steal_fd(int *fd)
+{
+	int v = *fd;
+	*fd = -1;
+	return v;
+}
+
+/* One message on the sync socket from the sandbox's pid 1 to the invoker:
+ * err == 0 means "the launcher has exec'd" (ready); otherwise err is the errno
+ * of the failed step and what names it ("mount /proc"). Fixed size so the child
+ * never formats anything: the parent adds strerror(err). */
+#define INV_SYNC_WHAT_MAX 120
+typedef struct inv_sync_msg {
+	int32_t err;
+	char what[INV_SYNC_WHAT_MAX];
+} inv_sync_msg;
+
+/*
+ * Everything the clone child needs, prepared by the parent before clone():
+ * the child runs in a copy of a multi-threaded process whose other threads may
+ * hold malloc's or stdio's locks, so it must not allocate or format anything.
+ */
+typedef struct inv_child_plan {
+	const char *root;        /* host path of the (empty) root dir */
+	const char *runtime_dir; /* absolute host path, bind-mounted read-only at /gust */
+	const char *exec_path;   /* path inside the sandbox */
+	char *const *argv;
+	char *const *envp;
+	int sync_fd; /* child end of the SOCK_SEQPACKET sync pair */
+	int fds[4];  /* become the launcher's 0 (stdin, read end), 1, 2 and 3 (write ends) */
+} inv_child_plan;
+
+/* The clone() entry point: becomes pid 1 of the sandbox, builds the root, starts
+ * the launcher, reports ready or an error on the sync socket, then reaps until
+ * the launcher exits and exits with its status. Never returns. */
+int inv_child_main(void *arg);
+
+#endif

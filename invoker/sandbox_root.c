@@ -1,0 +1,427 @@
+/*
+ * sandbox_root.c - the child side of a sandbox: pid 1 of the new namespaces.
+ *
+ * Everything here runs after clone() in a copy of the invoker, a multi-threaded
+ * process: another thread may have held malloc's, stdio's or glibc's thread-list
+ * lock at the moment of the clone, and those locks stay held forever in the copy.
+ * So this file only makes system calls: no malloc, no stdio, no printf-style
+ * formatting, no glibc fork() (it runs atfork handlers and takes malloc locks),
+ * and no glibc set*id() (it broadcasts the change to the parent's threads, which
+ * do not exist here). Errors travel as errno + a static string (inv_sync_msg).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox_int.h"
+
+#define INV_NOBODY 65534
+#define INV_SYNC_FD 4 /* where pid 1 keeps the sync socket */
+
+/* Our own /etc: never the host's (no shadow, no host users, no resolver). */
+static const char inv_etc_passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                     "nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n";
+static const char inv_etc_group[] = "root:x:0:\nnogroup:x:65534:\n";
+static const char inv_etc_hosts[] = "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost\n";
+static const char inv_etc_nsswitch[] = "passwd: files\ngroup: files\nhosts: files\n";
+
+static const struct {
+	const char *path;
+	const char *data;
+	size_t len;
+} inv_etc_files[] = {
+    {"etc/passwd", inv_etc_passwd, sizeof(inv_etc_passwd) - 1},
+    {"etc/group", inv_etc_group, sizeof(inv_etc_group) - 1},
+    {"etc/hosts", inv_etc_hosts, sizeof(inv_etc_hosts) - 1},
+    {"etc/nsswitch.conf", inv_etc_nsswitch, sizeof(inv_etc_nsswitch) - 1},
+};
+
+/* The host devices bound into /dev; static strings so failures name the device. */
+static const struct {
+	const char *src;
+	const char *dst;
+	const char *what;
+} inv_devs[] = {
+    {"/dev/null", "dev/null", "bind /dev/null"},
+    {"/dev/zero", "dev/zero", "bind /dev/zero"},
+    {"/dev/full", "dev/full", "bind /dev/full"},
+    {"/dev/random", "dev/random", "bind /dev/random"},
+    {"/dev/urandom", "dev/urandom", "bind /dev/urandom"},
+};
+
+static const struct {
+	const char *target;
+	const char *link;
+} inv_links[] = {
+    {"usr/bin", "bin"},
+    {"usr/lib", "lib"},
+    {"usr/lib64", "lib64"},
+    {"usr/sbin", "sbin"},
+    {"/proc/self/fd", "dev/fd"},
+    {"/proc/self/fd/0", "dev/stdin"},
+    {"/proc/self/fd/1", "dev/stdout"},
+    {"/proc/self/fd/2", "dev/stderr"},
+};
+
+/* Sends errno + what on fd and exits: the one way a setup step fails. */
+__attribute__((noreturn)) static void inv_child_fail(int fd, const char *what, int err)
+{
+	inv_sync_msg m;
+	memset(&m, 0, sizeof(m));
+	m.err = err != 0 ? err : EIO;
+	size_t n = strlen(what);
+	if (n >= sizeof(m.what))
+		n = sizeof(m.what) - 1;
+	memcpy(m.what, what, n);
+	(void)!write(fd, &m, sizeof(m));
+	_exit(127);
+}
+
+static int inv_write_file(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	while (len > 0) {
+		ssize_t w = write(fd, data, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		data += w;
+		len -= (size_t)w;
+	}
+	return close(fd);
+}
+
+/* Read-only, nosuid, nodev bind of src at dst. A bind mount ignores the flags it
+ * is made with, hence the second, remounting call. */
+static int inv_bind_ro(const char *src, const char *dst, const char **what, const char *bind_what,
+                       const char *ro_what)
+{
+	if (mount(src, dst, NULL, MS_BIND, NULL) < 0) {
+		*what = bind_what;
+		return -1;
+	}
+	if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
+	    0) {
+		*what = ro_what;
+		return -1;
+	}
+	return 0;
+}
+
+static int inv_setup_dev(const char **what)
+{
+	if (mkdir("dev", 0755) < 0) {
+		*what = "mkdir /dev";
+		return -1;
+	}
+	if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0) {
+		*what = "mount /dev";
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(inv_devs) / sizeof(inv_devs[0]); i++) {
+		int fd = open(inv_devs[i].dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+		if (fd < 0 || close(fd) < 0 ||
+		    mount(inv_devs[i].src, inv_devs[i].dst, NULL, MS_BIND, NULL) < 0) {
+			*what = inv_devs[i].what;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Brings lo up: the new net ns starts with lo down, and a runtime that talks to
+ * itself over 127.0.0.1 would fail in confusing ways. */
+static int inv_loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	int rv = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (rv == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		rv = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rv;
+}
+
+/* Builds the root on a tmpfs at p->root and pivots into it. */
+static int inv_setup_root(const inv_child_plan *p, const char **what)
+{
+	/* Nothing we mount may propagate back to the host's mount namespace. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		*what = "make / rprivate";
+		return -1;
+	}
+	if (mount("tmpfs", p->root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0) {
+		*what = "mount root tmpfs";
+		return -1;
+	}
+	/* From here on paths are relative to the new root, so the parent never has
+	 * to build "<root>/usr"-style strings for us. */
+	if (chdir(p->root) < 0) {
+		*what = "chdir root";
+		return -1;
+	}
+	static const char *const dirs[] = {"usr", "gust", "etc", "tmp", "proc"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (mkdir(dirs[i], 0755) < 0) {
+			*what = "mkdir in root";
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < 4; i++) {
+		if (symlink(inv_links[i].target, inv_links[i].link) < 0) {
+			*what = "symlink in root";
+			return -1;
+		}
+	}
+	if (inv_bind_ro("/usr", "usr", what, "bind /usr", "remount /usr read-only") < 0)
+		return -1;
+	if (inv_bind_ro(p->runtime_dir, "gust", what, "bind runtime dir at /gust",
+	                "remount /gust read-only") < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(inv_etc_files) / sizeof(inv_etc_files[0]); i++) {
+		if (inv_write_file(inv_etc_files[i].path, inv_etc_files[i].data,
+		                   inv_etc_files[i].len) < 0) {
+			*what = "write /etc";
+			return -1;
+		}
+	}
+	if (mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m") < 0) {
+		*what = "mount /tmp";
+		return -1;
+	}
+	/* We are pid 1 of the new pid namespace: this proc shows only the sandbox. */
+	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		*what = "mount /proc";
+		return -1;
+	}
+	if (inv_setup_dev(what) < 0)
+		return -1;
+	for (size_t i = 4; i < sizeof(inv_links) / sizeof(inv_links[0]); i++) {
+		if (symlink(inv_links[i].target, inv_links[i].link) < 0) {
+			*what = "symlink in /dev";
+			return -1;
+		}
+	}
+	if (mount(NULL, "dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+	          NULL) < 0) {
+		*what = "remount /dev read-only";
+		return -1;
+	}
+	/* pivot_root(".", ".") stacks the old root on top of the new one; detaching
+	 * it leaves the new root alone (the pivot_root(2) man page's recipe). */
+	if (syscall(SYS_pivot_root, ".", ".") < 0) {
+		*what = "pivot_root";
+		return -1;
+	}
+	if (umount2(".", MNT_DETACH) < 0) {
+		*what = "detach old root";
+		return -1;
+	}
+	if (chdir("/") < 0) {
+		*what = "chdir /";
+		return -1;
+	}
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
+	    0) {
+		*what = "remount / read-only";
+		return -1;
+	}
+	if (sethostname("sandbox", 7) < 0) {
+		*what = "sethostname";
+		return -1;
+	}
+	if (inv_loopback_up() < 0) {
+		*what = "bring lo up";
+		return -1;
+	}
+	return 0;
+}
+
+/* Empties the bounding set, so that no exec can ever gain a capability back.
+ * Needs CAP_SETPCAP: must come before setuid, which takes it away. */
+static int inv_drop_bounding(const char **what)
+{
+	/* Past the kernel's last capability prctl fails with EINVAL: ignore that. */
+	for (int cap = 0; cap < 64; cap++) {
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+			*what = "drop bounding capabilities";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Empties the ambient, permitted, effective and inheritable sets. */
+static int inv_drop_caps(const char **what)
+{
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
+		*what = "clear ambient capabilities";
+		return -1;
+	}
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &hdr, data) < 0) {
+		*what = "capset";
+		return -1;
+	}
+	return 0;
+}
+
+/* The launcher: becomes nobody with nothing, then execs the runtime. Errors go
+ * to exec_fd (close-on-exec: pid 1 reads EOF there when the exec worked). */
+__attribute__((noreturn)) static void inv_launcher(const inv_child_plan *p, int exec_fd)
+{
+	const char *what = NULL;
+	gid_t gid = INV_NOBODY;
+	uid_t uid = INV_NOBODY;
+
+	close(INV_SYNC_FD);
+	if (inv_drop_bounding(&what) < 0)
+		inv_child_fail(exec_fd, what, errno);
+	/* Raw syscalls: see the top of the file for why not glibc's wrappers. */
+	if (syscall(SYS_setgroups, 0, NULL) < 0)
+		inv_child_fail(exec_fd, "setgroups", errno);
+	if (syscall(SYS_setresgid, gid, gid, gid) < 0)
+		inv_child_fail(exec_fd, "setresgid nobody", errno);
+	if (syscall(SYS_setresuid, uid, uid, uid) < 0)
+		inv_child_fail(exec_fd, "setresuid nobody", errno);
+	if (inv_drop_caps(&what) < 0)
+		inv_child_fail(exec_fd, what, errno);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		inv_child_fail(exec_fd, "no_new_privs", errno);
+	struct rlimit core = {0, 0};
+	struct rlimit nofile = {1024, 1024};
+	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+		inv_child_fail(exec_fd, "setrlimit", errno);
+	/* Keep only 0..3; exec_fd must survive until the exec itself, so mark
+	 * instead of close. */
+	if (syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		inv_child_fail(exec_fd, "close_range", errno);
+	execve(p->exec_path, p->argv, p->envp);
+	inv_child_fail(exec_fd, "exec launcher", errno);
+}
+
+/* Resets what the invoker's thread left us: its signal handlers (which would
+ * run the invoker's code in this copy) and its blocked-signal mask. */
+static void inv_reset_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &sa, NULL);
+	}
+	sigset_t none;
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Waits for the launcher's exec (EOF on exec_fd) or its error, and tells the
+ * invoker. */
+static void inv_report_start(int exec_fd)
+{
+	inv_sync_msg m;
+	ssize_t n;
+	memset(&m, 0, sizeof(m));
+	do {
+		n = read(exec_fd, &m, sizeof(m));
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(m))
+		memset(&m, 0, sizeof(m)); /* EOF: exec succeeded, m.err == 0 is "ready" */
+	(void)!write(INV_SYNC_FD, &m, sizeof(m));
+	close(exec_fd);
+	close(INV_SYNC_FD);
+}
+
+int inv_child_main(void *arg)
+{
+	const inv_child_plan *p = arg;
+	const char *what = NULL;
+	int src[5] = {p->fds[0], p->fds[1], p->fds[2], p->fds[3], p->sync_fd};
+	int hi[5];
+
+	/* Move the five fds we keep to 0..4 and close the rest: this copy holds
+	 * every fd the invoker had open, including other sandboxes' pipe ends
+	 * (whose EOF must not be delayed by us). Going through fds >= 10 first
+	 * keeps dup2 from overwriting a source that sits in 0..4. */
+	for (int i = 0; i < 5; i++) {
+		hi[i] = fcntl(src[i], F_DUPFD, 10);
+		if (hi[i] < 0)
+			inv_child_fail(p->sync_fd, "dup fds", errno);
+	}
+	for (int i = 0; i < 5; i++) {
+		if (dup2(hi[i], i) < 0)
+			inv_child_fail(p->sync_fd, "dup2 fds", errno);
+	}
+	if (syscall(SYS_close_range, 5, ~0U, 0) < 0)
+		inv_child_fail(INV_SYNC_FD, "close_range", errno);
+	inv_reset_signals();
+
+	if (inv_setup_root(p, &what) < 0)
+		inv_child_fail(INV_SYNC_FD, what, errno);
+
+	int ep[2];
+	if (pipe2(ep, O_CLOEXEC) < 0)
+		inv_child_fail(INV_SYNC_FD, "pipe", errno);
+	/* A fork by raw clone: same semantics as fork(2) without glibc's handlers. */
+	pid_t launcher = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	if (launcher < 0)
+		inv_child_fail(INV_SYNC_FD, "fork launcher", errno);
+	if (launcher == 0) {
+		close(ep[0]);
+		inv_launcher(p, ep[1]);
+	}
+	close(ep[1]);
+	/* Only the launcher may hold the pipes: their EOF is how the invoker learns
+	 * that it died. */
+	for (int fd = 0; fd < 4; fd++)
+		close(fd);
+	inv_report_start(ep[0]);
+	/* pid 1 keeps uid 0 (it owns nothing the action could reach) but needs no
+	 * capability to reap. */
+	(void)inv_drop_bounding(&what);
+	(void)inv_drop_caps(&what);
+
+	/* The reaper: orphans re-parent to us; the launcher's exit ends the
+	 * sandbox (our exit kills everything left in the pid namespace). */
+	for (;;) {
+		int st;
+		pid_t w = waitpid(-1, &st, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			_exit(125);
+		if (w == launcher)
+			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	}
+}

@@ -1,0 +1,414 @@
+/* inv_pool.c - worker threads, the sandbox pool and the code cache.
+ *
+ * Capacity is user memory, as in OpenWhisk: a sandbox holds its action's
+ * memory limit while it exists, busy or idle. A request takes an idle warm
+ * sandbox of its action version if there is one; else a new one if memory
+ * allows; else it evicts the least recently used idle sandbox; else it waits
+ * for one to come free. */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gust/log.h"
+#include "gust/record.h"
+#include "invoker.h"
+
+typedef struct inv_code {
+	char *data;
+	size_t len;
+} inv_code;
+
+#define CODE_CACHE_MAX (256u << 20)
+
+static int code_drop(void *arg, const char *key, void *value)
+{
+	inv_code *c = value;
+	free(c->data);
+	free(c);
+	return 1;
+}
+
+/* Fetches the code for key (from the cache, else etcd). Heap copy. */
+static int pool_code(inv *v, const char *key, char **out, size_t *len, gust_error **err)
+{
+	pthread_mutex_lock(&v->code_lock);
+	inv_code *c = gust_map_get(&v->code, key);
+	if (c) {
+		*out = gust_xstrndup(c->data, c->len);
+		*len = c->len;
+		pthread_mutex_unlock(&v->code_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&v->code_lock);
+	gust_kv kv = {0};
+	int rv = gust_etcd_get(v->etcd, key, &kv, err);
+	if (rv != 0)
+		return gust_error_wrap(err, "fetching code %s", key);
+	pthread_mutex_lock(&v->code_lock);
+	/* Keys name immutable versions, so the cache never goes stale; it is only
+	 * bounded in size. */
+	if (v->code_bytes + kv.value_len > CODE_CACHE_MAX) {
+		gust_map_filter(&v->code, code_drop, NULL);
+		v->code_bytes = 0;
+	}
+	if (gust_map_get(&v->code, key) == NULL) {
+		c = gust_xcalloc(1, sizeof(*c));
+		c->data = gust_xstrndup(kv.value, kv.value_len);
+		c->len = kv.value_len;
+		gust_map_put(&v->code, key, c);
+		v->code_bytes += c->len;
+	}
+	pthread_mutex_unlock(&v->code_lock);
+	*out = gust_xstrndup(kv.value, kv.value_len);
+	*len = kv.value_len;
+	gust_kv_clear(&kv);
+	return 0;
+}
+
+void inv_pool_submit(inv *v, inv_job *job)
+{
+	pthread_mutex_lock(&v->lock);
+	job->next = NULL;
+	*v->qtail = job;
+	v->qtail = &job->next;
+	gust_gauge_add(v->m_queue, 1);
+	pthread_cond_broadcast(&v->cv);
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void slot_free(inv_slot *s)
+{
+	inv_sandbox_destroy(s->sb);
+	free(s->key);
+	free(s->kind);
+	free(s);
+}
+
+/* Under the lock: unlinks s from the pool and gives its memory back. */
+static void pool_unlink(inv *v, inv_slot *s)
+{
+	for (inv_slot **pp = &v->slots; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	v->used_mb -= s->memory_mb;
+	gust_gauge_add(v->m_sandboxes, -1);
+}
+
+/*
+ * Under the lock. Returns a busy warm slot for key (*cold = false), or a new
+ * slot with its memory reserved and no sandbox yet (*cold = true), or NULL when
+ * the request must wait. *evict gets an idle slot to destroy outside the lock.
+ */
+static inv_slot *pool_acquire(inv *v, const char *key, const char *kind, int mem, bool *cold,
+                              inv_slot **evict)
+{
+	inv_slot *lru = NULL;
+	for (inv_slot *s = v->slots; s; s = s->next) {
+		if (s->busy)
+			continue;
+		if (strcmp(s->key, key) == 0) {
+			s->busy = true;
+			*cold = false;
+			return s;
+		}
+		if (lru == NULL || s->last_used_ms < lru->last_used_ms)
+			lru = s;
+	}
+	if (v->used_mb + mem > v->cfg.memory_mb) {
+		if (lru == NULL)
+			return NULL;
+		pool_unlink(v, lru);
+		*evict = lru;
+		if (v->used_mb + mem > v->cfg.memory_mb)
+			return NULL; /* freed some; the next pass may free more */
+	}
+	inv_slot *s = gust_xcalloc(1, sizeof(*s));
+	s->key = gust_xstrdup(key);
+	s->kind = gust_xstrdup(kind);
+	s->memory_mb = mem;
+	s->busy = true;
+	s->next = v->slots;
+	v->slots = s;
+	v->used_mb += mem;
+	gust_gauge_add(v->m_sandboxes, 1);
+	*cold = true;
+	return s;
+}
+
+/* Builds the action-loop run line: {"value":<params>,"env":{...}}. */
+static void run_line(inv *v, const Gust__ActivationRequest *q, int64_t deadline, gust_buf *b)
+{
+	gust_buf_puts(b, "{\"value\":");
+	size_t at = b->len;
+	if (q->params.len)
+		gust_buf_append(b, q->params.data, q->params.len);
+	else
+		gust_buf_puts(b, "{}");
+	/* Raw newlines can only be whitespace in valid JSON: keep it one line. */
+	for (size_t i = at; i < b->len; i++)
+		if (b->data[i] == '\n' || b->data[i] == '\r')
+			b->data[i] = ' ';
+	gust_buf_puts(b, ",\"env\":{\"__OW_ACTIVATION_ID\":");
+	gust_buf_json_str(b, q->activation_id, strlen(q->activation_id));
+	gust_buf_printf(b, ",\"__OW_DEADLINE\":\"%lld\",\"__OW_NAMESPACE\":", (long long)deadline);
+	gust_buf_json_str(b, q->namespace_, strlen(q->namespace_));
+	cleanup_free char *full = gust_xasprintf("/%s/%s", q->namespace_, q->action);
+	gust_buf_puts(b, ",\"__OW_ACTION_NAME\":");
+	gust_buf_json_str(b, full, strlen(full));
+	gust_buf_puts(b, ",\"__OW_ACTION_VERSION\":");
+	gust_buf_json_str(b, q->version, strlen(q->version));
+	gust_buf_puts(b, ",\"__OW_API_HOST\":");
+	gust_buf_json_str(b, q->api_host, strlen(q->api_host));
+	gust_buf_puts(b, "}}");
+}
+
+static bool params_valid(const Gust__ActivationRequest *q)
+{
+	if (q->params.len == 0)
+		return true;
+	json_t *p = json_loadb((const char *)q->params.data, q->params.len, 0, NULL);
+	bool ok = json_is_object(p);
+	json_decref(p);
+	return ok;
+}
+
+static void set_result(Gust__ActivationResult *res, int status, const char *json)
+{
+	res->status = status;
+	res->result.data = (uint8_t *)gust_xstrdup(json);
+	res->result.len = strlen(json);
+}
+
+/* Runs one job on this worker thread: acquire, (init,) run, release, answer. */
+static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
+{
+	Gust__ActivationRequest *q = job->req;
+	Gust__ActivationResult res = GUST__ACTIVATION_RESULT__INIT;
+	res.activation_id = q->activation_id;
+	res.invoker = v->cfg.id;
+	res.memory_mb = q->memory_mb;
+	res.timeout_ms = q->timeout_ms;
+	res.kind = q->kind;
+	inv_run_result rr = {0};
+	gust_error *err = NULL;
+	uint64_t t0 = gust_now_us();
+	int64_t start = gust_wall_ms();
+	res.wait_ms = start - (q->accepted_ms ? q->accepted_ms : (int64_t)job->recv_ms);
+	if (res.wait_ms < 0)
+		res.wait_ms = 0;
+	bool ok = true;
+
+	if (cold) {
+		inv_sandbox_cfg sc = {.kind = q->kind,
+		                      .runtime_dir = v->cfg.runtime_dir,
+		                      .state_dir = v->cfg.state_dir,
+		                      .memory_mb = q->memory_mb,
+		                      .log_limit =
+		                          q->log_limit > 0 ? (size_t)q->log_limit : 10u << 20};
+		cleanup_free char *code = NULL;
+		size_t code_len = 0;
+		int rv = pool_code(v, q->code_key, &code, &code_len, &err);
+		if (rv == 0)
+			rv = inv_sandbox_create(&sc, &slot->sb, &err);
+		if (rv == 0) {
+			rv = inv_sandbox_init(slot->sb, code, code_len,
+			                      q->main[0] ? q->main : "main", q->binary, "{}",
+			                      q->timeout_ms > 0 ? q->timeout_ms : 60000, &rr, &err);
+		}
+		gust_counter_add(v->m_cold, 1);
+		if (rv != 0) {
+			ok = false;
+			gust_buf b = {0};
+			gust_buf_puts(&b, "{\"error\":");
+			const char *m = gust_error_msg(err);
+			/* A missing code key or a platform fault is ours (whisk error);
+			 * what the action's code did at init is the developer's. */
+			int st = (rv == GUST_EBADGATEWAY || rv == GUST_EINVAL) ? 2 : 3;
+			gust_buf_json_str(&b, m, strlen(m));
+			gust_buf_puts(&b, "}");
+			set_result(&res, st, b.data);
+			gust_buf_free(&b);
+			gust_log_warn("INV-INIT-FAIL", "activation %s (%s/%s): %s",
+			              q->activation_id, q->namespace_, q->action, m);
+		}
+		res.init_ms = (int64_t)((gust_now_us() - t0) / 1000);
+		if (res.init_ms == 0)
+			res.init_ms = 1;
+	} else {
+		gust_counter_add(v->m_warm, 1);
+	}
+	if (ok && !params_valid(q)) {
+		ok = false;
+		set_result(&res, 3,
+		           "{\"error\":\"The activation's parameters are not a JSON object.\"}");
+	}
+	if (ok) {
+		int64_t deadline = gust_wall_ms() + (q->timeout_ms > 0 ? q->timeout_ms : 60000);
+		if (q->deadline_ms > 0 && q->deadline_ms < deadline)
+			deadline = q->deadline_ms;
+		gust_buf line = {0};
+		run_line(v, q, deadline, &line);
+		inv_run_result_clear(&rr);
+		inv_sandbox_run(slot->sb, line.data, line.len, deadline, &rr);
+		gust_buf_free(&line);
+		int st = rr.status == INV_RUN_SUCCESS ? 0 : rr.status == INV_RUN_APP_ERROR ? 1 : 2;
+		if (rr.status == INV_RUN_TIMEOUT)
+			res.error = GUST_ETIMEDOUT;
+		set_result(&res, st, rr.result ? rr.result : "{}");
+	}
+	res.start_ms = start;
+	res.end_ms = gust_wall_ms();
+	res.logs = rr.logs;
+	res.n_logs = rr.nlogs;
+	gust_histogram_observe_us(v->m_duration, gust_now_us() - t0);
+	if (res.status >= 0 && res.status <= 3)
+		gust_counter_add(v->m_act[res.status], 1);
+
+	/* Give the sandbox back (or drop it if it died) before answering, so
+	 * that the next request of this action finds it warm. */
+	pthread_mutex_lock(&v->lock);
+	inv_slot *dead = NULL;
+	if (slot->sb == NULL || !inv_sandbox_alive(slot->sb)) {
+		pool_unlink(v, slot);
+		dead = slot;
+	} else {
+		slot->busy = false;
+		slot->last_used_ms = gust_now_ms();
+	}
+	pthread_cond_broadcast(&v->cv);
+	pthread_mutex_unlock(&v->lock);
+	if (dead)
+		slot_free(dead);
+
+	inv_record_write(v, q, &res);
+	nng_msg *m = NULL;
+	if (gust_msg_pack(&res.base, &m) == 0)
+		inv_server_reply(job, m);
+	else
+		inv_server_reply(job, NULL);
+	free(res.result.data);
+	inv_run_result_clear(&rr);
+	gust_error_free(err);
+}
+
+static void *pool_worker(void *arg)
+{
+	inv *v = arg;
+	pthread_mutex_lock(&v->lock);
+	while (!v->stopping) {
+		inv_job *job = v->qhead;
+		if (job == NULL) {
+			pthread_cond_wait(&v->cv, &v->lock);
+			continue;
+		}
+		Gust__ActivationRequest *q = job->req;
+		char key[1024];
+		snprintf(key, sizeof(key), "%s/%s@%s", q->namespace_, q->action, q->version);
+		int mem = q->memory_mb > 0 ? q->memory_mb : 256;
+		if (mem > v->cfg.memory_mb)
+			mem = (int)v->cfg.memory_mb;
+		bool cold = false;
+		inv_slot *evict = NULL;
+		inv_slot *slot = pool_acquire(v, key, q->kind, mem, &cold, &evict);
+		if (slot == NULL && evict == NULL) {
+			/* Every sandbox is busy and memory is full: wait for a release. */
+			pthread_cond_wait(&v->cv, &v->lock);
+			continue;
+		}
+		if (slot != NULL) {
+			v->qhead = job->next;
+			if (v->qhead == NULL)
+				v->qtail = &v->qhead;
+			gust_gauge_add(v->m_queue, -1);
+		}
+		pthread_mutex_unlock(&v->lock);
+		if (evict)
+			slot_free(evict);
+		if (slot)
+			pool_run(v, job, slot, cold);
+		pthread_mutex_lock(&v->lock);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+/* Evicts sandboxes idle for longer than idle_timeout_s, once a second. */
+static void *pool_reaper(void *arg)
+{
+	inv *v = arg;
+	pthread_mutex_lock(&v->lock);
+	while (!v->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&v->cv, &v->lock, &ts);
+		uint64_t now = gust_now_ms();
+		uint64_t idle = (uint64_t)v->cfg.idle_timeout_s * 1000;
+		inv_slot *victims = NULL;
+		for (inv_slot *s = v->slots, *next; s; s = next) {
+			next = s->next;
+			if (!s->busy && now - s->last_used_ms > idle) {
+				pool_unlink(v, s);
+				s->next = victims;
+				victims = s;
+			}
+		}
+		if (victims) {
+			pthread_cond_broadcast(&v->cv);
+			pthread_mutex_unlock(&v->lock);
+			while (victims) {
+				inv_slot *n = victims->next;
+				gust_log_debug("INV-EVICT-IDLE", "evicting idle sandbox of %s",
+				               victims->key);
+				slot_free(victims);
+				victims = n;
+			}
+			pthread_mutex_lock(&v->lock);
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+int inv_pool_start(inv *v, gust_error **err)
+{
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cv, NULL);
+	pthread_mutex_init(&v->code_lock, NULL);
+	v->qtail = &v->qhead;
+	v->nthreads = (size_t)v->cfg.workers;
+	v->threads = gust_xcalloc(v->nthreads, sizeof(pthread_t));
+	for (size_t i = 0; i < v->nthreads; i++)
+		if (pthread_create(&v->threads[i], NULL, pool_worker, v) != 0) {
+			v->nthreads = i;
+			return gust_error_set(err, GUST_EIO, "cannot start worker thread %zu", i);
+		}
+	if (pthread_create(&v->reaper, NULL, pool_reaper, v) != 0)
+		return gust_error_set(err, GUST_EIO, "cannot start the reaper thread");
+	return 0;
+}
+
+void inv_pool_stop(inv *v)
+{
+	if (v->threads == NULL)
+		return;
+	pthread_mutex_lock(&v->lock);
+	v->stopping = true;
+	pthread_cond_broadcast(&v->cv);
+	pthread_mutex_unlock(&v->lock);
+	for (size_t i = 0; i < v->nthreads; i++)
+		pthread_join(v->threads[i], NULL);
+	pthread_join(v->reaper, NULL);
+	free(v->threads);
+	v->threads = NULL;
+	while (v->slots) {
+		inv_slot *s = v->slots;
+		v->slots = s->next;
+		slot_free(s);
+	}
+	gust_map_filter(&v->code, code_drop, NULL);
+	gust_map_free(&v->code);
+}

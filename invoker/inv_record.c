@@ -1,0 +1,31 @@
+/* inv_record.c - activation records to Redis, through the pipelining writer:
+ * the record with a time to live, and the namespace's index (a sorted set by
+ * start time, trimmed to the same time to live). */
+#include <stdio.h>
+#include <string.h>
+
+#include "gust/record.h"
+#include "invoker.h"
+
+void inv_record_write(inv *v, const Gust__ActivationRequest *req, const Gust__ActivationResult *res)
+{
+	gust_buf rec = {0};
+	gust_record_json(req, res, &rec);
+	cleanup_free char *key = gust_record_key(req->activation_id);
+	cleanup_free char *idx = gust_record_index_key(req->namespace_);
+	char ttl[32], score[32], cutoff[32];
+	snprintf(ttl, sizeof(ttl), "%lld", v->cfg.record_ttl_s);
+	snprintf(score, sizeof(score), "%lld", (long long)res->start_ms);
+	snprintf(cutoff, sizeof(cutoff), "%lld",
+	         (long long)(gust_wall_ms() - v->cfg.record_ttl_s * 1000));
+	const char *set[] = {"SET", key, rec.data, "EX", ttl};
+	size_t setl[] = {3, strlen(key), rec.len, 2, strlen(ttl)};
+	gust_redis_writer_cmd(v->records, 5, set, setl);
+	const char *zadd[] = {"ZADD", idx, score, req->activation_id};
+	gust_redis_writer_cmd(v->records, 4, zadd, NULL);
+	const char *trim[] = {"ZREMRANGEBYSCORE", idx, "-inf", cutoff};
+	gust_redis_writer_cmd(v->records, 4, trim, NULL);
+	const char *exp[] = {"EXPIRE", idx, ttl};
+	gust_redis_writer_cmd(v->records, 3, exp, NULL);
+	gust_buf_free(&rec);
+}

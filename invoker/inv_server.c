@@ -1,0 +1,127 @@
+/* inv_server.c - the nng side: rep contexts that receive activation requests,
+ * hand them to the pool, and send back what the pool answers. */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <string.h>
+
+#include "gust/log.h"
+#include "invoker.h"
+
+enum { J_RECV, J_RUN, J_SEND };
+
+static void job_recv(inv_job *j)
+{
+	j->state = J_RECV;
+	nng_ctx_recv(j->ctx, j->aio);
+}
+
+void inv_server_reply(inv_job *j, nng_msg *msg)
+{
+	if (j->req) {
+		gust__activation_request__free_unpacked(j->req, NULL);
+		j->req = NULL;
+	}
+	if (msg == NULL) {
+		job_recv(j); /* nothing to answer with: the caller's deadline tells it */
+		return;
+	}
+	j->state = J_SEND;
+	nng_aio_set_msg(j->aio, msg);
+	nng_ctx_send(j->ctx, j->aio);
+}
+
+static void job_cb(void *arg)
+{
+	inv_job *j = arg;
+	int rv = nng_aio_result(j->aio);
+	if (j->state == J_SEND) {
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(j->aio));
+		if (rv == NNG_ECLOSED)
+			return;
+		job_recv(j);
+		return;
+	}
+	if (rv == NNG_ECLOSED)
+		return;
+	if (rv != 0) {
+		job_recv(j);
+		return;
+	}
+	nng_msg *m = nng_aio_get_msg(j->aio);
+	j->req = gust_msg_request(m);
+	nng_msg_free(m);
+	if (j->req == NULL || j->req->activation_id[0] == '\0' || j->req->code_key[0] == '\0' ||
+	    j->req->kind[0] == '\0') {
+		gust_log_warn("INV-REQ-MALFORMED", "refusing a malformed activation request");
+		nng_msg *e;
+		if (gust_msg_error_result(j->req ? j->req->activation_id : "", GUST_EPROTO,
+		                          "malformed activation request", &e) != 0) {
+			if (j->req)
+				gust__activation_request__free_unpacked(j->req, NULL);
+			j->req = NULL;
+			job_recv(j);
+			return;
+		}
+		inv_server_reply(j, e);
+		return;
+	}
+	j->recv_ms = (uint64_t)gust_wall_ms();
+	j->state = J_RUN;
+	inv_pool_submit(j->v, j);
+}
+
+int inv_server_start(inv *v, gust_error **err)
+{
+	int rv;
+	nng_listener l;
+	if ((rv = nng_rep0_open(&v->rep)) != 0)
+		return gust_error_set(err, GUST_EIO, "nng rep socket: %s", nng_strerror(rv));
+	nng_socket_set_size(v->rep, NNG_OPT_RECVMAXSZ, 64u << 20);
+	if ((rv = nng_listen(v->rep, v->cfg.listen, &l, 0)) != 0)
+		return gust_error_set(err, GUST_EINVAL,
+		                      "config key 'listen': cannot listen on %s: %s", v->cfg.listen,
+		                      nng_strerror(rv));
+	if (v->cfg.advertise[0]) {
+		v->address = gust_xstrdup(v->cfg.advertise);
+	} else if (strncmp(v->cfg.listen, "tcp://", 6) == 0) {
+		int port = 0;
+		nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+		const char *hp = v->cfg.listen + 6;
+		const char *colon = strrchr(hp, ':');
+		v->address =
+		    gust_xasprintf("tcp://%.*s:%d", (int)(colon ? colon - hp : 0), hp, port);
+	} else {
+		v->address = gust_xstrdup(v->cfg.listen);
+	}
+	v->njobs = (size_t)v->cfg.contexts;
+	v->jobs = gust_xcalloc(v->njobs, sizeof(inv_job));
+	for (size_t i = 0; i < v->njobs; i++) {
+		inv_job *j = &v->jobs[i];
+		j->v = v;
+		if ((rv = nng_aio_alloc(&j->aio, job_cb, j)) != 0 ||
+		    (rv = nng_ctx_open(&j->ctx, v->rep)) != 0)
+			return gust_error_set(err, GUST_ENOMEM, "nng context: %s",
+			                      nng_strerror(rv));
+	}
+	for (size_t i = 0; i < v->njobs; i++)
+		job_recv(&v->jobs[i]);
+	return 0;
+}
+
+void inv_server_stop(inv *v)
+{
+	nng_close(v->rep);
+	for (size_t i = 0; i < v->njobs; i++)
+		if (v->jobs[i].aio)
+			nng_aio_stop(v->jobs[i].aio);
+	for (size_t i = 0; i < v->njobs; i++) {
+		if (v->jobs[i].req)
+			gust__activation_request__free_unpacked(v->jobs[i].req, NULL);
+		nng_aio_free(v->jobs[i].aio);
+	}
+	free(v->jobs);
+	v->jobs = NULL;
+	free(v->address);
+	v->address = NULL;
+}

@@ -1,0 +1,120 @@
+/*
+ * invoker.h - gust-invoker: runs activations in sandboxes on this node.
+ *
+ * nng rep contexts take requests (inv_server.c) and hand them to a pool of
+ * worker threads (inv_pool.c); a worker takes a warm sandbox of the action's
+ * version, or starts one (fetching the code from etcd once and caching it),
+ * runs the activation, queues the activation record for Redis (inv_record.c)
+ * and sends the result back on the request's context. Workers block on
+ * sandbox pipes; nng callback threads never do.
+ */
+#ifndef INV_INVOKER_H
+#define INV_INVOKER_H
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "gust/config.h"
+#include "gust/etcd.h"
+#include "gust/map.h"
+#include "gust/metrics.h"
+#include "gust/msg.h"
+#include "gust/redis.h"
+#include "sandbox.h"
+
+typedef struct inv inv;
+typedef struct inv_job inv_job;
+typedef struct inv_slot inv_slot;
+
+typedef struct inv_config {
+	char *listen;
+	char *advertise;
+	char *etcd;
+	char *redis;
+	char *id;
+	char *state_dir;
+	char *runtime_dir;
+	long long memory_mb;
+	long long workers;
+	long long contexts;
+	long long idle_timeout_s;
+	long long record_ttl_s;
+	long long lease_ttl_s;
+	char *metrics_host;
+	long long metrics_port;
+	char *log_level;
+} inv_config;
+
+extern const gust_cfg_key inv_config_table[];
+
+/* One request in flight: its rep context and aio, and the decoded request. */
+struct inv_job {
+	inv *v;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int state;
+	Gust__ActivationRequest *req;
+	uint64_t recv_ms; /* wall clock when received */
+	inv_job *next;    /* in the pool's queue */
+};
+
+/* A sandbox in the pool. */
+struct inv_slot {
+	inv_sandbox *sb;
+	char *key; /* "ns/action@version" */
+	char *kind;
+	int memory_mb;
+	bool busy;
+	uint64_t last_used_ms;
+	inv_slot *next;
+};
+
+struct inv {
+	inv_config cfg;
+	gust_etcd *etcd;
+	gust_etcd_lease_keeper *lease;
+	gust_redis_writer *records;
+	nng_socket rep;
+	char *address;
+	inv_job *jobs;
+	size_t njobs;
+	/* the pool */
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	inv_job *qhead, **qtail;
+	inv_slot *slots;
+	int used_mb;
+	bool stopping;
+	pthread_t *threads;
+	size_t nthreads;
+	pthread_t reaper;
+	/* code cache: code_key -> inv_code */
+	pthread_mutex_t code_lock;
+	gust_map code;
+	size_t code_bytes;
+	gust_admin_http *admin;
+	gust_metric *m_act[4];
+	gust_metric *m_cold;
+	gust_metric *m_warm;
+	gust_metric *m_duration;
+	gust_metric *m_sandboxes;
+	gust_metric *m_queue;
+};
+
+/* inv_server.c */
+int inv_server_start(inv *v, gust_error **err);
+void inv_server_stop(inv *v);
+/* Sends the result for job and recycles its context. Takes msg. */
+void inv_server_reply(inv_job *job, nng_msg *msg);
+
+/* inv_pool.c */
+int inv_pool_start(inv *v, gust_error **err);
+void inv_pool_stop(inv *v);
+void inv_pool_submit(inv *v, inv_job *job);
+
+/* inv_record.c */
+void inv_record_write(inv *v, const Gust__ActivationRequest *req,
+                      const Gust__ActivationResult *res);
+
+#endif

@@ -1,0 +1,209 @@
+/* gust-invoker: parse config, build the parts, serve until SIGINT/SIGTERM. */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gust/log.h"
+#include "invoker.h"
+
+#define K(f) offsetof(inv_config, f)
+const gust_cfg_key inv_config_table[] = {
+    {"listen", GUST_CFG_STR, K(listen), "tcp://127.0.0.1:0", 1, 1024, "GUST_INVOKER_LISTEN",
+     "nng URL to take activations on (port 0: any free port)"},
+    {"advertise", GUST_CFG_STR, K(advertise), "", 0, 1024, "GUST_INVOKER_ADVERTISE",
+     "URL published in etcd for schedulers; default: the bound listen URL"},
+    {"etcd", GUST_CFG_STR, K(etcd), "http://127.0.0.1:2379", 1, 4096, "GUST_ETCD",
+     "etcd endpoints, comma-separated"},
+    {"redis", GUST_CFG_STR, K(redis), "127.0.0.1:6379", 1, 1024, "GUST_REDIS",
+     "Redis for activation records (host:port or unix:/path)"},
+    {"id", GUST_CFG_STR, K(id), "", 0, 128, "GUST_INVOKER_ID",
+     "this invoker's id; default inv-<hostname>"},
+    {"state_dir", GUST_CFG_STR, K(state_dir), "/var/lib/gust/invoker", 1, 4096,
+     "GUST_INVOKER_STATE_DIR", "where sandbox roots are made"},
+    {"runtime_dir", GUST_CFG_STR, K(runtime_dir), GUST_RUNTIME_DIR_DEFAULT, 1, 4096,
+     "GUST_RUNTIME_DIR", "the language launchers (python/, nodejs/, native/)"},
+    {"memory_mb", GUST_CFG_INT, K(memory_mb), "2048", 128, 1048576, "GUST_INVOKER_MEMORY_MB",
+     "user memory for sandboxes, as OpenWhisk's userMemory"},
+    {"workers", GUST_CFG_INT, K(workers), "32", 1, 4096, "GUST_INVOKER_WORKERS",
+     "threads running activations (each waits on one sandbox)"},
+    {"contexts", GUST_CFG_INT, K(contexts), "1024", 1, 65536, "GUST_INVOKER_CONTEXTS",
+     "activations accepted at once (nng contexts)"},
+    {"idle_timeout_s", GUST_CFG_INT, K(idle_timeout_s), "600", 1, 86400,
+     "GUST_INVOKER_IDLE_TIMEOUT_S", "an idle warm sandbox is evicted after this long"},
+    {"record_ttl_s", GUST_CFG_INT, K(record_ttl_s), "86400", 10, 31536000, "GUST_RECORD_TTL_S",
+     "time to live of activation records in Redis"},
+    {"lease_ttl_s", GUST_CFG_INT, K(lease_ttl_s), "3", 2, 300, "GUST_INVOKER_LEASE_TTL_S",
+     "etcd lease time of this invoker's registration"},
+    {"metrics_host", GUST_CFG_STR, K(metrics_host), "127.0.0.1", 1, 64, "GUST_INVOKER_METRICS_HOST",
+     "address for /health and /metrics"},
+    {"metrics_port", GUST_CFG_INT, K(metrics_port), "0", 0, 65535, "GUST_INVOKER_METRICS_PORT",
+     "port for /health and /metrics (0: off)"},
+    {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
+     "debug, info, warn or error"},
+    GUST_CFG_END,
+};
+
+static volatile sig_atomic_t inv_stop;
+
+static void on_signal(int sig)
+{
+	inv_stop = 1;
+}
+
+static int inv_register(inv *v, int64_t lease, gust_error **err)
+{
+	cleanup_free char *key = gust_xasprintf("/gust/invokers/%s", v->cfg.id);
+	gust_buf b = {0};
+	gust_buf_puts(&b, "{\"id\":");
+	gust_buf_json_str(&b, v->cfg.id, strlen(v->cfg.id));
+	gust_buf_puts(&b, ",\"address\":");
+	gust_buf_json_str(&b, v->address, strlen(v->address));
+	gust_buf_printf(&b, ",\"memory_mb\":%lld}", v->cfg.memory_mb);
+	int rv = gust_etcd_put(v->etcd, key, b.data, b.len, lease, NULL, err);
+	gust_buf_free(&b);
+	return rv;
+}
+
+static void inv_on_renew(void *arg, int64_t lease)
+{
+	inv *v = arg;
+	gust_error *e = NULL;
+	if (inv_register(v, lease, &e) != 0)
+		gust_log_error("INV-REGISTER", "re-registering: %s", gust_error_msg(e));
+	gust_error_free(e);
+}
+
+static int inv_health(void *arg, gust_buf *body)
+{
+	inv *v = arg;
+	pthread_mutex_lock(&v->lock);
+	int used = v->used_mb;
+	pthread_mutex_unlock(&v->lock);
+	gust_buf_printf(body, "{\"status\":\"ok\",\"id\":\"%s\",\"used_mb\":%d,\"memory_mb\":%lld}",
+	                v->cfg.id, used, v->cfg.memory_mb);
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int inv_build(inv *v, gust_error **err)
+{
+	int rv;
+	if (v->cfg.id[0] == '\0') {
+		char host[64] = "host";
+		gethostname(host, sizeof(host) - 1);
+		free(v->cfg.id);
+		v->cfg.id = gust_xasprintf("inv-%s", host);
+	}
+	if (mkdir_p(v->cfg.state_dir) != 0)
+		return gust_error_set(err, GUST_EIO, "config key 'state_dir': cannot create %s: %s",
+		                      v->cfg.state_dir, strerror(errno));
+	cleanup_free char *probe = gust_xasprintf("%s/python/launcher.py", v->cfg.runtime_dir);
+	if (access(probe, R_OK) != 0)
+		return gust_error_set(err, GUST_EINVAL,
+		                      "config key 'runtime_dir': %s has no launchers",
+		                      v->cfg.runtime_dir);
+	static const char *const st[] = {"status=\"success\"", "status=\"application_error\"",
+	                                 "status=\"developer_error\"", "status=\"whisk_error\""};
+	for (int i = 0; i < 4; i++)
+		v->m_act[i] =
+		    gust_counter_new("gust_activations_total", "activations run by status", st[i]);
+	v->m_cold =
+	    gust_counter_new("gust_invoker_starts_total", "sandbox starts", "start=\"cold\"");
+	v->m_warm =
+	    gust_counter_new("gust_invoker_starts_total", "sandbox starts", "start=\"warm\"");
+	v->m_duration = gust_histogram_new("gust_activation_duration_seconds",
+	                                   "activation time in the invoker, init included", NULL);
+	v->m_sandboxes = gust_gauge_new("gust_invoker_sandboxes", "sandboxes alive", NULL);
+	v->m_queue =
+	    gust_gauge_new("gust_invoker_queue", "activations waiting for a sandbox", NULL);
+	if ((rv = gust_etcd_open(&v->etcd, v->cfg.etcd, err)) != 0)
+		return gust_error_wrap(err, "config key 'etcd'");
+	if ((rv = gust_redis_writer_start(v->cfg.redis, &v->records, err)) != 0)
+		return gust_error_wrap(err, "config key 'redis'");
+	if ((rv = inv_pool_start(v, err)) != 0)
+		return rv;
+	if ((rv = inv_server_start(v, err)) != 0)
+		return rv;
+	if (v->cfg.metrics_port > 0 &&
+	    (rv = gust_admin_http_start(v->cfg.metrics_host, (int)v->cfg.metrics_port, inv_health,
+	                                v, &v->admin, err)) != 0)
+		return gust_error_wrap(err, "config key 'metrics_port'");
+	if ((rv = gust_etcd_lease_keeper_start(v->etcd, v->cfg.lease_ttl_s, inv_on_renew, v,
+	                                       &v->lease, err)) != 0)
+		return gust_error_wrap(err, "etcd lease");
+	if ((rv = inv_register(v, gust_etcd_lease_keeper_id(v->lease), err)) != 0)
+		return gust_error_wrap(err, "registering in etcd");
+	return 0;
+}
+
+static void inv_destroy(inv *v)
+{
+	/* Leave placement first, so that no new work arrives while we stop. */
+	if (v->lease)
+		gust_etcd_lease_keeper_stop(v->lease, true);
+	gust_admin_http_stop(v->admin);
+	inv_pool_stop(v);
+	inv_server_stop(v);
+	gust_redis_writer_stop(v->records, 2000);
+	if (v->etcd)
+		gust_etcd_close(v->etcd);
+	gust_cfg_free(inv_config_table, &v->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	inv v = {0};
+	gust_error *err = NULL;
+	gust_log_set_name("invoker");
+	int rv = gust_cfg_load(inv_config_table, &v.cfg, "gust-invoker", argc, argv, &err);
+	if (rv == GUST_ECLOSED)
+		return 0;
+	if (rv != 0) {
+		fprintf(stderr, "gust-invoker: %s\n", gust_error_msg(err));
+		return 2;
+	}
+	int lvl = gust_log_level_parse(v.cfg.log_level);
+	if (lvl < 0) {
+		fprintf(stderr,
+		        "gust-invoker: config key 'log_level': '%s' is not one of debug, info, "
+		        "warn, error\n",
+		        v.cfg.log_level);
+		return 2;
+	}
+	gust_log_threshold = lvl;
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if ((rv = inv_build(&v, &err)) != 0) {
+		gust_log_error("INV-START", "%s", gust_error_msg(err));
+		gust_error_free(err);
+		inv_destroy(&v);
+		return 1;
+	}
+	gust_log_info("INV-READY", "invoker %s taking activations at %s with %lld MB", v.cfg.id,
+	              v.address, v.cfg.memory_mb);
+	while (!inv_stop)
+		pause();
+	gust_log_info("INV-STOP", "stopping");
+	inv_destroy(&v);
+	return 0;
+}

@@ -1,0 +1,306 @@
+"""cluster.py - start a real Gust cluster for tests and benchmarks.
+
+Starts etcd, Redis, gust-scheduler, gust-invoker(s) and gust-gateway on free
+loopback ports, everything under one temp dir, and tears it all down again
+(even when a test fails). Standard library only.
+
+    with Cluster("skeleton") as c:
+        c.create_namespace("guest")
+        auth = c.create_key("guest")
+        status, body, headers = c.api("PUT", "/api/v1/namespaces/_/actions/hello", {...}, auth)
+"""
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+BUILD = os.environ.get("GUST_BUILD_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+SOURCE = os.environ.get("GUST_SOURCE_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+_used_ports = set()
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1, never handed out twice in one process."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in _used_ports:
+            _used_ports.add(p)
+            return p
+
+
+def wait_tcp(port, timeout=20.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def skip(msg):
+    print("SKIP: " + msg)
+    sys.exit(77)
+
+
+class Proc:
+    def __init__(self, name, argv, logdir, env=None):
+        self.name = name
+        self.argv = argv
+        self.log = os.path.join(logdir, name + ".log")
+        self.env = env
+        self.p = None
+
+    def start(self):
+        logf = open(self.log, "ab")
+        self.p = subprocess.Popen(self.argv, stdout=logf, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=self.env,
+                                  start_new_session=True)
+        logf.close()
+        return self
+
+    def alive(self):
+        return self.p is not None and self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.p is None:
+            return
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(sig)
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.p = None
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+    def tail(self, n=30):
+        try:
+            with open(self.log, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+class Cluster:
+    def __init__(self, tag="test", invokers=1, memory_mb=2048, gateway_threads=2, log_level="info",
+                 keep=False, base_dir=None):
+        if os.geteuid() != 0:
+            skip("the invoker needs root for namespaces")
+        for prog in ("etcd", "redis-server"):
+            if shutil.which(prog) is None:
+                skip(prog + " is not installed (deploy/install-deps installs it)")
+        self.dir = base_dir or tempfile.mkdtemp(prefix="gust-%s-" % tag)
+        os.makedirs(self.dir, exist_ok=True)
+        self.keep = keep
+        self.n_invokers = invokers
+        self.memory_mb = memory_mb
+        self.gateway_threads = gateway_threads
+        self.log_level = log_level
+        self.procs = {}
+        self.etcd_port = free_port()
+        self.etcd_peer = free_port()
+        self.redis_port = free_port()
+        self.gw_port = free_port()
+        self.sched_metrics = free_port()
+        self.etcd_url = "http://127.0.0.1:%d" % self.etcd_port
+
+    # --- lifecycle ---------------------------------------------------------
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.dump_logs()
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is not None:
+            self.dump_logs()
+        self.stop()
+        return False
+
+    def bin(self, name):
+        sub = {"gust-gateway": "gateway", "gust-scheduler": "scheduler",
+               "gust-invoker": "invoker", "gust": "cli"}[name]
+        return os.path.join(BUILD, sub, name)
+
+    def start(self):
+        self.start_etcd()
+        self.start_redis()
+        self.start_scheduler()
+        for i in range(self.n_invokers):
+            self.start_invoker(i)
+        self.start_gateway()
+        self.wait_ready()
+
+    def start_etcd(self):
+        d = os.path.join(self.dir, "etcd")
+        p = Proc("etcd", ["etcd", "--name", "default", "--data-dir", d,
+                          "--listen-client-urls", self.etcd_url,
+                          "--advertise-client-urls", self.etcd_url,
+                          "--listen-peer-urls", "http://127.0.0.1:%d" % self.etcd_peer,
+                          "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.etcd_peer,
+                          "--initial-cluster", "default=http://127.0.0.1:%d" % self.etcd_peer,
+                          "--max-request-bytes", "33554432",
+                          "--logger", "zap", "--log-level", "warn"], self.dir)
+        self.procs["etcd"] = p.start()
+        if not wait_tcp(self.etcd_port):
+            raise RuntimeError("etcd did not start:\n" + p.tail())
+        end = time.time() + 20
+        while time.time() < end:
+            try:
+                self.etcd("/v3/kv/range", {"key": self._b64("/")})
+                return
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError("etcd does not answer:\n" + p.tail())
+
+    def start_redis(self):
+        p = Proc("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", "--dir", self.dir], self.dir)
+        self.procs["redis"] = p.start()
+        if not wait_tcp(self.redis_port):
+            raise RuntimeError("redis did not start:\n" + p.tail())
+
+    def common_env(self):
+        env = dict(os.environ)
+        env["GUST_ETCD"] = self.etcd_url
+        env["GUST_REDIS"] = "127.0.0.1:%d" % self.redis_port
+        env["GUST_LOG_LEVEL"] = self.log_level
+        return env
+
+    def start_scheduler(self, name="scheduler", metrics_port=None):
+        argv = [self.bin("gust-scheduler"), "--id", name,
+                "--metrics_port", str(metrics_port or self.sched_metrics)]
+        self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
+
+    def start_invoker(self, i):
+        name = "invoker%d" % i
+        argv = [self.bin("gust-invoker"), "--id", name,
+                "--state_dir", os.path.join(self.dir, name),
+                "--runtime_dir", os.path.join(SOURCE, "invoker", "runtimes"),
+                "--memory_mb", str(self.memory_mb)]
+        self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
+
+    def start_gateway(self):
+        argv = [self.bin("gust-gateway"), "--port", str(self.gw_port),
+                "--threads", str(self.gateway_threads)]
+        self.procs["gateway"] = Proc("gateway", argv, self.dir, self.common_env()).start()
+
+    def wait_ready(self, timeout=30.0):
+        """Until the gateway serves, knows a scheduler, and the scheduler knows
+        every invoker."""
+        end = time.time() + timeout
+        last = ""
+        while time.time() < end:
+            for name, p in self.procs.items():
+                if not p.alive():
+                    raise RuntimeError("%s exited:\n%s" % (name, p.tail()))
+            try:
+                st, _, _ = self.http("GET", "http://127.0.0.1:%d/health" % self.gw_port)
+                sst, sb, _ = self.http("GET", "http://127.0.0.1:%d/health" % self.sched_metrics)
+                if st == 200 and sst == 200 and sb.get("invokers", 0) >= self.n_invokers:
+                    return
+                last = "gateway %s, scheduler %s %s" % (st, sst, sb)
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise RuntimeError("cluster not ready: " + last)
+
+    def stop(self):
+        for name in ["gateway"] + [n for n in self.procs if n not in ("gateway", "etcd", "redis")] + ["redis", "etcd"]:
+            p = self.procs.get(name)
+            if p:
+                p.stop()
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def dump_logs(self):
+        for name, p in self.procs.items():
+            sys.stderr.write("---- %s log (last lines) ----\n%s\n" % (name, p.tail(40)))
+
+    # --- etcd and admin ----------------------------------------------------
+    @staticmethod
+    def _b64(s):
+        return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+    def etcd(self, path, body):
+        req = urllib.request.Request(self.etcd_url + path, data=json.dumps(body).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def etcd_put(self, key, value):
+        self.etcd("/v3/kv/put", {"key": self._b64(key), "value": self._b64(value)})
+
+    def create_namespace(self, ns):
+        self.etcd_put("/gust/namespaces/" + ns, json.dumps({"name": ns, "created": int(time.time() * 1000)}))
+
+    def create_key(self, ns):
+        u = str(uuid.uuid4())
+        alphabet = string.ascii_letters + string.digits
+        k = "".join(secrets.choice(alphabet) for _ in range(64))
+        self.etcd_put("/gust/keys/" + u, json.dumps({"uuid": u, "key": k, "namespace": ns}))
+        return "%s:%s" % (u, k)
+
+    # --- HTTP --------------------------------------------------------------
+    @property
+    def api_host(self):
+        return "http://127.0.0.1:%d" % self.gw_port
+
+    @staticmethod
+    def http(method, url, body=None, auth=None, headers=None, timeout=70):
+        data = None
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        if auth:
+            hdrs["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw, status, rh = r.read(), r.status, dict(r.headers)
+        except urllib.error.HTTPError as e:
+            raw, status, rh = e.read(), e.code, dict(e.headers)
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return status, parsed, rh
+
+    def api(self, method, path, body=None, auth=None, **kw):
+        return self.http(method, self.api_host + path, body, auth, **kw)
+
+
+def wait_until(fn, timeout=10.0, interval=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    return fn()

@@ -110,6 +110,9 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 		return;
 	}
 	cleanup_free char *rkey = gust_xasprintf("/gust/actions/%s/%s", ns, name);
+	/* Every cleanup-owned local is declared before the first goto: a jump
+	 * past an initialisation would free garbage on the way out. */
+	cleanup_free char *version = NULL, *old_code_key = NULL, *doc = NULL, *answer = NULL;
 	gust_kv old = {0};
 	gust_error *e = NULL;
 	int rv = gust_etcd_get(g->etcd, rkey, &old, &e);
@@ -215,13 +218,11 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 	else if (json_object_get(rec, "publish") == NULL)
 		json_object_set_new(rec, "publish", json_false());
 
-	cleanup_free char *version =
-	    bump_version(json_string_value(json_object_get(rec, "version")));
+	version = bump_version(json_string_value(json_object_get(rec, "version")));
 	json_object_set_new(rec, "namespace", json_string(ns));
 	json_object_set_new(rec, "name", json_string(name));
 	json_object_set_new(rec, "version", json_string(version));
 	json_object_set_new(rec, "updated", json_integer(gust_wall_ms()));
-	cleanup_free char *old_code_key = NULL;
 	if (code != NULL) {
 		const char *ock = json_string_value(json_object_get(rec, "code_key"));
 		old_code_key = ock ? gust_xstrdup(ock) : NULL;
@@ -233,7 +234,7 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 		}
 		json_object_set_new(rec, "code_key", json_string(ck));
 	}
-	cleanup_free char *doc = json_dumps(rec, JSON_COMPACT);
+	doc = json_dumps(rec, JSON_COMPACT);
 	int64_t rev = 0;
 	rv = gust_etcd_cas(g->etcd, rkey, old.key ? old.mod_revision : 0, doc, strlen(doc), 0, &rev,
 	                   &e);
@@ -255,8 +256,8 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 	if (code)
 		json_object_set_new(json_object_get(rec, "exec"), "code",
 		                    json_stringn(code, code_len));
-	cleanup_free char *out = json_dumps(rec, JSON_COMPACT);
-	gw_reply_json(r, 200, out);
+	answer = json_dumps(rec, JSON_COMPACT);
+	gw_reply_json(r, 200, answer);
 out:
 	gust_error_free(e);
 	gust_kv_clear(&old);
@@ -312,6 +313,7 @@ static void action_delete(gw_req *r, const char *ns, const char *name)
 {
 	gw *g = r->g;
 	cleanup_free char *rkey = gust_xasprintf("/gust/actions/%s/%s", ns, name);
+	cleanup_free char *cprefix = gust_xasprintf("/gust/code/%s/%s/", ns, name);
 	gust_kv old = {0};
 	gust_error *e = NULL;
 	int rv = gust_etcd_get(g->etcd, rkey, &old, &e);
@@ -334,7 +336,6 @@ static void action_delete(gw_req *r, const char *ns, const char *name)
 	/* The delete's revision is not returned by a txn; any revision above the
 	 * put's works for ordering against the watch. */
 	gw_cache_apply_delete(g, rkey, old.mod_revision + 1);
-	cleanup_free char *cprefix = gust_xasprintf("/gust/code/%s/%s/", ns, name);
 	gust_etcd_delete(g->etcd, cprefix, true, NULL, NULL);
 	json_t *rec = json_loadb(old.value, old.value_len, 0, NULL);
 	if (rec) {

@@ -124,6 +124,7 @@ class Cluster:
         self.redis_port = free_port()
         self.gw_port = free_port()
         self.sched_metrics = free_port()
+        self.inv_metrics = [free_port() for _ in range(invokers)]
         self.etcd_url = "http://127.0.0.1:%d" % self.etcd_port
 
     # --- lifecycle ---------------------------------------------------------
@@ -203,6 +204,8 @@ class Cluster:
                 "--state_dir", os.path.join(self.dir, name),
                 "--runtime_dir", os.path.join(SOURCE, "invoker", "runtimes"),
                 "--memory_mb", str(self.memory_mb)]
+        if i < len(self.inv_metrics):
+            argv += ["--metrics_port", str(self.inv_metrics[i])]
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
 
     def start_gateway(self):

@@ -106,12 +106,12 @@ static int inv_pipe(int p[2], bool parent_reads, gust_error **err)
 static int inv_wait_ready(inv_sandbox *sb, int sync_fd, gust_error **err)
 {
 	struct pollfd pfd = {.fd = sync_fd, .events = POLLIN};
-	int64_t deadline = gust_wall_ms() + INV_CREATE_TIMEOUT_MS;
+	uint64_t deadline = gust_now_ms() + INV_CREATE_TIMEOUT_MS;
 	inv_sync_msg m;
 	ssize_t n;
 
 	for (;;) {
-		int64_t left = deadline - gust_wall_ms();
+		int64_t left = (int64_t)(deadline - gust_now_ms());
 		if (left <= 0)
 			return gust_error_set(err, GUST_ETIMEDOUT,
 			                      "sandbox: no answer from the sandbox within %d ms",

@@ -62,19 +62,33 @@ static const struct {
     {"/dev/urandom", "dev/urandom", "bind /dev/urandom"},
 };
 
-static const struct {
+typedef struct inv_link {
 	const char *target;
 	const char *link;
-} inv_links[] = {
+} inv_link;
+
+/* Merged /usr: the host's /bin, /lib, ... are symlinks into it, and so are ours. */
+static const inv_link inv_root_links[] = {
     {"usr/bin", "bin"},
     {"usr/lib", "lib"},
     {"usr/lib64", "lib64"},
     {"usr/sbin", "sbin"},
+};
+static const inv_link inv_dev_links[] = {
     {"/proc/self/fd", "dev/fd"},
     {"/proc/self/fd/0", "dev/stdin"},
     {"/proc/self/fd/1", "dev/stdout"},
     {"/proc/self/fd/2", "dev/stderr"},
 };
+
+static int inv_symlinks(const inv_link *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (symlink(l[i].target, l[i].link) < 0)
+			return -1;
+	}
+	return 0;
+}
 
 /* Sends errno + what on fd and exits: the one way a setup step fails. */
 __attribute__((noreturn)) static void inv_child_fail(int fd, const char *what, int err)
@@ -195,11 +209,9 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 			return -1;
 		}
 	}
-	for (size_t i = 0; i < 4; i++) {
-		if (symlink(inv_links[i].target, inv_links[i].link) < 0) {
-			*what = "symlink in root";
-			return -1;
-		}
+	if (inv_symlinks(inv_root_links, sizeof(inv_root_links) / sizeof(inv_root_links[0])) < 0) {
+		*what = "symlink in root";
+		return -1;
 	}
 	if (inv_bind_ro("/usr", "usr", what, "bind /usr", "remount /usr read-only") < 0)
 		return -1;
@@ -224,11 +236,9 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 	}
 	if (inv_setup_dev(what) < 0)
 		return -1;
-	for (size_t i = 4; i < sizeof(inv_links) / sizeof(inv_links[0]); i++) {
-		if (symlink(inv_links[i].target, inv_links[i].link) < 0) {
-			*what = "symlink in /dev";
-			return -1;
-		}
+	if (inv_symlinks(inv_dev_links, sizeof(inv_dev_links) / sizeof(inv_dev_links[0])) < 0) {
+		*what = "symlink in /dev";
+		return -1;
 	}
 	if (mount(NULL, "dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
 	          NULL) < 0) {

@@ -77,6 +77,10 @@ static const t_lang t_python = {
              "    c = socket.create_connection(s.getsockname()); c.close(); s.close()\n"
              "    r['loopback'] = True\n"
              "    r['aid'] = os.environ.get('__OW_ACTIVATION_ID')\n"
+             "    r['extra'] = os.environ.get('__OW_EXTRA')\n"
+             "    r['initvar'] = os.environ.get('GUST_INIT_VAR')\n"
+             "    r['devnull'] = writable('/dev/null')\n"
+             "    r['urandom'] = len(open('/dev/urandom', 'rb').read(16))\n"
              "    return r\n",
     .chatty = "def main(args):\n"
               "    for i in range(args['n']):\n        print('line-%d' % i)\n    return {}\n",
@@ -107,7 +111,9 @@ static const t_lang t_node = {
              "    tmp_write: writable('/tmp/gust-probe'),\n"
              "    ifaces: Object.keys(os.networkInterfaces()),\n"
              "    capeff: st.CapEff, capbnd: st.CapBnd, nnp: st.NoNewPrivs,\n"
-             "    aid: process.env.__OW_ACTIVATION_ID};\n"
+             "    aid: process.env.__OW_ACTIVATION_ID, extra: process.env.__OW_EXTRA,\n"
+             "    initvar: process.env.GUST_INIT_VAR, devnull: writable('/dev/null'),\n"
+             "    urandom: fs.readSync(fs.openSync('/dev/urandom', 'r'), Buffer.alloc(16))};\n"
              "  r.loopback = await new Promise((ok) => {\n"
              "    const s = net.createServer((c) => c.end()).listen(0, '127.0.0.1', () => {\n"
              "      const c = net.connect(s.address().port, '127.0.0.1', () => "
@@ -158,10 +164,11 @@ static inv_sandbox *t_create(const char *kind)
 	return t_create_cfg(kind, 0);
 }
 
-static int t_init_bin(inv_sandbox *sb, const char *code, bool binary, gust_error **err)
+static int t_init_env(inv_sandbox *sb, const char *code, bool binary, const char *env,
+                      gust_error **err)
 {
 	inv_run_result r = {0};
-	int rv = inv_sandbox_init(sb, code, strlen(code), "main", binary, NULL, 10000, &r, err);
+	int rv = inv_sandbox_init(sb, code, strlen(code), "main", binary, env, 10000, &r, err);
 	if (rv != 0) {
 		fprintf(stderr, "init: %s (result %s)\n", gust_error_msg(err ? *err : NULL),
 		        r.result);
@@ -169,6 +176,11 @@ static int t_init_bin(inv_sandbox *sb, const char *code, bool binary, gust_error
 	}
 	inv_run_result_clear(&r);
 	return rv;
+}
+
+static int t_init_bin(inv_sandbox *sb, const char *code, bool binary, gust_error **err)
+{
+	return t_init_env(sb, code, binary, NULL, err);
 }
 
 static inv_sandbox *t_ready(const char *kind, const char *code)
@@ -185,6 +197,12 @@ static void t_run(inv_sandbox *sb, const char *params, int timeout_ms, inv_run_r
 	gust_random_hex(aid, 16);
 	cleanup_free char *line =
 	    gust_xasprintf("{\"value\":%s,\"env\":{\"__OW_ACTIVATION_ID\":\"%s\"}}", params, aid);
+	assert_int_equal(inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + timeout_ms, r),
+	                 0);
+}
+
+static void t_run_line(inv_sandbox *sb, const char *line, int timeout_ms, inv_run_result *r)
+{
 	assert_int_equal(inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + timeout_ms, r),
 	                 0);
 }
@@ -414,8 +432,18 @@ static void test_log_limit(void **state)
 static void test_isolation(void **state)
 {
 	const t_lang *l = *state;
-	inv_sandbox *sb = t_ready(l->kind, l->probe);
+	inv_sandbox *sb = t_create(l->kind);
 	inv_run_result r = {0};
+
+	assert_int_equal(t_init_env(sb, l->probe, false, "{\"GUST_INIT_VAR\":\"init-ok\"}", NULL),
+	                 0);
+	/* An activation's __OW_ variables do not leak into the next one. */
+	t_run_line(sb, "{\"value\":{},\"env\":{\"__OW_EXTRA\":\"1\"}}", 10000, &r);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	json_t *j0 = t_json(r.result);
+	assert_string_equal(json_string_value(json_object_get(j0, "extra")), "1");
+	json_decref(j0);
+	inv_run_result_clear(&r);
 
 	t_run(sb, "{}", 10000, &r);
 	if (r.status != INV_RUN_SUCCESS)
@@ -449,6 +477,10 @@ static void test_isolation(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "capbnd")), "0000000000000000");
 	assert_string_equal(json_string_value(json_object_get(j, "nnp")), "1");
 	assert_int_equal(strlen(json_string_value(json_object_get(j, "aid"))), 32);
+	assert_true(json_is_null(json_object_get(j, "extra")) || !json_object_get(j, "extra"));
+	assert_string_equal(json_string_value(json_object_get(j, "initvar")), "init-ok");
+	assert_true(json_is_true(json_object_get(j, "devnull")));
+	assert_int_equal(json_integer_value(json_object_get(j, "urandom")), 16);
 	json_decref(j);
 	inv_run_result_clear(&r);
 	inv_sandbox_destroy(sb);
@@ -517,6 +549,33 @@ static void test_big_result(void **state)
 	inv_sandbox_destroy(sb);
 }
 
+/* python only: params far bigger than a pipe's buffer (the invoker's write
+ * must not block past the deadline), and output without a final newline. */
+static void test_big_params(void **state)
+{
+	(void)state;
+	inv_sandbox *sb = t_ready("python:3", "import sys\n"
+	                                      "def main(a):\n"
+	                                      "    sys.stdout.write('no newline')\n"
+	                                      "    return {'len': len(a['s'])}\n");
+	size_t n = 3u << 20;
+	gust_buf b = {0};
+	gust_buf_puts(&b, "{\"value\":{\"s\":\"");
+	for (size_t i = 0; i < n / 64; i++)
+		gust_buf_puts(&b,
+		              "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	gust_buf_puts(&b, "\"}}");
+	inv_run_result r = {0};
+	t_run_line(sb, b.data, 10000, &r);
+	gust_buf_free(&b);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	assert_string_equal(r.result, "{\"len\":3145728}");
+	assert_int_equal(r.nlogs, 1);
+	assert_non_null(strstr(r.logs[0], " stdout: no newline"));
+	inv_run_result_clear(&r);
+	inv_sandbox_destroy(sb);
+}
+
 /* native: the action's own executable speaks the protocol after init. */
 static void test_native(void **state)
 {
@@ -541,6 +600,27 @@ static void test_native(void **state)
 		assert_true(t_has_log(&r, "stdout: native got N"));
 		inv_run_result_clear(&r);
 	}
+	inv_sandbox_destroy(sb);
+}
+
+/* A runtime that answers garbage: the sandbox is written off. */
+static void test_garbage(void **state)
+{
+	(void)state;
+	static const char exe[] = "#!/bin/sh\n"
+	                          "read line\n"
+	                          "echo 'not json' >&3\n"
+	                          "echo XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
+	                          "echo XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX >&2\n"
+	                          "sleep 60\n";
+	inv_sandbox *sb = t_ready("native", exe);
+	inv_run_result r = {0};
+	t_run(sb, "{}", 5000, &r);
+	assert_int_equal(r.status, INV_RUN_DEV_ERROR);
+	assert_string_equal(r.result, "{\"error\":\"The action did not produce a valid response "
+	                              "and exited unexpectedly.\"}");
+	assert_false(inv_sandbox_alive(sb));
+	inv_run_result_clear(&r);
 	inv_sandbox_destroy(sb);
 }
 
@@ -680,7 +760,9 @@ int main(void)
 	    T_BOTH(test_isolation),
 	    T_BOTH(test_zip),
 	    cmocka_unit_test(test_big_result),
+	    cmocka_unit_test(test_big_params),
 	    cmocka_unit_test(test_native),
+	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_create_errors),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_no_leftovers),

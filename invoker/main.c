@@ -40,7 +40,7 @@ const gust_cfg_key inv_config_table[] = {
      "etcd lease time of this invoker's registration"},
     {"metrics_host", GUST_CFG_STR, K(metrics_host), "127.0.0.1", 1, 64, "GUST_INVOKER_METRICS_HOST",
      "address for /health and /metrics"},
-    {"metrics_port", GUST_CFG_INT, K(metrics_port), "0", 0, 65535, "GUST_INVOKER_METRICS_PORT",
+    {"metrics_port", GUST_CFG_INT, K(metrics_port), "9321", 0, 65535, "GUST_INVOKER_METRICS_PORT",
      "port for /health and /metrics (0: off)"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},

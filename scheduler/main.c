@@ -22,7 +22,7 @@ const gust_cfg_key sched_config_table[] = {
      "this scheduler's id; default sched-<hostname>-<pid>"},
     {"metrics_host", GUST_CFG_STR, K(metrics_host), "127.0.0.1", 1, 64,
      "GUST_SCHEDULER_METRICS_HOST", "address for /health and /metrics"},
-    {"metrics_port", GUST_CFG_INT, K(metrics_port), "0", 0, 65535, "GUST_SCHEDULER_METRICS_PORT",
+    {"metrics_port", GUST_CFG_INT, K(metrics_port), "9320", 0, 65535, "GUST_SCHEDULER_METRICS_PORT",
      "port for /health and /metrics (0: off)"},
     {"lease_ttl_s", GUST_CFG_INT, K(lease_ttl_s), "3", 2, 300, "GUST_SCHEDULER_LEASE_TTL_S",
      "etcd lease time of this scheduler's registration"},

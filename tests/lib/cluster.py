@@ -204,8 +204,7 @@ class Cluster:
                 "--state_dir", os.path.join(self.dir, name),
                 "--runtime_dir", os.path.join(SOURCE, "invoker", "runtimes"),
                 "--memory_mb", str(self.memory_mb)]
-        if i < len(self.inv_metrics):
-            argv += ["--metrics_port", str(self.inv_metrics[i])]
+        argv += ["--metrics_port", str(self.inv_metrics[i]) if i < len(self.inv_metrics) else "0"]
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
 
     def start_gateway(self):

@@ -205,7 +205,10 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 		inv_sandbox_cfg sc = {.kind = q->kind,
 		                      .runtime_dir = v->cfg.runtime_dir,
 		                      .state_dir = v->cfg.state_dir,
-		                      .memory_mb = q->memory_mb,
+		                      .memory_mb = slot->memory_mb,
+		                      .pids_max = (int)v->cfg.pids_max,
+		                      .cgroups = v->cgroups,
+		                      .userns_base = v->userns_base,
 		                      .log_limit =
 		                          q->log_limit > 0 ? (size_t)q->log_limit : 10u << 20};
 		cleanup_free char *code = NULL;

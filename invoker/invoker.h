@@ -44,6 +44,9 @@ typedef struct inv_config {
 	char *metrics_host;
 	long long metrics_port;
 	char *log_level;
+	char *cgroup;
+	long long userns_base;
+	long long pids_max;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];
@@ -72,6 +75,9 @@ struct inv_slot {
 
 struct inv {
 	inv_config cfg;
+	char *tag; /* <id>-<hash of the state dir>: names our cgroups, netdevs, nft table */
+	inv_cgroups *cgroups;
+	unsigned userns_base; /* 0 when the kernel does not allow user namespaces */
 	gust_etcd *etcd;
 	gust_etcd_lease_keeper *lease;
 	gust_redis_writer *records;
@@ -112,6 +118,9 @@ void inv_server_reply(inv_job *job, nng_msg *msg);
 int inv_pool_start(inv *v, gust_error **err);
 void inv_pool_stop(inv *v);
 void inv_pool_submit(inv *v, inv_job *job);
+
+/* inv_sweep.c: removes the sandbox dirs an earlier run left; returns how many. */
+int inv_sweep_state(const char *state_dir);
 
 /* inv_record.c */
 void inv_record_write(inv *v, const Gust__ActivationRequest *req,

@@ -1,5 +1,7 @@
 /* gust-invoker: parse config, build the parts, serve until SIGINT/SIGTERM. */
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -42,6 +44,13 @@ const gust_cfg_key inv_config_table[] = {
      "address for /health and /metrics"},
     {"metrics_port", GUST_CFG_INT, K(metrics_port), "9321", 0, 65535, "GUST_INVOKER_METRICS_PORT",
      "port for /health and /metrics (0: off)"},
+    {"cgroup", GUST_CFG_STR, K(cgroup), "auto", 1, 8, "GUST_INVOKER_CGROUP",
+     "cgroup back-end for sandbox limits: auto, v1, v2 or none"},
+    {"userns_base", GUST_CFG_INT, K(userns_base), "1879048192", 0, 4294901759LL,
+     "GUST_INVOKER_USERNS_BASE",
+     "host uid/gid of a sandbox's root; its 65536 ids follow (0: no user namespace)"},
+    {"pids_max", GUST_CFG_INT, K(pids_max), "256", 16, 65536, "GUST_INVOKER_PIDS_MAX",
+     "processes and threads per sandbox"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -103,6 +112,19 @@ static int mkdir_p(const char *path)
 	return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* True when this kernel lets us make user namespaces (a sysctl may forbid). */
+static bool inv_userns_allowed(void)
+{
+	FILE *f = fopen("/proc/sys/user/max_user_namespaces", "re");
+	long n = 0;
+	if (f == NULL)
+		return false;
+	if (fscanf(f, "%ld", &n) != 1)
+		n = 0;
+	fclose(f);
+	return n > 0;
+}
+
 static int inv_build(inv *v, gust_error **err)
 {
 	int rv;
@@ -115,6 +137,24 @@ static int inv_build(inv *v, gust_error **err)
 	if (mkdir_p(v->cfg.state_dir) != 0)
 		return gust_error_set(err, GUST_EIO, "config key 'state_dir': cannot create %s: %s",
 		                      v->cfg.state_dir, strerror(errno));
+	/* Everything this invoker makes on the host carries its tag, so that a
+	 * restart removes exactly what its killed predecessor left, and two
+	 * invokers on one host (tests, several state dirs) never touch each
+	 * other's. */
+	cleanup_free char *real = realpath(v->cfg.state_dir, NULL);
+	const char *sd = real != NULL ? real : v->cfg.state_dir;
+	v->tag = gust_xasprintf("%s-%08x", v->cfg.id, (unsigned)gust_hash64(sd, strlen(sd)));
+	inv_sweep_state(v->cfg.state_dir);
+	if ((rv = inv_cgroups_open(v->cfg.cgroup, v->tag, &v->cgroups, err)) != 0)
+		return gust_error_wrap(err, "config key 'cgroup'");
+	v->userns_base = (unsigned)v->cfg.userns_base;
+	if (v->userns_base != 0 && !inv_userns_allowed()) {
+		gust_log_warn("INV-USERNS", "the kernel does not allow user namespaces: sandboxes "
+		                            "run without one");
+		v->userns_base = 0;
+	}
+	gust_log_info("INV-SANDBOX-CFG", "cgroups %s, user namespace %s",
+	              inv_cgroups_backend(v->cgroups), v->userns_base != 0 ? "on" : "off");
 	cleanup_free char *probe = gust_xasprintf("%s/python/launcher.py", v->cfg.runtime_dir);
 	if (access(probe, R_OK) != 0)
 		return gust_error_set(err, GUST_EINVAL,
@@ -162,6 +202,8 @@ static void inv_destroy(inv *v)
 	gust_admin_http_stop(v->admin);
 	inv_pool_stop(v);
 	inv_server_stop(v);
+	inv_cgroups_close(v->cgroups);
+	free(v->tag);
 	gust_redis_writer_stop(v->records, 2000);
 	if (v->etcd)
 		gust_etcd_close(v->etcd);

@@ -145,7 +145,45 @@ static int inv_wait_ready(inv_sandbox *sb, int sync_fd, gust_error **err)
 	                      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }
 
-static int inv_start(inv_sandbox *sb, inv_child_plan *plan, gust_error **err)
+/* Writes one id map of the sandbox's user namespace: its ids 0..65535 are
+ * host ids base..base+65535. We are privileged in the parent namespace, so
+ * setgroups stays allowed: the sandbox must drop the invoker's supplementary
+ * groups (root's group 0) itself, which "deny" would forbid. */
+static int inv_write_map(pid_t pid, const char *which, unsigned base, gust_error **err)
+{
+	char path[64], map[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, which);
+	int n = snprintf(map, sizeof(map), "0 %u %u\n", base, INV_USERNS_SIZE);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, map, (size_t)n) != n) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return gust_error_set(err, inv_errno_code(e), "sandbox: write %s: %s", path,
+		                      strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+/* What the invoker does for a new pid 1 before it may go on: id maps,
+ * cgroups, then the go byte. */
+static int inv_release(inv_sandbox *sb, const inv_sandbox_cfg *cfg, int sync_fd, gust_error **err)
+{
+	int rv;
+	if (cfg->userns_base != 0 &&
+	    ((rv = inv_write_map(sb->pid, "uid_map", cfg->userns_base, err)) != 0 ||
+	     (rv = inv_write_map(sb->pid, "gid_map", cfg->userns_base, err)) != 0))
+		return rv;
+	if (sb->cg != NULL && (rv = inv_cgroup_attach(sb->cg, sb->pid, err)) != 0)
+		return gust_error_wrap(err, "sandbox");
+	if (send(sync_fd, "g", 1, MSG_NOSIGNAL) != 1)
+		return gust_error_set(err, GUST_EIO, "sandbox: go: %s", strerror(errno));
+	return 0;
+}
+
+static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, inv_child_plan *plan,
+                     gust_error **err)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1}, res[2] = {-1, -1};
 	int sync[2] = {-1, -1};
@@ -173,10 +211,14 @@ static int inv_start(inv_sandbox *sb, inv_child_plan *plan, gust_error **err)
 	/* No CLONE_VM: the child gets a copy of our memory (plan included), as
 	 * with fork, but runs inv_child_main on its own stack without running
 	 * any of fork()'s atfork handlers. The pidfd lets alive() poll for the
-	 * death of pid 1 without reaping it. */
+	 * death of pid 1 without reaping it. The cgroup namespace comes later,
+	 * from the child: it must be rooted at the sandbox's cgroup, which pid 1
+	 * joins only after the clone. */
 	int pidfd = -1;
 	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
 	            CLONE_PIDFD | SIGCHLD;
+	if (plan->userns)
+		flags |= CLONE_NEWUSER;
 	pid_t pid = clone(inv_child_main, (char *)stack + INV_CHILD_STACK, flags, plan, &pidfd);
 	int ce = errno;
 	munmap(stack, INV_CHILD_STACK);
@@ -195,7 +237,8 @@ static int inv_start(inv_sandbox *sb, inv_child_plan *plan, gust_error **err)
 	sb->out.fd = inv_steal_fd(&out[0]);
 	sb->err.fd = inv_steal_fd(&er[0]);
 	sb->res.fd = inv_steal_fd(&res[0]);
-	rv = inv_wait_ready(sb, sync[0], err);
+	if ((rv = inv_release(sb, cfg, sync[0], err)) == 0)
+		rv = inv_wait_ready(sb, sync[0], err);
 out:
 	inv_closefd(&in[0]);
 	inv_closefd(&in[1]);
@@ -243,6 +286,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	sb->out.name = "stdout";
 	sb->err.name = "stderr";
 	sb->log_limit = cfg->log_limit != 0 ? cfg->log_limit : INV_LOG_LIMIT_DEFAULT;
+	sb->memory_mb = cfg->memory_mb;
 	gust_random_hex(id, 8);
 	top = gust_xasprintf("%s/sandboxes", cfg->state_dir);
 	sb->dir = gust_xasprintf("%s/%s", top, id);
@@ -253,14 +297,33 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 		return rv;
 	}
 
+	const struct sock_fprog *prog = NULL;
+	if ((rv = inv_seccomp_prog(&prog, err)) != 0) {
+		inv_sandbox_destroy(sb);
+		return rv;
+	}
+	if (cfg->cgroups != NULL) {
+		/* cpu shares in proportion to memory, as OpenWhisk: 256 MB is 1024. */
+		inv_cg_limits lim = {
+		    .memory_mb = cfg->memory_mb,
+		    .pids_max = cfg->pids_max > 0 ? cfg->pids_max : INV_PIDS_DEFAULT,
+		    .cpu_shares = cfg->memory_mb > 0 ? cfg->memory_mb * 4 : 1024,
+		};
+		if ((rv = inv_cgroup_create(cfg->cgroups, id, &lim, &sb->cg, err)) != 0) {
+			inv_sandbox_destroy(sb);
+			return gust_error_wrap(err, "sandbox");
+		}
+	}
 	inv_child_plan plan = {
 	    .root = sb->root,
 	    .runtime_dir = rtdir,
 	    .exec_path = argv[0],
 	    .argv = (char *const *)argv,
 	    .envp = (char *const *)inv_env,
+	    .seccomp = prog,
+	    .userns = cfg->userns_base != 0,
 	};
-	if ((rv = inv_start(sb, &plan, err)) != 0) {
+	if ((rv = inv_start(sb, cfg, &plan, err)) != 0) {
 		inv_sandbox_destroy(sb);
 		return rv;
 	}
@@ -309,6 +372,8 @@ void inv_sandbox_destroy(inv_sandbox *sb)
 	gust_buf_free(&sb->out.pend);
 	gust_buf_free(&sb->err.pend);
 	gust_buf_free(&sb->res.pend);
+	/* After pid 1 is reaped its pid namespace is empty: the group can go. */
+	inv_cgroup_destroy(sb->cg);
 	/* The mounts lived in the sandbox's own mount namespace, gone with pid 1:
 	 * on the host only the empty dirs remain. */
 	if (sb->root != NULL && rmdir(sb->root) < 0 && errno != ENOENT)

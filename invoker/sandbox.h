@@ -1,11 +1,15 @@
 /*
  * sandbox.h - one isolated runtime process for the invoker.
  *
- * A sandbox is a process tree in new pid, mount, ipc, uts and net namespaces over
- * a read-only root (pivot_root into bind mounts of /usr plus the runtime's files,
- * a private tmpfs /tmp, a fresh /proc and a minimal /dev). Pid 1 inside is a small
- * reaper; its one child is the runtime launcher, which speaks the action-loop
- * protocol:
+ * A sandbox is a process tree in new pid, mount, ipc, uts, net and cgroup
+ * namespaces, and a user namespace that maps it to an unprivileged host id range
+ * when cfg->userns_base is set, over a read-only root (pivot_root into bind
+ * mounts of /usr plus the runtime's files, a private tmpfs /tmp, a fresh /proc
+ * with /proc/sys read-only and the kernel's informative files masked, a minimal
+ * /dev, no /sys), in its own cgroup (memory, pids, cpu) when the invoker has
+ * cgroups. Pid 1 inside is a small reaper that dies with the invoker; its one
+ * child is the runtime launcher, with no capabilities, no_new_privs, a seccomp
+ * filter and rlimits, which speaks the action-loop protocol:
  *
  *   stdin  (fd 0)  one JSON line per message, written by the invoker:
  *     {"init":{"code":"...","main":"main","binary":false,"env":{...}}}
@@ -27,16 +31,25 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "gust/err.h"
 
 typedef struct inv_sandbox inv_sandbox;
+
+#define INV_PIDS_DEFAULT 256
+/* How many ids a sandbox's user namespace maps. */
+#define INV_USERNS_SIZE 65536u
 
 typedef struct inv_sandbox_cfg {
 	const char *kind;        /* "python:3", "nodejs:20" or "native" */
 	const char *runtime_dir; /* host dir holding python/launcher.py and nodejs/launcher.js;
 	                            bind-mounted read-only at /gust in the sandbox */
 	const char *state_dir;   /* invoker state dir; sandbox roots are made under it */
-	int memory_mb;           /* the action's memory limit (enforced by issue 4's cgroups) */
+	int memory_mb;           /* the action's memory limit (cgroup); cpu shares follow it */
+	int pids_max;            /* processes + threads in the sandbox; 0: INV_PIDS_DEFAULT */
+	inv_cgroups *cgroups;    /* the invoker's cgroups; NULL: no limits */
+	unsigned userns_base;    /* host uid = gid of the sandbox's root; the sandbox's
+	                            65536 ids map to [base, base + 65536). 0: no user ns */
 	size_t log_limit;        /* bytes of logs kept per activation; the rest is dropped
 	                            with a truncation marker */
 } inv_sandbox_cfg;
@@ -44,7 +57,8 @@ typedef struct inv_sandbox_cfg {
 enum inv_run_status {
 	INV_RUN_SUCCESS = 0,   /* the result is the action's object */
 	INV_RUN_APP_ERROR = 1, /* the action returned/threw an error: result is {"error":...} */
-	INV_RUN_DEV_ERROR = 2, /* the runtime died, or answered garbage: the sandbox is dead */
+	INV_RUN_DEV_ERROR = 2, /* the runtime died (out of memory too), or answered garbage:
+	                          the sandbox is dead */
 	INV_RUN_TIMEOUT = 3,   /* the deadline passed: the sandbox has been killed */
 };
 

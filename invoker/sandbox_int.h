@@ -10,8 +10,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroup.h"
 #include "gust/util.h"
 #include "sandbox.h"
+
+struct sock_fprog;
 
 /* Logs kept per activation when the config says 0 (OpenWhisk's default). */
 #define INV_LOG_LIMIT_DEFAULT (10u * 1024 * 1024)
@@ -38,6 +41,8 @@ struct inv_sandbox {
 	int in_fd; /* the launcher's stdin (non-blocking write end) */
 	inv_stream res, out, err;
 	size_t log_limit;
+	int memory_mb;
+	inv_cgroup *cg; /* NULL when the invoker runs without cgroups */
 	bool alive;
 };
 
@@ -51,7 +56,9 @@ static inline int inv_steal_fd(int *fd)
 	return v;
 }
 
-/* One message on the sync socket from the sandbox's pid 1 to the invoker:
+/* The sync socket, invoker to pid 1: one byte once the invoker has written the
+ * user namespace's id maps and put pid 1 in its cgroups ("go").
+ * One message on the sync socket from the sandbox's pid 1 to the invoker:
  * err == 0 means "the launcher has exec'd" (ready); otherwise err is the errno
  * of the failed step and what names it ("mount /proc"). Fixed size so the child
  * never formats anything: the parent adds strerror(err). */
@@ -72,9 +79,15 @@ typedef struct inv_child_plan {
 	const char *exec_path;   /* path inside the sandbox */
 	char *const *argv;
 	char *const *envp;
+	const struct sock_fprog *seccomp; /* applied by the launcher just before exec */
+	bool userns; /* in a new user namespace: become its root once the maps are written */
 	int sync_fd; /* child end of the SOCK_SEQPACKET sync pair */
 	int fds[4];  /* become the launcher's 0 (stdin, read end), 1, 2 and 3 (write ends) */
 } inv_child_plan;
+
+/* The sandbox's seccomp program, built on first use and kept for the life of
+ * the process (sandbox_sec.c). */
+int inv_seccomp_prog(const struct sock_fprog **progp, gust_error **err);
 
 /* The clone() entry point: becomes pid 1 of the sandbox, builds the root, starts
  * the launcher, reports ready or an error on the sync socket, then reaps until

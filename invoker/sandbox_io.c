@@ -238,6 +238,13 @@ static void inv_finish(inv_sandbox *sb, inv_xfer *x, bool timed_out, int limit_m
 		    gust_xasprintf("{\"error\":\"The action exceeded its time limits of %d "
 		                   "milliseconds.\"}",
 		                   limit_ms);
+	} else if (x->dead && inv_cgroup_oom_kills(sb->cg) > 0) {
+		/* The kernel's OOM killer ended it inside its cgroup: say so, rather
+		 * than the generic "exited unexpectedly". */
+		res->status = INV_RUN_DEV_ERROR;
+		res->result = gust_xasprintf("{\"error\":\"The action exhausted its memory and was "
+		                             "aborted: memory limit exceeded (%d MB).\"}",
+		                             sb->memory_mb);
 	} else if (x->dead) {
 		res->status = INV_RUN_DEV_ERROR;
 		res->result = gust_xstrdup(INV_MSG_BAD_RESPONSE);

@@ -13,13 +13,19 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -125,8 +131,41 @@ static int inv_write_file(const char *path, const char *data, size_t len)
 	return close(fd);
 }
 
-/* Read-only, nosuid, nodev bind of src at dst. A bind mount ignores the flags it
- * is made with, hence the second, remounting call. */
+/* The flags of the mount at path that a remount must keep. In a user namespace
+ * the kernel locks the flags of mounts it inherited (nosuid, noexec, the atime
+ * mode, ...) and refuses a remount that would clear one; statfs reports them. */
+static unsigned long inv_locked_flags(const char *path)
+{
+	struct statfs sf;
+	unsigned long f = 0;
+	if (statfs(path, &sf) < 0)
+		return 0;
+	if (sf.f_flags & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sf.f_flags & ST_NODEV)
+		f |= MS_NODEV;
+	if (sf.f_flags & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sf.f_flags & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sf.f_flags & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sf.f_flags & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+/* Makes the bind mount at dst read-only, nosuid and nodev. A bind mount ignores
+ * the flags it is made with, hence a second, remounting call. */
+static int inv_remount_ro(const char *dst, unsigned long extra)
+{
+	return mount(NULL, dst, NULL,
+	             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra |
+	                 inv_locked_flags(dst),
+	             NULL);
+}
+
+/* Read-only, nosuid, nodev bind of src at dst. */
 static int inv_bind_ro(const char *src, const char *dst, const char **what, const char *bind_what,
                        const char *ro_what)
 {
@@ -134,11 +173,78 @@ static int inv_bind_ro(const char *src, const char *dst, const char **what, cons
 		*what = bind_what;
 		return -1;
 	}
-	if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
-	    0) {
+	if (inv_remount_ro(dst, 0) < 0) {
 		*what = ro_what;
 		return -1;
 	}
+	return 0;
+}
+
+/* /proc shows the sandbox's processes but also the kernel's: /proc/sys and the
+ * other tunables become read-only, what describes the host (kcore, keys,
+ * timers, scheduler state) is covered with /dev/null or an empty read-only
+ * tmpfs. A path the kernel does not have is skipped. Needs /dev/null. */
+static const char *const inv_proc_ro[] = {"proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus",
+                                          "proc/fs"};
+static const char *const inv_proc_null[] = {
+    "proc/kcore",         "proc/keys",     "proc/timer_list", "proc/sched_debug",
+    "proc/latency_stats", "proc/kallsyms", "proc/kmsg"};
+static const char *const inv_proc_empty[] = {"proc/acpi", "proc/scsi", "proc/asound",
+                                             "proc/driver"};
+
+static int inv_mask_proc(const char **what)
+{
+	for (size_t i = 0; i < sizeof(inv_proc_ro) / sizeof(inv_proc_ro[0]); i++) {
+		if (mount(inv_proc_ro[i], inv_proc_ro[i], NULL, MS_BIND | MS_REC, NULL) < 0) {
+			if (errno == ENOENT)
+				continue;
+			*what = "bind /proc/sys";
+			return -1;
+		}
+		if (inv_remount_ro(inv_proc_ro[i], MS_NOEXEC) < 0) {
+			*what = "remount /proc/sys read-only";
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < sizeof(inv_proc_null) / sizeof(inv_proc_null[0]); i++) {
+		if (mount("dev/null", inv_proc_null[i], NULL, MS_BIND, NULL) < 0 &&
+		    errno != ENOENT) {
+			*what = "mask a /proc file";
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < sizeof(inv_proc_empty) / sizeof(inv_proc_empty[0]); i++) {
+		if (mount("tmpfs", inv_proc_empty[i], "tmpfs",
+		          MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0 &&
+		    errno != ENOENT) {
+			*what = "mask a /proc dir";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Becomes root of the new user namespace (whose maps the invoker has written):
+ * until now we held the invoker's host ids, which the namespace does not map,
+ * and files could not be made on our own tmpfs. Changing ids clears the
+ * parent-death signal, so it is set after. */
+static int inv_become_ns_root(const inv_child_plan *p, const char **what)
+{
+	if (p->userns &&
+	    (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)) {
+		*what = "become root of the user namespace";
+		return -1;
+	}
+	/* pid 1 dies with the invoker (SIGKILL included), and takes the whole
+	 * sandbox with it. If the invoker died before this line, its end of the
+	 * sync socket is closed: check after setting, so that there is no gap. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+		*what = "parent death signal";
+		return -1;
+	}
+	struct pollfd pf = {.fd = INV_SYNC_FD, .events = POLLRDHUP};
+	if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLRDHUP)) != 0)
+		_exit(126);
 	return 0;
 }
 
@@ -192,8 +298,20 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "make / rprivate";
 		return -1;
 	}
-	if (mount("tmpfs", p->root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0) {
+	/* uid=0 is read in the sandbox's user namespace: the root dir belongs to
+	 * the sandbox's root, who makes what is in it. */
+	if (mount("tmpfs", p->root, "tmpfs", MS_NOSUID | MS_NODEV,
+	          "mode=0755,size=1m,uid=0,gid=0") < 0) {
 		*what = "mount root tmpfs";
+		return -1;
+	}
+	/* The runtime dir may sit below dirs that only the invoker's host uid may
+	 * search (a 0700 temp dir in tests): take a detached copy of it now, while
+	 * we still hold that uid, and attach it once the root is built. */
+	int rt = (int)syscall(SYS_open_tree, AT_FDCWD, p->runtime_dir,
+	                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (rt < 0) {
+		*what = "open runtime dir";
 		return -1;
 	}
 	/* From here on paths are relative to the new root, so the parent never has
@@ -202,6 +320,8 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "chdir root";
 		return -1;
 	}
+	if (inv_become_ns_root(p, what) < 0)
+		return -1;
 	static const char *const dirs[] = {"usr", "gust", "etc", "tmp", "proc"};
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (mkdir(dirs[i], 0755) < 0) {
@@ -215,9 +335,15 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 	}
 	if (inv_bind_ro("/usr", "usr", what, "bind /usr", "remount /usr read-only") < 0)
 		return -1;
-	if (inv_bind_ro(p->runtime_dir, "gust", what, "bind runtime dir at /gust",
-	                "remount /gust read-only") < 0)
+	if (syscall(SYS_move_mount, rt, "", AT_FDCWD, "gust", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		*what = "attach runtime dir at /gust";
 		return -1;
+	}
+	close(rt);
+	if (inv_remount_ro("gust", 0) < 0) {
+		*what = "remount /gust read-only";
+		return -1;
+	}
 	for (size_t i = 0; i < sizeof(inv_etc_files) / sizeof(inv_etc_files[0]); i++) {
 		if (inv_write_file(inv_etc_files[i].path, inv_etc_files[i].data,
 		                   inv_etc_files[i].len) < 0) {
@@ -240,6 +366,8 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "symlink in /dev";
 		return -1;
 	}
+	if (inv_mask_proc(what) < 0)
+		return -1;
 	if (mount(NULL, "dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
 	          NULL) < 0) {
 		*what = "remount /dev read-only";
@@ -336,6 +464,10 @@ __attribute__((noreturn)) static void inv_launcher(const inv_child_plan *p, int 
 	 * instead of close. */
 	if (syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
 		inv_child_fail(exec_fd, "close_range", errno);
+	/* Last: the filter forbids calls made above (setgroups is fine, but
+	 * unshare and mount are not). */
+	if (p->seccomp != NULL && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->seccomp, 0, 0) < 0)
+		inv_child_fail(exec_fd, "seccomp", errno);
 	execve(p->exec_path, p->argv, p->envp);
 	inv_child_fail(exec_fd, "exec launcher", errno);
 }
@@ -396,6 +528,23 @@ int inv_child_main(void *arg)
 	if (syscall(SYS_close_range, 5, ~0U, 0) < 0)
 		inv_child_fail(INV_SYNC_FD, "close_range", errno);
 	inv_reset_signals();
+
+	/* Wait for the invoker's go: our id maps and cgroups are in place. */
+	char go;
+	ssize_t gn;
+	do {
+		gn = read(INV_SYNC_FD, &go, 1);
+	} while (gn < 0 && errno == EINTR);
+	if (gn != 1)
+		_exit(126); /* the invoker gave up on us, or died */
+	/* The invoker's supplementary groups (root's group 0) must not follow us
+	 * into the sandbox. */
+	if (syscall(SYS_setgroups, 0, NULL) < 0)
+		inv_child_fail(INV_SYNC_FD, "setgroups", errno);
+	/* Rooted at our own cgroup: /proc/self/cgroup shows "/" and nothing of
+	 * the host's tree. */
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		inv_child_fail(INV_SYNC_FD, "new cgroup namespace", errno);
 
 	if (inv_setup_root(p, &what) < 0)
 		inv_child_fail(INV_SYNC_FD, what, errno);

@@ -1,0 +1,287 @@
+/*
+ * cgroup.c - the back-end independent part of sandbox cgroups: choosing the
+ * back-end, making and removing groups, and sweeping the groups of an earlier
+ * run of this invoker.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mntent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup_int.h"
+#include "gust/log.h"
+#include "gust/util.h"
+
+/* How long removing a group waits for its killed processes to leave. */
+#define INV_CG_RMDIR_MS 2000
+
+int inv_cg_write(const char *dir, const char *file, const char *value, gust_error **err)
+{
+	cleanup_free char *path = gust_xasprintf("%s/%s", dir, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return gust_error_set(err, errno == ENOENT ? GUST_ENOENT : GUST_EIO,
+		                      "cgroup: open %s: %s", path, strerror(errno));
+	size_t len = strlen(value);
+	ssize_t w = write(fd, value, len);
+	int e = errno;
+	close(fd);
+	if (w != (ssize_t)len)
+		return gust_error_set(err, GUST_EIO, "cgroup: write '%s' to %s: %s", value, path,
+		                      w < 0 ? strerror(e) : "short write");
+	return 0;
+}
+
+long long inv_cg_read_key(const char *dir, const char *file, const char *key)
+{
+	cleanup_free char *path = gust_xasprintf("%s/%s", dir, file);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return -1;
+	char line[256];
+	size_t kl = strlen(key);
+	long long v = -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, key, kl) == 0 && line[kl] == ' ') {
+			v = strtoll(line + kl + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+char *inv_cg_mount(const char *controller)
+{
+	FILE *f = setmntent("/proc/self/mounts", "re");
+	if (f == NULL)
+		return NULL;
+	char *found = NULL;
+	struct mntent *me;
+	while (found == NULL && (me = getmntent(f)) != NULL) {
+		if (controller == NULL && strcmp(me->mnt_type, "cgroup2") == 0)
+			found = gust_xstrdup(me->mnt_dir);
+		else if (controller != NULL && strcmp(me->mnt_type, "cgroup") == 0 &&
+		         hasmntopt(me, controller) != NULL)
+			found = gust_xstrdup(me->mnt_dir);
+	}
+	endmntent(f);
+	return found;
+}
+
+int inv_cg_mkdirs(const char *dir, gust_error **err)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
+		return gust_error_set(err, GUST_EINVAL, "cgroup: path too long: %s", dir);
+	for (char *p = tmp + 1;; p++) {
+		if (*p != '/' && *p != 0)
+			continue;
+		char c = *p;
+		*p = 0;
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return gust_error_set(err, errno == EACCES ? GUST_EPERM : GUST_EIO,
+			                      "cgroup: mkdir %s: %s", tmp, strerror(errno));
+		if (c == 0)
+			return 0;
+		*p = c;
+	}
+}
+
+int inv_cg_kill_procs(const char *dir)
+{
+	cleanup_free char *path = gust_xasprintf("%s/cgroup.procs", dir);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	int n = 0;
+	long pid;
+	while (fscanf(f, "%ld", &pid) == 1) {
+		if (pid > 0)
+			(void)kill((pid_t)pid, SIGKILL);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Kills what is in dir, then removes it, retrying while killed processes
+ * are still on their way out (rmdir says EBUSY until the last one is gone). */
+static int cg_remove_dir(const inv_cg_ops *ops, const char *dir)
+{
+	uint64_t until = gust_now_ms() + INV_CG_RMDIR_MS;
+	for (;;) {
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY || gust_now_ms() > until) {
+			gust_log_warn("INV-CG-RMDIR", "rmdir %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		ops->kill(dir);
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Kills and removes every group under dir; returns how many. */
+static int cg_sweep_dir(const inv_cg_ops *ops, const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		cleanup_free char *sub = gust_xasprintf("%s/%s", dir, de->d_name);
+		ops->kill(sub);
+		if (cg_remove_dir(ops, sub) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int inv_cgroups_sweep(inv_cgroups *m)
+{
+	int most = 0;
+	for (int i = 0; m != NULL && i < m->ndirs; i++) {
+		int n = cg_sweep_dir(m->ops, m->dirs[i]);
+		if (n > most)
+			most = n;
+	}
+	return most;
+}
+
+static bool cg_v1_memory(void)
+{
+	cleanup_free char *mem = inv_cg_mount("memory");
+	return mem != NULL;
+}
+
+int inv_cgroups_open(const char *mode, const char *tag, inv_cgroups **mp, gust_error **err)
+{
+	const inv_cg_ops *ops;
+	*mp = NULL;
+	if (mode == NULL || strcmp(mode, "auto") == 0)
+		ops = cg_v1_memory() ? &inv_cg_v1_ops : &inv_cg_v2_ops;
+	else if (strcmp(mode, "v1") == 0)
+		ops = &inv_cg_v1_ops;
+	else if (strcmp(mode, "v2") == 0)
+		ops = &inv_cg_v2_ops;
+	else if (strcmp(mode, "none") == 0)
+		return 0;
+	else
+		return gust_error_set(err, GUST_EINVAL,
+		                      "cgroup: mode '%s' is not one of auto, v1, v2, none", mode);
+	inv_cgroups *m = gust_xcalloc(1, sizeof(*m));
+	m->ops = ops;
+	m->tag = gust_xstrdup(tag);
+	int rv = ops->setup(m, err);
+	if (rv != 0) {
+		inv_cgroups_close(m);
+		return gust_error_wrap(err, "cgroup %s", ops->name);
+	}
+	int n = inv_cgroups_sweep(m);
+	if (n > 0)
+		gust_log_warn("INV-CG-SWEEP", "removed %d cgroup(s) left by an earlier run of %s",
+		              n, tag);
+	*mp = m;
+	return 0;
+}
+
+void inv_cgroups_close(inv_cgroups *m)
+{
+	if (m == NULL)
+		return;
+	inv_cgroups_sweep(m);
+	for (int i = 0; i < m->ndirs; i++) {
+		if (rmdir(m->dirs[i]) < 0 && errno != ENOENT && errno != EBUSY)
+			gust_log_warn("INV-CG-RMDIR", "rmdir %s: %s", m->dirs[i], strerror(errno));
+		/* gust/ itself stays when other invokers use it (EBUSY/ENOTEMPTY). */
+		char *slash = strrchr(m->dirs[i], '/');
+		if (slash != NULL) {
+			*slash = 0;
+			(void)rmdir(m->dirs[i]);
+		}
+		free(m->dirs[i]);
+	}
+	free(m->tag);
+	free(m);
+}
+
+const char *inv_cgroups_backend(const inv_cgroups *m)
+{
+	return m != NULL ? m->ops->name : "none";
+}
+
+const char *inv_cgroups_dir(const inv_cgroups *m, const char *controller)
+{
+	for (int i = 0; m != NULL && i < m->ndirs; i++)
+		if (m->ctl[i] == NULL || (controller != NULL && strcmp(m->ctl[i], controller) == 0))
+			return m->dirs[i];
+	return NULL;
+}
+
+int inv_cgroup_create(inv_cgroups *m, const char *name, const inv_cg_limits *lim, inv_cgroup **cgp,
+                      gust_error **err)
+{
+	*cgp = NULL;
+	inv_cgroup *cg = gust_xcalloc(1, sizeof(*cg));
+	cg->m = m;
+	for (int i = 0; i < m->ndirs; i++) {
+		cg->dirs[i] = gust_xasprintf("%s/%s", m->dirs[i], name);
+		cg->ndirs = i + 1;
+		if (mkdir(cg->dirs[i], 0755) < 0) {
+			int e = errno;
+			inv_cgroup_destroy(cg);
+			return gust_error_set(err, e == EACCES ? GUST_EPERM : GUST_EIO,
+			                      "cgroup: mkdir %s/%s: %s", m->dirs[i], name,
+			                      strerror(e));
+		}
+	}
+	int rv = m->ops->limit(cg, lim, err);
+	if (rv != 0) {
+		inv_cgroup_destroy(cg);
+		return rv;
+	}
+	*cgp = cg;
+	return 0;
+}
+
+int inv_cgroup_attach(inv_cgroup *cg, pid_t pid, gust_error **err)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	for (int i = 0; i < cg->ndirs; i++) {
+		int rv = inv_cg_write(cg->dirs[i], "cgroup.procs", buf, err);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+long long inv_cgroup_oom_kills(inv_cgroup *cg)
+{
+	return cg != NULL ? cg->m->ops->oom_kills(cg) : 0;
+}
+
+void inv_cgroup_destroy(inv_cgroup *cg)
+{
+	if (cg == NULL)
+		return;
+	for (int i = 0; i < cg->ndirs; i++) {
+		cg->m->ops->kill(cg->dirs[i]);
+		cg_remove_dir(cg->m->ops, cg->dirs[i]);
+		free(cg->dirs[i]);
+	}
+	free(cg);
+}

@@ -1,0 +1,92 @@
+/*
+ * cgroup_v1.c - the cgroup v1 back-end: one hierarchy per controller (memory,
+ * pids, cpu), each with its own gust/<tag>/<sandbox> dir.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cgroup_int.h"
+#include "gust/log.h"
+#include "gust/util.h"
+
+static const char *const v1_controllers[INV_CG_MAXDIRS] = {"memory", "pids", "cpu"};
+
+static int v1_setup(inv_cgroups *m, gust_error **err)
+{
+	for (int i = 0; i < INV_CG_MAXDIRS; i++) {
+		cleanup_free char *mnt = inv_cg_mount(v1_controllers[i]);
+		if (mnt == NULL) {
+			/* Memory is the one limit we cannot run without. */
+			if (i == 0)
+				return gust_error_set(err, GUST_ENOTSUP,
+				                      "no cgroup v1 memory hierarchy is mounted");
+			gust_log_warn("INV-CG-NOCTL", "cgroup v1: no %s hierarchy: not limited",
+			              v1_controllers[i]);
+			continue;
+		}
+		char *dir = gust_xasprintf("%s/gust/%s", mnt, m->tag);
+		m->ctl[m->ndirs] = v1_controllers[i];
+		m->dirs[m->ndirs++] = dir;
+		int rv = inv_cg_mkdirs(dir, err);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+static const char *v1_dir(inv_cgroup *cg, const char *controller)
+{
+	for (int i = 0; i < cg->ndirs; i++)
+		if (strcmp(cg->m->ctl[i], controller) == 0)
+			return cg->dirs[i];
+	return NULL;
+}
+
+static int v1_limit(inv_cgroup *cg, const inv_cg_limits *lim, gust_error **err)
+{
+	char buf[32];
+	const char *d;
+	int rv;
+	if ((d = v1_dir(cg, "memory")) != NULL && lim->memory_mb > 0) {
+		snprintf(buf, sizeof(buf), "%lld", (long long)lim->memory_mb << 20);
+		if ((rv = inv_cg_write(d, "memory.limit_in_bytes", buf, err)) != 0)
+			return rv;
+		/* memory+swap at the same value: the limit cannot be dodged by swapping
+		 * (the file is missing when the kernel does not account swap). */
+		rv = inv_cg_write(d, "memory.memsw.limit_in_bytes", buf, NULL);
+		if (rv != 0 && rv != GUST_ENOENT)
+			return gust_error_set(err, rv, "cgroup v1: cannot limit swap in %s", d);
+	}
+	if ((d = v1_dir(cg, "pids")) != NULL && lim->pids_max > 0) {
+		snprintf(buf, sizeof(buf), "%d", lim->pids_max);
+		if ((rv = inv_cg_write(d, "pids.max", buf, err)) != 0)
+			return rv;
+	}
+	if ((d = v1_dir(cg, "cpu")) != NULL && lim->cpu_shares > 0) {
+		snprintf(buf, sizeof(buf), "%d", lim->cpu_shares < 2 ? 2 : lim->cpu_shares);
+		if ((rv = inv_cg_write(d, "cpu.shares", buf, err)) != 0)
+			return rv;
+	}
+	return 0;
+}
+
+static long long v1_oom_kills(inv_cgroup *cg)
+{
+	const char *d = v1_dir(cg, "memory");
+	long long n = d != NULL ? inv_cg_read_key(d, "memory.oom_control", "oom_kill") : 0;
+	return n < 0 ? 0 : n;
+}
+
+/* v1 has no cgroup.kill: signal every listed process. */
+static int v1_kill(const char *dir)
+{
+	return inv_cg_kill_procs(dir);
+}
+
+const inv_cg_ops inv_cg_v1_ops = {
+    .name = "v1",
+    .setup = v1_setup,
+    .limit = v1_limit,
+    .oom_kills = v1_oom_kills,
+    .kill = v1_kill,
+};

@@ -153,7 +153,7 @@ static int inv_build(inv *v, gust_error **err)
 		                            "run without one");
 		v->userns_base = 0;
 	}
-	gust_log_info("INV-SANDBOX-CFG", "cgroups %s, user namespace %s",
+	gust_log_info("INV-SANDBOX-CFG", "tag %s, cgroups %s, user namespace %s", v->tag,
 	              inv_cgroups_backend(v->cgroups), v->userns_base != 0 ? "on" : "off");
 	cleanup_free char *probe = gust_xasprintf("%s/python/launcher.py", v->cfg.runtime_dir);
 	if (access(probe, R_OK) != 0)

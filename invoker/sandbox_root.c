@@ -355,8 +355,12 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "mount /tmp";
 		return -1;
 	}
-	/* We are pid 1 of the new pid namespace: this proc shows only the sandbox. */
-	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+	/* We are pid 1 of the new pid namespace: this proc shows only the sandbox.
+	 * hidepid=invisible also hides us, pid 1, from the action: we are a
+	 * copy of the invoker that never exec'd, so our cmdline and memory are
+	 * the invoker's (its paths, its code cache). */
+	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") <
+	    0) {
 		*what = "mount /proc";
 		return -1;
 	}

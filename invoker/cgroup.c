@@ -257,6 +257,11 @@ int inv_cgroup_create(inv_cgroups *m, const char *name, const inv_cg_limits *lim
 	return 0;
 }
 
+int inv_cgroup_update(inv_cgroup *cg, const inv_cg_limits *lim, gust_error **err)
+{
+	return cg != NULL ? cg->m->ops->limit(cg, lim, err) : 0;
+}
+
 int inv_cgroup_attach(inv_cgroup *cg, pid_t pid, gust_error **err)
 {
 	char buf[24];

@@ -48,6 +48,9 @@ const char *inv_cgroups_dir(const inv_cgroups *m, const char *controller);
  * skipped, with a warning once). */
 int inv_cgroup_create(inv_cgroups *m, const char *name, const inv_cg_limits *lim, inv_cgroup **cgp,
                       gust_error **err);
+/* Changes the limits of an existing group (a stem cell that becomes an
+ * action's sandbox takes the action's memory limit). */
+int inv_cgroup_update(inv_cgroup *cg, const inv_cg_limits *lim, gust_error **err);
 /* Moves pid (and its future children) into the group. */
 int inv_cgroup_attach(inv_cgroup *cg, pid_t pid, gust_error **err);
 /* How many processes of the group the kernel's OOM killer has killed. */

@@ -49,8 +49,13 @@ static int v1_limit(inv_cgroup *cg, const inv_cg_limits *lim, gust_error **err)
 	int rv;
 	if ((d = v1_dir(cg, "memory")) != NULL && lim->memory_mb > 0) {
 		snprintf(buf, sizeof(buf), "%lld", (long long)lim->memory_mb << 20);
-		if ((rv = inv_cg_write(d, "memory.limit_in_bytes", buf, err)) != 0)
-			return rv;
+		/* memory.limit may never exceed memory.memsw.limit: when a limit is
+		 * raised, the memsw one has to move first. */
+		if (inv_cg_write(d, "memory.limit_in_bytes", buf, NULL) != 0) {
+			(void)inv_cg_write(d, "memory.memsw.limit_in_bytes", buf, NULL);
+			if ((rv = inv_cg_write(d, "memory.limit_in_bytes", buf, err)) != 0)
+				return rv;
+		}
 		/* memory+swap at the same value: the limit cannot be dodged by swapping
 		 * (the file is missing when the kernel does not account swap). */
 		rv = inv_cg_write(d, "memory.memsw.limit_in_bytes", buf, NULL);

@@ -214,8 +214,15 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 		cleanup_free char *code = NULL;
 		size_t code_len = 0;
 		int rv = pool_code(v, q->code_key, &code, &code_len, &err);
-		if (rv == 0)
+		/* A stem cell if there is one: its namespaces, root and runtime are
+		 * ready; it only needs the action's limits and code. */
+		if (rv == 0 && (slot->sb = inv_stem_take(v, q->kind)) != NULL) {
+			gust_counter_add(v->m_stem, 1);
+			rv = inv_sandbox_adopt(slot->sb, sc.memory_mb, sc.pids_max, sc.log_limit,
+			                       &err);
+		} else if (rv == 0) {
 			rv = inv_sandbox_create(&sc, &slot->sb, &err);
+		}
 		if (rv == 0) {
 			rv = inv_sandbox_init(slot->sb, code, code_len,
 			                      q->main[0] ? q->main : "main", q->binary, "{}",

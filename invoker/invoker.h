@@ -26,6 +26,7 @@
 typedef struct inv inv;
 typedef struct inv_job inv_job;
 typedef struct inv_slot inv_slot;
+typedef struct inv_stem_kind inv_stem_kind;
 
 typedef struct inv_config {
 	char *listen;
@@ -47,6 +48,7 @@ typedef struct inv_config {
 	char *cgroup;
 	long long userns_base;
 	long long pids_max;
+	char *stem_cells;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];
@@ -95,6 +97,14 @@ struct inv {
 	pthread_t *threads;
 	size_t nthreads;
 	pthread_t reaper;
+	/* stem cells (inv_stem.c), under their own lock */
+	pthread_mutex_t stem_lock;
+	pthread_cond_t stem_cv;
+	pthread_t stem_thread;
+	bool stem_running;
+	bool stopping_stems;
+	inv_stem_kind *stems;
+	size_t nstems;
 	/* code cache: code_key -> inv_code */
 	pthread_mutex_t code_lock;
 	gust_map code;
@@ -103,6 +113,7 @@ struct inv {
 	gust_metric *m_act[4];
 	gust_metric *m_cold;
 	gust_metric *m_warm;
+	gust_metric *m_stem;
 	gust_metric *m_duration;
 	gust_metric *m_sandboxes;
 	gust_metric *m_queue;
@@ -118,6 +129,12 @@ void inv_server_reply(inv_job *job, nng_msg *msg);
 int inv_pool_start(inv *v, gust_error **err);
 void inv_pool_stop(inv *v);
 void inv_pool_submit(inv *v, inv_job *job);
+
+/* inv_stem.c */
+int inv_stem_start(inv *v, gust_error **err);
+/* A live stem cell of kind (the caller owns it), or NULL. */
+inv_sandbox *inv_stem_take(inv *v, const char *kind);
+void inv_stem_stop(inv *v);
 
 /* inv_sweep.c: removes the sandbox dirs an earlier run left; returns how many. */
 int inv_sweep_state(const char *state_dir);

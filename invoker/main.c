@@ -51,6 +51,8 @@ const gust_cfg_key inv_config_table[] = {
      "host uid/gid of a sandbox's root; its 65536 ids follow (0: no user namespace)"},
     {"pids_max", GUST_CFG_INT, K(pids_max), "256", 16, 65536, "GUST_INVOKER_PIDS_MAX",
      "processes and threads per sandbox"},
+    {"stem_cells", GUST_CFG_STR, K(stem_cells), "python:3=2,nodejs:20=2", 0, 1024,
+     "GUST_INVOKER_STEM_CELLS", "prewarmed sandboxes per runtime: kind=count,..."},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -167,6 +169,8 @@ static int inv_build(inv *v, gust_error **err)
 		    gust_counter_new("gust_activations_total", "activations run by status", st[i]);
 	v->m_cold =
 	    gust_counter_new("gust_invoker_starts_total", "sandbox starts", "start=\"cold\"");
+	v->m_stem =
+	    gust_counter_new("gust_invoker_starts_total", "sandbox starts", "start=\"stem\"");
 	v->m_warm =
 	    gust_counter_new("gust_invoker_starts_total", "sandbox starts", "start=\"warm\"");
 	v->m_duration = gust_histogram_new("gust_activation_duration_seconds",
@@ -179,6 +183,8 @@ static int inv_build(inv *v, gust_error **err)
 	if ((rv = gust_redis_writer_start(v->cfg.redis, &v->records, err)) != 0)
 		return gust_error_wrap(err, "config key 'redis'");
 	if ((rv = inv_pool_start(v, err)) != 0)
+		return rv;
+	if ((rv = inv_stem_start(v, err)) != 0)
 		return rv;
 	if ((rv = inv_server_start(v, err)) != 0)
 		return rv;
@@ -201,6 +207,9 @@ static void inv_destroy(inv *v)
 		gust_etcd_lease_keeper_stop(v->lease, true);
 	gust_admin_http_stop(v->admin);
 	inv_pool_stop(v);
+	/* After the pool: a sandbox dies with the thread that made it
+	 * (PR_SET_PDEATHSIG), and adopted stem cells were made by this one. */
+	inv_stem_stop(v);
 	inv_server_stop(v);
 	inv_cgroups_close(v->cgroups);
 	free(v->tag);

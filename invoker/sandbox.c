@@ -332,6 +332,24 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	return 0;
 }
 
+int inv_sandbox_adopt(inv_sandbox *sb, int memory_mb, int pids_max, size_t log_limit,
+                      gust_error **err)
+{
+	sb->log_limit = log_limit != 0 ? log_limit : INV_LOG_LIMIT_DEFAULT;
+	if (memory_mb == sb->memory_mb)
+		return 0;
+	inv_cg_limits lim = {
+	    .memory_mb = memory_mb,
+	    .pids_max = pids_max > 0 ? pids_max : INV_PIDS_DEFAULT,
+	    .cpu_shares = memory_mb > 0 ? memory_mb * 4 : 1024,
+	};
+	int rv = inv_cgroup_update(sb->cg, &lim, err);
+	if (rv != 0)
+		return gust_error_wrap(err, "sandbox: adopting a stem cell");
+	sb->memory_mb = memory_mb;
+	return 0;
+}
+
 bool inv_sandbox_alive(const inv_sandbox *sb)
 {
 	if (sb == NULL || !sb->alive || sb->pidfd < 0)

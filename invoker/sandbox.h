@@ -88,6 +88,12 @@ int inv_sandbox_init(inv_sandbox *sb, const char *code, size_t code_len, const c
 int inv_sandbox_run(inv_sandbox *sb, const char *line, size_t len, int64_t deadline_ms,
                     inv_run_result *res);
 
+/* Gives a stem cell (made for a runtime, not an action) the limits of the
+ * action it is about to become: memory (its cgroup, and the cpu shares that
+ * follow memory) and the log limit. */
+int inv_sandbox_adopt(inv_sandbox *sb, int memory_mb, int pids_max, size_t log_limit,
+                      gust_error **err);
+
 /* True while the launcher is alive and the last run left it usable. */
 bool inv_sandbox_alive(const inv_sandbox *sb);
 pid_t inv_sandbox_pid(const inv_sandbox *sb);

@@ -5,7 +5,10 @@
  *
  * Layout in etcd (shared with the gateway's mirrors):
  *   /gust/namespaces/<ns>   {"name": ns, "created": <ms since the epoch>}
- *   /gust/keys/<uuid>       {"uuid": u, "key": k, "namespace": ns}
+ *                           [+ "limits": {"concurrentInvocations", "invocationsPerMinute",
+ *                              "firesPerMinute"}]  (absent: OpenWhisk's 30, 60, 60)
+ *   /gust/keys/<uuid>       {"uuid": u, "namespace": ns, "salt": s, "hash": hex(SHA-256(s || key))}
+ *                           (the secret itself is never stored; it is printed once)
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
  */
 #include <errno.h>
@@ -15,6 +18,7 @@
 
 #include "cli.h"
 #include "gust/etcd.h"
+#include "gust/sha256.h"
 #include "gust/util.h"
 
 #define P_NAMESPACES "/gust/namespaces/"
@@ -23,9 +27,10 @@
 
 /* What a namespace owns besides its keys, deleted with it: "<prefix><ns>/".
  * New per-namespace entities (packages, triggers, rules) add a line here. */
-static const char *const ns_owned_prefixes[] = {"/gust/actions/", "/gust/code/"};
+static const char *const ns_owned_prefixes[] = {"/gust/actions/", "/gust/code/", "/gust/packages/",
+                                                "/gust/triggers/", "/gust/rules/"};
 
-enum { O_UUID = 1, O_KEY };
+enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES };
 
 void cli_help_admin(FILE *out)
 {
@@ -34,9 +39,14 @@ void cli_help_admin(FILE *out)
 	      "  namespace create NS     create a namespace\n"
 	      "  namespace delete NS     delete it with its keys and actions\n"
 	      "  namespace list          list namespaces\n"
+	      "  namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N]\n"
+	      "                          show or set the namespace's limits (defaults: 30\n"
+	      "                          concurrent activations, 60 invocations and 60\n"
+	      "                          trigger fires per minute)\n"
 	      "  key create NS [--uuid U] [--key K]\n"
 	      "                          make a key for NS and print uuid:key\n"
-	      "  key list NS             print the uuid:key of each key of NS\n"
+	      "  key list NS             print the uuid of each key of NS (secrets are\n"
+	      "                          stored only as salted hashes)\n"
 	      "  key revoke UUID         delete a key\n"
 	      "\n"
 	      "--etcd ENDPOINTS (or GUST_ETCD; default http://127.0.0.1:2379) names etcd;\n"
@@ -159,20 +169,30 @@ typedef struct admin_argv {
 	int npos;
 	const char *uuid;
 	const char *key;
+	const char *limit[3]; /* --concurrent, --per-minute, --fires-per-minute */
 } admin_argv;
 
 static const cli_opt key_opts[] = {{"uuid", 0, 1, O_UUID}, {"key", 0, 1, O_KEY}, {NULL, 0, 0, 0}};
+static const cli_opt limit_opts[] = {{"concurrent", 0, 1, O_CONCURRENT},
+                                     {"per-minute", 0, 1, O_PER_MINUTE},
+                                     {"fires-per-minute", 0, 1, O_FIRES},
+                                     {NULL, 0, 0, 0}};
 
-static int admin_parse(cli *c, cli_args *a, bool with_key_opts, int want, const char *usage,
+static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const char *usage,
                        admin_argv *v)
 {
 	const char *vals[2];
 	int id;
 	memset(v, 0, sizeof(*v));
-	while ((id = cli_next(c, a, with_key_opts ? key_opts : NULL, vals)) != CLI_ARGS_END) {
+	while ((id = cli_next(c, a, opts, vals)) != CLI_ARGS_END) {
 		switch (id) {
 		case CLI_ARGS_ERROR:
 			return CLI_EUSAGE;
+		case O_CONCURRENT:
+		case O_PER_MINUTE:
+		case O_FIRES:
+			v->limit[id - O_CONCURRENT] = vals[0];
+			break;
 		case O_UUID:
 			v->uuid = vals[0];
 			break;
@@ -399,8 +419,14 @@ static int key_create(cli *c, gust_etcd *e, const admin_argv *v)
 	else if ((rv = gen_secret(secret)) != CLI_OK)
 		return rv;
 
+	/* Only a salted hash is stored: a leaked etcd snapshot does not give the
+	 * keys away, and the gateway compares hashes in constant time. */
+	char salt[33], hash[2 * GUST_SHA256_LEN + 1];
+	gust_random_hex(salt, 16);
+	gust_key_hash_hex(salt, secret, hash);
 	cleanup_free char *key = key_of(P_KEYS, uuid);
-	json_t *j = json_pack("{s:s, s:s, s:s}", "uuid", uuid, "key", secret, "namespace", ns);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "uuid", uuid, "namespace", ns, "salt", salt,
+	                      "hash", hash);
 	char *doc = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (key == NULL || doc == NULL) {
@@ -436,15 +462,13 @@ static int key_list(cli *c, gust_etcd *e, const char *ns)
 		json_t *rec = parse_record(&kvs.kvs[i]);
 		const char *owner = json_string_value(json_object_get(rec, "namespace"));
 		const char *u = json_string_value(json_object_get(rec, "uuid"));
-		const char *k = json_string_value(json_object_get(rec, "key"));
-		if (owner != NULL && strcmp(owner, ns) == 0 && u != NULL && k != NULL) {
+		if (owner != NULL && strcmp(owner, ns) == 0 && u != NULL) {
 			if (arr != NULL) {
-				if (json_array_append(arr, rec) != 0)
+				if (json_array_append_new(arr, json_pack("{s:s,s:s}", "uuid", u,
+				                                         "namespace", owner)) != 0)
 					rv = CLI_EFAIL;
 			} else {
 				cli_put_safe(stdout, u);
-				putchar(':');
-				cli_put_safe(stdout, k);
 				putchar('\n');
 			}
 		}
@@ -479,6 +503,91 @@ static int key_revoke(cli *c, gust_etcd *e, const char *uuid)
 	return CLI_OK;
 }
 
+/* Shows the namespace's limits, or sets the ones given (compare-and-swap on
+ * the namespace record, so a concurrent change is not lost). */
+static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	static const char *const names[3] = {"concurrentInvocations", "invocationsPerMinute",
+	                                     "firesPerMinute"};
+	static const char *const flags[3] = {"concurrent", "per-minute", "fires-per-minute"};
+	static const long long defaults[3] = {30, 60, 60};
+	const char *ns = v->pos[0];
+	long long val[3] = {-1, -1, -1};
+	bool set = false;
+	for (int i = 0; i < 3; i++) {
+		if (v->limit[i] == NULL)
+			continue;
+		int rv = cli_parse_int(c, flags[i], v->limit[i], 0, 1000000000, &val[i]);
+		if (rv != CLI_OK)
+			return rv;
+		set = true;
+	}
+	cleanup_free char *key = key_of(P_NAMESPACES, ns);
+	if (key == NULL)
+		return CLI_EFAIL;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		gust_error *err = NULL;
+		gust_kv kv = {0};
+		int rv = gust_etcd_get(e, key, &kv, &err);
+		if (rv == GUST_ENOENT) {
+			gust_error_free(err);
+			cli_error("namespace %s does not exist", ns);
+			return CLI_EFAIL;
+		}
+		if (rv != 0)
+			return etcd_fail(c, "cannot read the namespace", rv, err);
+		json_t *rec = parse_record(&kv);
+		if (rec == NULL)
+			rec = json_pack("{s:s}", "name", ns);
+		json_t *lim = json_object_get(rec, "limits");
+		if (!json_is_object(lim)) {
+			lim = json_object();
+			json_object_set_new(rec, "limits", lim);
+		}
+		for (int i = 0; i < 3; i++)
+			if (val[i] >= 0)
+				json_object_set_new(lim, names[i], json_integer(val[i]));
+		if (!set) {
+			json_t *shown = json_object();
+			for (int i = 0; i < 3; i++) {
+				json_t *x = json_object_get(lim, names[i]);
+				json_object_set_new(shown, names[i],
+				                    json_integer(json_is_integer(x)
+				                                     ? json_integer_value(x)
+				                                     : defaults[i]));
+			}
+			if (c->json) {
+				rv = cli_print_json(stdout, shown);
+			} else {
+				for (int i = 0; i < 3; i++)
+					printf("%-22s %lld\n", names[i],
+					       (long long)json_integer_value(
+					           json_object_get(shown, names[i])));
+				rv = CLI_OK;
+			}
+			json_decref(shown);
+			json_decref(rec);
+			gust_kv_clear(&kv);
+			return rv;
+		}
+		char *doc = json_dumps(rec, JSON_COMPACT);
+		json_decref(rec);
+		rv = gust_etcd_cas(e, key, kv.mod_revision, doc, strlen(doc), 0, NULL, &err);
+		free(doc);
+		gust_kv_clear(&kv);
+		if (rv == GUST_ECONFLICT) {
+			gust_error_free(err);
+			continue;
+		}
+		if (rv != 0)
+			return etcd_fail(c, "cannot store the limits", rv, err);
+		printf("ok: updated the limits of namespace %s\n", ns);
+		return CLI_OK;
+	}
+	cli_error("the namespace %s kept changing; try again", ns);
+	return CLI_EFAIL;
+}
+
 static int run_ns_create(cli *c, gust_etcd *e, const admin_argv *v)
 {
 	return ns_create(c, e, v->pos[0]);
@@ -508,17 +617,19 @@ static const struct admin_cmd {
 	const char *noun;
 	const char *verb;
 	int npos;
-	bool key_opts;
+	const cli_opt *opts;
 	bool ns_arg; /* pos[0] is a namespace name, checked before etcd is opened */
 	const char *usage;
 	int (*run)(cli *c, gust_etcd *e, const admin_argv *v);
 } admin_cmds[] = {
-    {"namespace", "create", 1, false, true, "namespace create NS", run_ns_create},
-    {"namespace", "delete", 1, false, true, "namespace delete NS", run_ns_delete},
-    {"namespace", "list", 0, false, false, "namespace list", run_ns_list},
-    {"key", "create", 1, true, true, "key create NS [--uuid U] [--key K]", key_create},
-    {"key", "list", 1, false, true, "key list NS", run_key_list},
-    {"key", "revoke", 1, false, false, "key revoke UUID", run_key_revoke},
+    {"namespace", "create", 1, NULL, true, "namespace create NS", run_ns_create},
+    {"namespace", "delete", 1, NULL, true, "namespace delete NS", run_ns_delete},
+    {"namespace", "list", 0, NULL, false, "namespace list", run_ns_list},
+    {"namespace", "limits", 1, limit_opts, true,
+     "namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N]", ns_limits},
+    {"key", "create", 1, key_opts, true, "key create NS [--uuid U] [--key K]", key_create},
+    {"key", "list", 1, NULL, true, "key list NS", run_key_list},
+    {"key", "revoke", 1, NULL, false, "key revoke UUID", run_key_revoke},
 };
 
 int cli_cmd_admin(cli *c, cli_args *a)
@@ -545,7 +656,7 @@ int cli_cmd_admin(cli *c, cli_args *a)
 
 	/* The whole command line is checked before etcd is touched. */
 	admin_argv v;
-	int rv = admin_parse(c, a, cmd->key_opts, cmd->npos, cmd->usage, &v);
+	int rv = admin_parse(c, a, cmd->opts, cmd->npos, cmd->usage, &v);
 	if (rv != CLI_OK || (cmd->ns_arg && (rv = check_ns(c, v.pos[0])) != CLI_OK))
 		return rv;
 

@@ -11,6 +11,7 @@
 
 #include <microhttpd.h>
 #include <nng/nng.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -18,6 +19,7 @@
 #include "gust/etcd.h"
 #include "gust/map.h"
 #include "gust/metrics.h"
+#include "gust/redis.h"
 #include "gust/util.h"
 
 typedef struct gw gw;
@@ -25,6 +27,7 @@ typedef struct gw_req gw_req;
 typedef struct gw_cache gw_cache;
 typedef struct gw_action gw_action;
 typedef struct gw_key gw_key;
+typedef struct gw_doc gw_doc;
 
 typedef struct gw_config {
 	char *host;
@@ -36,6 +39,7 @@ typedef struct gw_config {
 	long long blocking_timeout_ms;
 	long long max_payload;
 	long long max_code;
+	long long record_ttl_s;
 	char *log_level;
 	char *id;
 } gw_config;
@@ -59,22 +63,52 @@ struct gw_action {
 	char *json;         /* the stored record (without code) */
 	int64_t mod_revision;
 	bool web_export;
+	bool raw_http;
+	char *require_auth; /* require-whisk-auth: NULL (none), "true", or the secret */
+	char *pkg;          /* the package it is in, or NULL */
+	json_t *components; /* sequences: ["/ns/[pkg/]name", ...]; NULL otherwise */
 };
 
+/* A key: its namespace and the salted hash of its secret (hash = hex of
+ * SHA-256(salt || secret)). Records from before hashing carry the secret
+ * itself in "key"; they still work, and `gust admin key create` never writes
+ * one. */
 struct gw_key {
 	int refs;
 	char *uuid;
-	char *key;
 	char *ns;
+	char *salt;
+	char *hash;
+	char *key; /* legacy plaintext, or NULL */
+};
+
+/* Any other cached etcd record (package, trigger, rule, namespace): parsed
+ * once, immutable once published, shared by reference count. */
+struct gw_doc {
+	int refs;
+	json_t *j;
+	int64_t rev;
+};
+
+enum gw_kind {
+	GW_ACTIONS,
+	GW_KEYS,
+	GW_SCHEDULERS,
+	GW_PACKAGES,
+	GW_TRIGGERS,
+	GW_RULES,
+	GW_NAMESPACES,
+	GW_NKINDS
 };
 
 struct gw_cache {
 	pthread_rwlock_t lock;
-	gust_map actions;    /* "ns/name" -> gw_action (NULL value never stored) */
-	gust_map keys;       /* uuid -> gw_key */
-	gust_map schedulers; /* scheduler id -> address (heap string) */
-	gust_map entries;    /* etcd key -> revision and tombstone state */
-	gust_etcd_watch *watches[3];
+	gust_map maps[GW_NKINDS]; /* id (etcd key past the prefix) -> object:
+	                             actions "ns/[pkg/]name" -> gw_action, keys uuid -> gw_key,
+	                             schedulers id -> address (heap string), the rest ->
+	                             gw_doc ("ns/name", namespaces "ns") */
+	gust_map entries;         /* etcd key -> revision and tombstone state */
+	gust_etcd_watch *watches[GW_NKINDS];
 };
 
 struct gw {
@@ -91,6 +125,7 @@ struct gw {
 	gust_metric *m_latency;
 	gust_metric *m_act[4];
 	gust_metric *m_errors;
+	gust_redis_writer *records; /* sequence and trigger activation records */
 };
 
 /* gw_cache.c */
@@ -103,9 +138,18 @@ gw_key *gw_cache_key(gw *g, const char *uuid);                       /* +1 ref o
 void gw_cache_apply_put(gw *g, const char *key, const char *value, size_t len, int64_t rev);
 void gw_cache_apply_delete(gw *g, const char *key, int64_t rev);
 size_t gw_cache_schedulers(gw *g);
+/* A package, trigger, rule ("ns/name") or namespace ("ns"): +1 ref or NULL. */
+gw_doc *gw_cache_doc(gw *g, int kind, const char *id);
+/* Every object of a kind whose id starts with prefix, each +1 ref, sorted by
+ * id; free with gw_cache_list_free. */
+void **gw_cache_list(gw *g, int kind, const char *prefix, size_t *n);
+void gw_cache_list_free(int kind, void **v, size_t n);
 void gw_action_unref(gw_action *a);
 void gw_key_unref(gw_key *k);
+void gw_doc_unref(gw_doc *d);
 gw_action *gw_action_parse(const char *json, size_t len, int64_t rev);
+/* The etcd prefix of a kind ("/gust/packages/"). */
+const char *gw_prefix(int kind);
 
 /* gw_http.c: the request object and responses */
 enum gw_req_state { GW_REQ_NEW, GW_REQ_BODY, GW_REQ_WAIT, GW_REQ_READY };
@@ -132,7 +176,10 @@ struct gw_req {
 	bool sent;
 	bool want_result;
 	bool blocking;
-	void *areq; /* Gust__ActivationRequest being served */
+	long long wait_ms; /* how long a blocking call waits before 202 */
+	void *areq;        /* Gust__ActivationRequest being served */
+	const char *web;   /* web actions: the extension ("json", "http", ...) */
+	json_t *headers;   /* extra response headers: {"name": "value"} or NULL */
 };
 
 void gw_reply_json(gw_req *r, int status, const char *json);
@@ -151,11 +198,81 @@ void gw_actions_route(gw_req *r, gw_key *k, const char *ns, const char *rest);
 void gw_namespaces_list(gw_req *r, gw_key *k);
 
 /* gw_invoke.c */
-void gw_invoke(gw_req *r, gw_key *k, gw_action *a);
+#include "gust.pb-c.h"
+/* Invokes a for the caller's namespace user with defaults (inner JSON members,
+ * NULL = the action's own) and the caller's params (a JSON object, checked
+ * here). Answers r, synchronously or after suspending it. */
+void gw_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults, const char *params,
+               size_t len);
 void gw_invoke_cleanup(gw_req *r);
 int gw_sched_sync(gw *g);
+/* Answers 400 and returns false unless body is empty or a JSON object. */
+bool gw_params_check(gw_req *r, const char *body, size_t len);
+/* A fresh request for a (params merged over defaults, as bytes). */
+Gust__ActivationRequest *gw_areq_new(gw *g, const char *user, gw_action *a, const char *defaults,
+                                     const char *params, size_t len, const char *cause);
+void gw_areq_free(Gust__ActivationRequest *q);
+/* A synchronous round trip to a scheduler, for threads that may block
+ * (sequences, trigger fires); never on an HTTP thread. *out owned by caller. */
+int gw_call(gw *g, const Gust__ActivationRequest *q, int64_t wait_ms, Gust__ActivationResult **out);
+/* The answer for a refused activation: 429 for limits, else by error. */
+void gw_reply_refused(gw_req *r, int err, const char *msg);
+
+/* gw_sequence.c: runs a sequence on a thread of its own. */
+void gw_sequence_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults,
+                        const char *params, size_t len);
+
+/* gw_packages.c */
+void gw_packages_route(gw_req *r, gw_key *k, const char *ns, const char *rest);
+/* Finds the action at "[pkg/]name" in ns as seen by caller user (following a
+ * package binding). *defaults gets the merged default parameters (package,
+ * binding, action) as inner JSON members (heap). NULL with *err set. */
+gw_action *gw_resolve_action(gw *g, const char *user, const char *ns, const char *path,
+                             char **defaults, int *err);
+/* Records: the redis writer commands for one activation record. */
+void gw_record_store(gw *g, const char *ns, const char *id, int64_t start, const char *json,
+                     size_t len);
+
+/* Splits an entity name as a sequence component or rule names it: "name",
+ * "pkg/name", "/ns/name", "/ns/pkg/name" ("_" = caller). 0 or -1. */
+int gw_split_fqn(const char *s, const char *caller, char *ns, size_t nslen, char *path,
+                 size_t pathlen);
+
+/* gw_triggers.c, gw_rules.c */
+/* The namespace's limit named k (its record's "limits"), or def. */
+long long gw_ns_limit(gw *g, const char *ns, const char *k, long long def);
+void gw_triggers_route(gw_req *r, gw_key *k, const char *ns, const char *rest);
+void gw_rules_route(gw_req *r, gw_key *k, const char *ns, const char *rest);
+
+/* gw_web.c */
+void gw_web_route(gw_req *r);
+void gw_web_answer(gw_req *r, int status, const char *result, size_t len);
+
+/* gw_entity.c: helpers shared by the entity collections */
+const char *gw_query(gw_req *r, const char *k);
+bool gw_query_true(gw_req *r, const char *k);
+bool gw_valid_name(const char *s);
+bool gw_valid_kv_list(json_t *v);
+/* Parses skip/limit; false after answering 400. */
+bool gw_query_skip_limit(gw_req *r, long long *skip, long long *limit);
+/* Answers with the JSON value (and decrefs it). */
+void gw_reply_jsonv(gw_req *r, int status, json_t *v);
+/* Loads the body as a JSON object, or answers 400 and returns NULL. */
+json_t *gw_body_object(gw_req *r);
+/* The "parameters" list as inner JSON members ("\"a\":1,..."), heap. */
+char *gw_params_inner(json_t *list);
+/* Merges kv lists: later lists override the keys of earlier ones. */
+json_t *gw_kv_merge(json_t *a, json_t *b);
+/* Writes a record with compare-and-swap; answers errors; true on success. */
+bool gw_store(gw_req *r, const char *key, int64_t expect_rev, json_t *rec);
+/* Deletes a record read at rev; answers errors; true on success. */
+bool gw_unstore(gw_req *r, const char *key, int64_t rev);
 
 /* gw_activations.c */
+#include <hiredis/hiredis.h>
+/* One Redis command on the gateway's shared read connection (reconnecting
+ * once); NULL when Redis is unreachable. Caller frees the reply. */
+redisReply *gw_redis_cmd(gw *g, int argc, const char **argv, const size_t *lens);
 void gw_activations_route(gw_req *r, gw_key *k, const char *ns, const char *rest);
 
 #endif

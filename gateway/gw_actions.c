@@ -8,35 +8,7 @@
 
 #include "gateway.h"
 #include "gust/log.h"
-
-static const char *query(gw_req *r, const char *k)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, k);
-}
-
-static bool query_true(gw_req *r, const char *k)
-{
-	const char *v = query(r, k);
-	return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || *v == '\0');
-}
-
-/* OpenWhisk's entity name rule: word characters, then word characters, '@',
- * ' ', '.', '-'; at most 256; no trailing space. */
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 256)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		bool word = isalnum(c) || c == '_';
-		if (i == 0 && !word)
-			return false;
-		if (!word && c != '@' && c != ' ' && c != '.' && c != '-')
-			return false;
-	}
-	return s[n - 1] != ' ';
-}
+#include <stdio.h>
 
 static const char *normal_kind(const char *k)
 {
@@ -48,6 +20,8 @@ static const char *normal_kind(const char *k)
 		return "nodejs:20";
 	if (strcmp(k, "native") == 0 || strcmp(k, "blackbox") == 0)
 		return "native";
+	if (strcmp(k, "sequence") == 0)
+		return "sequence";
 	return NULL;
 }
 
@@ -80,43 +54,100 @@ static bool check_limit(gw_req *r, json_t *limits, const char *k, long long lo, 
 	return true;
 }
 
-static bool valid_kv_list(json_t *v)
+/* A zip archive sent as base64 text, with or without "binary": true (the
+ * openwhisk client and wsk send zips as plain base64 strings). */
+static bool looks_like_zip(const char *code, size_t len)
 {
-	if (v == NULL)
-		return true;
-	if (!json_is_array(v))
+	if (len < 8 || strncmp(code, "UEsDB", 5) != 0)
 		return false;
-	size_t i;
-	json_t *p;
-	json_array_foreach(v, i, p)
-	{
-		if (!json_is_object(p) || !json_is_string(json_object_get(p, "key")) ||
-		    json_object_get(p, "value") == NULL)
-			return false;
+	size_t n = 0;
+	unsigned char *d = gust_b64_decode(code, 8, &n);
+	bool zip = d != NULL && n >= 4 && memcmp(d, "PK\x03\x04", 4) == 0;
+	free(d);
+	return zip;
+}
+
+/* Checks and normalises a sequence's components to "/ns/[pkg/]name"; each must
+ * name an action the caller can see. NULL after answering 400. */
+static json_t *sequence_components(gw_req *r, const char *ns, json_t *comps)
+{
+	if (!json_is_array(comps) || json_array_size(comps) == 0) {
+		gw_reply_error(r, 400, "EINVAL",
+		               "The request content was malformed: a sequence needs 'components', "
+		               "a non-empty array of action names");
+		return NULL;
 	}
-	return true;
+	if (json_array_size(comps) > 50) {
+		gw_reply_error(r, 400, "EINVAL",
+		               "The request content was malformed: too many actions in the "
+		               "sequence: %zu (the limit is 50)",
+		               json_array_size(comps));
+		return NULL;
+	}
+	json_t *out = json_array();
+	size_t i;
+	json_t *c;
+	json_array_foreach(comps, i, c)
+	{
+		const char *s = json_string_value(c);
+		char cns[260], path[600];
+		if (s == NULL || gw_split_fqn(s, ns, cns, sizeof(cns), path, sizeof(path)) != 0) {
+			gw_reply_error(r, 400, "EINVAL",
+			               "The request content was malformed: sequence component %zu "
+			               "is not an action name",
+			               i);
+			json_decref(out);
+			return NULL;
+		}
+		char *defaults = NULL;
+		int err = 0;
+		gw_action *a = gw_resolve_action(r->g, ns, cns, path, &defaults, &err);
+		free(defaults);
+		if (a == NULL) {
+			gw_reply_error(r, 400, "EINVAL",
+			               "The request content was malformed: sequence component '%s' "
+			               "does not exist",
+			               s);
+			json_decref(out);
+			return NULL;
+		}
+		gw_action_unref(a);
+		json_array_append_new(out, json_sprintf("/%s/%s", cns, path));
+	}
+	return out;
 }
 
 static void action_put(gw_req *r, const char *ns, const char *name)
 {
 	gw *g = r->g;
-	bool overwrite = query_true(r, "overwrite");
-	json_error_t je;
-	json_t *body = r->body.len ? json_loadb(r->body.data, r->body.len, 0, &je) : json_object();
-	if (body == NULL || !json_is_object(body)) {
-		gw_reply_error(r, 400, "EINVAL", "The request content was malformed: %s",
-		               body ? "the body must be a JSON object" : je.text);
-		json_decref(body);
-		return;
-	}
-	cleanup_free char *rkey = gust_xasprintf("/gust/actions/%s/%s", ns, name);
+	bool overwrite = gw_query_true(r, "overwrite");
 	/* Every cleanup-owned local is declared before the first goto: a jump
 	 * past an initialisation would free garbage on the way out. */
 	cleanup_free char *version = NULL, *old_code_key = NULL, *doc = NULL, *answer = NULL;
+	cleanup_free char *rkey = gust_xasprintf("/gust/actions/%s/%s", ns, name);
+	cleanup_free char *pkg = NULL;
 	gust_kv old = {0};
 	gust_error *e = NULL;
+	json_t *rec = NULL, *comps = NULL;
+	json_t *body = gw_body_object(r);
+	if (body == NULL)
+		return;
+	const char *slash = strchr(name, '/');
+	if (slash) {
+		pkg = gust_xstrndup(name, (size_t)(slash - name));
+		cleanup_free char *pid = gust_xasprintf("%s/%s", ns, pkg);
+		gw_doc *p = gw_cache_doc(g, GW_PACKAGES, pid);
+		bool binding = p && json_object_size(json_object_get(p->j, "binding")) > 0;
+		gw_doc_unref(p);
+		if (p == NULL || binding) {
+			gw_reply_error(r, p ? 400 : 404, p ? "EINVAL" : "ENOENT",
+			               p ? "Cannot create an action in a package binding"
+			                 : "The package '%s' does not exist.",
+			               pkg);
+			goto out;
+		}
+	}
 	int rv = gust_etcd_get(g->etcd, rkey, &old, &e);
-	json_t *rec = NULL;
 	if (rv == 0) {
 		if (!overwrite) {
 			gw_reply_error(r, 409, "EEXIST", "resource already exists");
@@ -145,8 +176,19 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 			gw_reply_error(
 			    r, 400, "EINVAL",
 			    "The request content was malformed: exec.kind must be one of "
-			    "python:3, python:default, nodejs:20, nodejs:default, native");
+			    "python:3, python:default, nodejs:20, nodejs:default, native, "
+			    "sequence");
 			goto out;
+		}
+		if (strcmp(kind, "sequence") == 0) {
+			comps = sequence_components(r, ns, json_object_get(exec, "components"));
+			if (comps == NULL)
+				goto out;
+			json_object_set_new(
+			    rec, "exec",
+			    json_pack("{s:s,s:O}", "kind", "sequence", "components", comps));
+			json_object_del(rec, "code_key");
+			goto exec_done;
 		}
 		json_t *c = json_object_get(exec, "code");
 		if (!json_is_string(c)) {
@@ -164,8 +206,8 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 			    "The request content was malformed: exec.main must be a name");
 			goto out;
 		}
-		bool binary =
-		    json_is_true(json_object_get(exec, "binary")) || strcmp(kind, "native") == 0;
+		bool binary = json_is_true(json_object_get(exec, "binary")) ||
+		              strcmp(kind, "native") == 0 || looks_like_zip(code, code_len);
 		json_object_set_new(rec, "exec",
 		                    json_pack("{s:s,s:s,s:b}", "kind", kind, "main",
 		                              m ? json_string_value(m) : "main", "binary", binary));
@@ -174,6 +216,7 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 		               "The request content was malformed: 'exec' is required");
 		goto out;
 	}
+exec_done:;
 
 	json_t *limits = json_object_get(body, "limits");
 	if (limits != NULL && !json_is_object(limits)) {
@@ -199,7 +242,7 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 	const char *lists[] = {"parameters", "annotations"};
 	for (int i = 0; i < 2; i++) {
 		json_t *v = json_object_get(body, lists[i]);
-		if (!valid_kv_list(v)) {
+		if (!gw_valid_kv_list(v)) {
 			gw_reply_error(
 			    r, 400, "EINVAL",
 			    "The request content was malformed: '%s' must be an array of "
@@ -219,14 +262,21 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 		json_object_set_new(rec, "publish", json_false());
 
 	version = bump_version(json_string_value(json_object_get(rec, "version")));
-	json_object_set_new(rec, "namespace", json_string(ns));
-	json_object_set_new(rec, "name", json_string(name));
+	if (pkg) {
+		json_object_set_new(rec, "namespace", json_sprintf("%s/%s", ns, pkg));
+		json_object_set_new(rec, "name", json_string(slash + 1));
+	} else {
+		json_object_set_new(rec, "namespace", json_string(ns));
+		json_object_set_new(rec, "name", json_string(name));
+	}
 	json_object_set_new(rec, "version", json_string(version));
 	json_object_set_new(rec, "updated", json_integer(gust_wall_ms()));
 	if (code != NULL) {
 		const char *ock = json_string_value(json_object_get(rec, "code_key"));
 		old_code_key = ock ? gust_xstrdup(ock) : NULL;
-		cleanup_free char *ck = gust_xasprintf("/gust/code/%s/%s/%s", ns, name, version);
+		/* ':' cannot be in a name, so no action's code prefix covers
+		 * another's (action "a" and package "a"'s actions). */
+		cleanup_free char *ck = gust_xasprintf("/gust/code/%s/%s:%s", ns, name, version);
 		if ((rv = gust_etcd_put(g->etcd, ck, code, code_len, 0, NULL, &e)) != 0) {
 			gw_reply_gust_error(r, rv == GUST_EINVAL ? GUST_ETOOBIG : GUST_EUNAVAIL,
 			                    gust_error_msg(e));
@@ -247,8 +297,8 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 		goto out;
 	}
 	gw_cache_apply_put(g, rkey, doc, strlen(doc), rev);
-	if (old_code_key &&
-	    strcmp(old_code_key, json_string_value(json_object_get(rec, "code_key"))))
+	const char *nck = json_string_value(json_object_get(rec, "code_key"));
+	if (old_code_key && (nck == NULL || strcmp(old_code_key, nck) != 0))
 		gust_etcd_delete(g->etcd, old_code_key, false, NULL, NULL);
 
 	/* Answer with the record; code included as OpenWhisk does. */
@@ -262,6 +312,7 @@ out:
 	gust_error_free(e);
 	gust_kv_clear(&old);
 	json_decref(rec);
+	json_decref(comps);
 	json_decref(body);
 }
 
@@ -276,7 +327,7 @@ static json_t *action_public(gw *g, gw_action *a, bool with_code, int *err)
 	}
 	json_object_del(rec, "code_key");
 	json_object_del(rec, "updated");
-	if (with_code) {
+	if (with_code && a->code_key[0]) {
 		gust_kv kv = {0};
 		if (gust_etcd_get(g->etcd, a->code_key, &kv, NULL) == 0) {
 			json_object_set_new(json_object_get(rec, "exec"), "code",
@@ -289,12 +340,15 @@ static json_t *action_public(gw *g, gw_action *a, bool with_code, int *err)
 
 static void action_get(gw_req *r, const char *ns, const char *name)
 {
-	gw_action *a = gw_cache_action(r->g, ns, name);
+	char *defaults = NULL;
+	int rerr = 0;
+	gw_action *a = gw_resolve_action(r->g, ns, ns, name, &defaults, &rerr);
+	free(defaults);
 	if (a == NULL) {
 		gw_reply_error(r, 404, "ENOENT", "The requested resource does not exist.");
 		return;
 	}
-	const char *c = query(r, "code");
+	const char *c = gw_query(r, "code");
 	bool with_code = !(c && strcmp(c, "false") == 0);
 	int err = 0;
 	json_t *rec = action_public(r->g, a, with_code, &err);
@@ -313,7 +367,7 @@ static void action_delete(gw_req *r, const char *ns, const char *name)
 {
 	gw *g = r->g;
 	cleanup_free char *rkey = gust_xasprintf("/gust/actions/%s/%s", ns, name);
-	cleanup_free char *cprefix = gust_xasprintf("/gust/code/%s/%s/", ns, name);
+	cleanup_free char *cprefix = gust_xasprintf("/gust/code/%s/%s:", ns, name);
 	gust_kv old = {0};
 	gust_error *e = NULL;
 	int rv = gust_etcd_get(g->etcd, rkey, &old, &e);
@@ -338,6 +392,9 @@ static void action_delete(gw_req *r, const char *ns, const char *name)
 	gw_cache_apply_delete(g, rkey, old.mod_revision + 1);
 	gust_etcd_delete(g->etcd, cprefix, true, NULL, NULL);
 	json_t *rec = json_loadb(old.value, old.value_len, 0, NULL);
+	const char *ock = json_string_value(json_object_get(rec, "code_key"));
+	if (ock) /* older layout: /gust/code/<ns>/<name>/<version> */
+		gust_etcd_delete(g->etcd, ock, false, NULL, NULL);
 	if (rec) {
 		json_object_del(rec, "code_key");
 		json_object_del(rec, "updated");
@@ -351,97 +408,55 @@ out:
 	gust_kv_clear(&old);
 }
 
-typedef struct list_ctx {
-	const char *prefix;
-	size_t plen;
-	gw_action **v;
-	size_t n, cap;
-} list_ctx;
-
-static int list_collect(void *arg, const char *key, void *value)
-{
-	list_ctx *lc = arg;
-	if (strncmp(key, lc->prefix, lc->plen) != 0)
-		return 0;
-	if (lc->n == lc->cap) {
-		lc->cap = lc->cap ? lc->cap * 2 : 16;
-		lc->v = gust_xrealloc(lc->v, lc->cap * sizeof(*lc->v));
-	}
-	gw_action *a = value;
-	__atomic_fetch_add(&a->refs, 1, __ATOMIC_SEQ_CST);
-	lc->v[lc->n++] = a;
-	return 0;
-}
-
-static int by_name(const void *x, const void *y)
-{
-	return strcmp((*(gw_action *const *)x)->name, (*(gw_action *const *)y)->name);
-}
-
-static long long query_int(gw_req *r, const char *k, long long def, long long lo, long long hi,
-                           bool *bad)
-{
-	const char *v = query(r, k);
-	if (v == NULL)
-		return def;
-	char *end;
-	long long n = strtoll(v, &end, 10);
-	if (*v == '\0' || *end != '\0' || n < lo || n > hi) {
-		*bad = true;
-		gw_reply_error(r, 400, "EINVAL",
-		               "query parameter '%s' must be an integer in [%lld, %lld]", k, lo,
-		               hi);
-	}
-	return n;
-}
-
-static void action_list(gw_req *r, const char *ns)
+/* All the namespace's actions, or one package's (pkg non-NULL). */
+static void action_list(gw_req *r, const char *ns, const char *pkg)
 {
 	gw *g = r->g;
-	bool bad = false;
-	long long skip = query_int(r, "skip", 0, 0, 1000000000, &bad);
-	long long limit = bad ? 0 : query_int(r, "limit", 30, 0, 200, &bad);
-	if (bad)
+	long long skip, limit;
+	if (!gw_query_skip_limit(r, &skip, &limit))
 		return;
-	cleanup_free char *prefix = gust_xasprintf("%s/", ns);
-	list_ctx lc = {.prefix = prefix, .plen = strlen(prefix)};
-	pthread_rwlock_rdlock(&g->cache.lock);
-	gust_map_filter(&g->cache.actions, list_collect, &lc);
-	pthread_rwlock_unlock(&g->cache.lock);
-	qsort(lc.v, lc.n, sizeof(*lc.v), by_name);
-	if (query_true(r, "count")) {
+	cleanup_free char *prefix =
+	    pkg ? gust_xasprintf("%s/%s/", ns, pkg) : gust_xasprintf("%s/", ns);
+	size_t n;
+	gw_action **v = (gw_action **)gw_cache_list(g, GW_ACTIONS, prefix, &n);
+	if (gw_query_true(r, "count")) {
 		char buf[64];
-		snprintf(buf, sizeof(buf), "{\"actions\":%zu}", lc.n);
+		snprintf(buf, sizeof(buf), "{\"actions\":%zu}", n);
 		gw_reply_json(r, 200, buf);
 	} else {
 		json_t *arr = json_array();
-		for (size_t i = (size_t)skip;
-		     i < lc.n && (limit == 0 || i < (size_t)(skip + limit)); i++) {
+		for (size_t i = (size_t)skip; i < n && (limit == 0 || i < (size_t)(skip + limit));
+		     i++) {
 			int err = 0;
-			json_t *rec = action_public(g, lc.v[i], false, &err);
+			json_t *rec = action_public(g, v[i], false, &err);
 			if (rec)
 				json_array_append_new(arr, rec);
 		}
-		char *s = json_dumps(arr, JSON_COMPACT);
-		gw_reply_json(r, 200, s);
-		free(s);
-		json_decref(arr);
+		gw_reply_jsonv(r, 200, arr);
 	}
-	for (size_t i = 0; i < lc.n; i++)
-		gw_action_unref(lc.v[i]);
-	free(lc.v);
+	gw_cache_list_free(GW_ACTIONS, (void **)v, n);
 }
 
 void gw_actions_route(gw_req *r, gw_key *k, const char *ns, const char *rest)
 {
 	const char *m = r->method;
-	if (*rest == '\0') {
-		if (strcmp(m, "GET") == 0)
-			return action_list(r, ns);
-		gw_reply_error(r, 405, "ENOTSUP", "Method not allowed: %s on a collection", m);
-		return;
+	size_t rl = strlen(rest);
+	if (*rest == '\0' || (rl > 1 && rest[rl - 1] == '/' && memchr(rest, '/', rl - 1) == NULL)) {
+		if (strcmp(m, "GET") != 0) {
+			gw_reply_error(r, 405, "ENOTSUP", "Method not allowed: %s on a collection",
+			               m);
+			return;
+		}
+		cleanup_free char *pkg = *rest ? gust_xstrndup(rest, rl - 1) : NULL;
+		return action_list(r, ns, pkg);
 	}
-	if (!valid_name(rest)) {
+	const char *slash = strchr(rest, '/');
+	bool ok = slash == NULL ? gw_valid_name(rest) : false;
+	if (slash != NULL) {
+		cleanup_free char *pkg = gust_xstrndup(rest, (size_t)(slash - rest));
+		ok = gw_valid_name(pkg) && gw_valid_name(slash + 1);
+	}
+	if (!ok) {
 		gw_reply_error(r, 400, "EINVAL",
 		               "The request content was malformed: '%.64s' is not a valid action "
 		               "name",
@@ -455,13 +470,16 @@ void gw_actions_route(gw_req *r, gw_key *k, const char *ns, const char *rest)
 	if (strcmp(m, "DELETE") == 0)
 		return action_delete(r, ns, rest);
 	if (strcmp(m, "POST") == 0) {
-		gw_action *a = gw_cache_action(r->g, ns, rest);
+		char *defaults = NULL;
+		int err = 0;
+		gw_action *a = gw_resolve_action(r->g, k->ns, ns, rest, &defaults, &err);
 		if (a == NULL) {
 			gw_reply_error(r, 404, "ENOENT", "The requested resource does not exist.");
 			return;
 		}
-		gw_invoke(r, k, a);
+		gw_invoke(r, k->ns, a, defaults, r->body.data, r->body.len);
 		gw_action_unref(a);
+		free(defaults);
 		return;
 	}
 	gw_reply_error(r, 405, "ENOTSUP", "Method not allowed: %s", m);

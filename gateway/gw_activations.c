@@ -1,6 +1,8 @@
 /* gw_activations.c - activation records from Redis: get, result, logs, list.
  * Reads use one mutex-guarded connection; they are off the invoke hot path. */
 #include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gateway.h"
@@ -9,7 +11,7 @@
 #include "gust/redis.h"
 
 /* Runs one command; reconnects once on a broken connection. NULL on failure. */
-static redisReply *redis_cmd(gw *g, int argc, const char **argv, const size_t *lens)
+redisReply *gw_redis_cmd(gw *g, int argc, const char **argv, const size_t *lens)
 {
 	redisReply *rep = NULL;
 	pthread_mutex_lock(&g->redis_lock);
@@ -53,7 +55,7 @@ static void activation_get(gw_req *r, const char *ns, const char *id, const char
 	}
 	cleanup_free char *key = gust_record_key(id);
 	const char *argv[] = {"GET", key};
-	redisReply *rep = redis_cmd(r->g, 2, argv, NULL);
+	redisReply *rep = gw_redis_cmd(r->g, 2, argv, NULL);
 	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
 		gw_reply_error(r, 503, "EUNAVAIL", "the activation store is unavailable");
 		if (rep)
@@ -75,6 +77,8 @@ static void activation_get(gw_req *r, const char *ns, const char *id, const char
 	json_t *out = rec;
 	if (part && strcmp(part, "result") == 0)
 		out = json_object_get(rec, "response");
+	else if (part && strcmp(part, "logs") == 0 && json_object_get(rec, "logs") == NULL)
+		out = json_pack("{s:[]}", "logs");
 	else if (part && strcmp(part, "logs") == 0)
 		out = json_pack("{s:O}", "logs", json_object_get(rec, "logs"));
 	else if (part) {
@@ -90,45 +94,131 @@ static void activation_get(gw_req *r, const char *ns, const char *id, const char
 	json_decref(rec);
 }
 
+/* The summary OpenWhisk lists without docs=true. */
+static json_t *summary(json_t *rec)
+{
+	json_t *resp = json_object_get(rec, "response");
+	json_t *o = json_pack(
+	    "{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "activationId",
+	    json_object_get(rec, "activationId"), "namespace", json_object_get(rec, "namespace"),
+	    "name", json_object_get(rec, "name"), "version", json_object_get(rec, "version"),
+	    "start", json_object_get(rec, "start"), "end", json_object_get(rec, "end"), "duration",
+	    json_object_get(rec, "duration"), "annotations", json_object_get(rec, "annotations"),
+	    "publish", json_object_get(rec, "publish"), "cause", json_object_get(rec, "cause"));
+	if (o && json_object_get(o, "cause") == NULL)
+		json_object_del(o, "cause");
+	json_object_set(o, "statusCode", json_object_get(resp, "statusCode"));
+	return o;
+}
+
+/* Does the record's name match the filter: "name" or "pkg/name"? */
+static bool name_matches(json_t *rec, const char *want)
+{
+	const char *n = json_string_value(json_object_get(rec, "name"));
+	if (n == NULL)
+		return false;
+	if (strcmp(n, want) == 0)
+		return true;
+	const char *slash = strrchr(want, '/');
+	if (slash == NULL)
+		return false;
+	/* "pkg/name": the path annotation says which package */
+	size_t i;
+	json_t *an;
+	json_array_foreach(json_object_get(rec, "annotations"), i, an)
+	{
+		const char *k = json_string_value(json_object_get(an, "key"));
+		const char *v = json_string_value(json_object_get(an, "value"));
+		if (k && v && strcmp(k, "path") == 0) {
+			size_t vl = strlen(v), wl = strlen(want);
+			return vl > wl && v[vl - wl - 1] == '/' && strcmp(v + vl - wl, want) == 0;
+		}
+	}
+	return false;
+}
+
+static bool query_ll(gw_req *r, const char *k, long long lo, long long hi, long long *out)
+{
+	const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, k);
+	if (v == NULL)
+		return true;
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < lo || n > hi) {
+		gw_reply_error(r, 400, "EINVAL",
+		               "query parameter '%s' must be an integer in [%lld, %lld]", k, lo,
+		               hi);
+		return false;
+	}
+	*out = n;
+	return true;
+}
+
+#define LIST_SCAN_MAX 5000
+
 static void activation_list(gw_req *r, const char *ns)
 {
-	const char *ls = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
-	const char *ss = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "skip");
-	long limit = ls ? strtol(ls, NULL, 10) : 30, skip = ss ? strtol(ss, NULL, 10) : 0;
-	if (limit <= 0 || limit > 200)
-		limit = limit == 0 ? 30 : 200;
-	if (skip < 0)
-		skip = 0;
+	long long skip = 0, limit = 30, since = 0, upto = 0;
+	if (!query_ll(r, "skip", 0, 1000000000, &skip) || !query_ll(r, "limit", 0, 200, &limit) ||
+	    !query_ll(r, "since", 0, INT64_MAX / 2, &since) ||
+	    !query_ll(r, "upto", 0, INT64_MAX / 2, &upto))
+		return;
+	if (limit == 0)
+		limit = 30;
+	const char *name = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "name");
+	bool docs = gw_query_true(r, "docs"), count = gw_query_true(r, "count");
 	cleanup_free char *idx = gust_record_index_key(ns);
-	char a[32], b[32];
-	snprintf(a, sizeof(a), "%ld", skip);
-	snprintf(b, sizeof(b), "%ld", skip + limit - 1);
-	const char *argv[] = {"ZREVRANGE", idx, a, b};
-	redisReply *rep = redis_cmd(r->g, 4, argv, NULL);
+	char lo[32], hi[32], n[32];
+	snprintf(lo, sizeof(lo), "%lld", since);
+	if (upto > 0)
+		snprintf(hi, sizeof(hi), "%lld", upto);
+	else
+		snprintf(hi, sizeof(hi), "+inf");
+	/* Without a name filter only the page itself is read; with one, or for a
+	 * count, up to LIST_SCAN_MAX of the newest. */
+	long long want = (name || count) ? LIST_SCAN_MAX : skip + limit;
+	snprintf(n, sizeof(n), "%lld", want);
+	const char *argv[] = {"ZREVRANGEBYSCORE", idx, hi, lo, "LIMIT", "0", n};
+	redisReply *rep = gw_redis_cmd(r->g, 7, argv, NULL);
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
 		if (rep)
 			freeReplyObject(rep);
 		gw_reply_error(r, 503, "EUNAVAIL", "the activation store is unavailable");
 		return;
 	}
+	if (count && name == NULL) {
+		gw_reply_jsonv(r, 200,
+		               json_pack("{s:I}", "activations", (json_int_t)rep->elements));
+		freeReplyObject(rep);
+		return;
+	}
 	json_t *arr = json_array();
+	long long matched = 0;
 	if (rep->elements > 0) {
 		const char **mv = gust_xcalloc(rep->elements + 1, sizeof(char *));
 		char **keys = gust_xcalloc(rep->elements, sizeof(char *));
 		mv[0] = "MGET";
 		for (size_t i = 0; i < rep->elements; i++)
 			mv[i + 1] = keys[i] = gust_record_key(rep->element[i]->str);
-		redisReply *recs = redis_cmd(r->g, (int)rep->elements + 1, mv, NULL);
+		redisReply *recs = gw_redis_cmd(r->g, (int)rep->elements + 1, mv, NULL);
 		for (size_t i = 0; recs && recs->type == REDIS_REPLY_ARRAY && i < recs->elements;
 		     i++) {
 			redisReply *e = recs->element[i];
 			if (e->type != REDIS_REPLY_STRING)
 				continue; /* expired since it was indexed */
 			json_t *rec = json_loadb(e->str, e->len, 0, NULL);
-			if (rec) {
-				json_object_del(rec, "logs");
-				json_array_append_new(arr, rec);
+			if (rec == NULL || (name && !name_matches(rec, name))) {
+				json_decref(rec);
+				continue;
 			}
+			if (count || matched++ < skip || (long long)json_array_size(arr) >= limit) {
+				if (count)
+					matched++;
+				json_decref(rec);
+				continue;
+			}
+			json_array_append_new(arr, docs ? json_incref(rec) : summary(rec));
+			json_decref(rec);
 		}
 		if (recs)
 			freeReplyObject(recs);
@@ -138,10 +228,35 @@ static void activation_list(gw_req *r, const char *ns)
 		free(mv);
 	}
 	freeReplyObject(rep);
-	char *s = json_dumps(arr, JSON_COMPACT);
-	gw_reply_json(r, 200, s);
-	free(s);
-	json_decref(arr);
+	if (count) {
+		json_decref(arr);
+		gw_reply_jsonv(r, 200, json_pack("{s:I}", "activations", (json_int_t)matched));
+		return;
+	}
+	gw_reply_jsonv(r, 200, arr);
+}
+
+void gw_record_store(gw *g, const char *ns, const char *id, int64_t start, const char *json,
+                     size_t len)
+{
+	if (g->records == NULL)
+		return;
+	cleanup_free char *key = gust_record_key(id);
+	cleanup_free char *idx = gust_record_index_key(ns);
+	char ttl[32], score[32], cutoff[32];
+	snprintf(ttl, sizeof(ttl), "%lld", g->cfg.record_ttl_s);
+	snprintf(score, sizeof(score), "%lld", (long long)start);
+	snprintf(cutoff, sizeof(cutoff), "%lld",
+	         (long long)(gust_wall_ms() - g->cfg.record_ttl_s * 1000));
+	const char *set[] = {"SET", key, json, "EX", ttl};
+	size_t setl[] = {3, strlen(key), len, 2, strlen(ttl)};
+	gust_redis_writer_cmd(g->records, 5, set, setl);
+	const char *zadd[] = {"ZADD", idx, score, id};
+	gust_redis_writer_cmd(g->records, 4, zadd, NULL);
+	const char *trim[] = {"ZREMRANGEBYSCORE", idx, "-inf", cutoff};
+	gust_redis_writer_cmd(g->records, 4, trim, NULL);
+	const char *exp[] = {"EXPIRE", idx, ttl};
+	gust_redis_writer_cmd(g->records, 3, exp, NULL);
 }
 
 void gw_activations_route(gw_req *r, gw_key *k, const char *ns, const char *rest)

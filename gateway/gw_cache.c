@@ -11,15 +11,40 @@
 #include "gateway.h"
 #include "gust/log.h"
 
-#define P_ACTIONS "/gust/actions/"
-#define P_KEYS "/gust/keys/"
-#define P_SCHED "/gust/schedulers/"
-
 typedef struct cache_entry {
 	int64_t rev;
 	bool deleted;
-	void *obj; /* gw_action*, gw_key* or char* address; NULL when deleted */
+	void *obj; /* gw_action*, gw_key*, gw_doc* or char* address; NULL when deleted */
 } cache_entry;
+
+static const char *const prefixes[GW_NKINDS] = {
+    [GW_ACTIONS] = "/gust/actions/",       [GW_KEYS] = "/gust/keys/",
+    [GW_SCHEDULERS] = "/gust/schedulers/", [GW_PACKAGES] = "/gust/packages/",
+    [GW_TRIGGERS] = "/gust/triggers/",     [GW_RULES] = "/gust/rules/",
+    [GW_NAMESPACES] = "/gust/namespaces/",
+};
+
+const char *gw_prefix(int kind)
+{
+	return prefixes[kind];
+}
+
+/* The kind of an etcd key, or -1. */
+static int kind_of(const char *key)
+{
+	for (int i = 0; i < GW_NKINDS; i++)
+		if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0)
+			return i;
+	return -1;
+}
+
+void gw_doc_unref(gw_doc *d)
+{
+	if (d == NULL || atomic_fetch_sub((_Atomic int *)&d->refs, 1) != 1)
+		return;
+	json_decref(d->j);
+	free(d);
+}
 
 void gw_action_unref(gw_action *a)
 {
@@ -33,6 +58,9 @@ void gw_action_unref(gw_action *a)
 	free(a->code_key);
 	free(a->params_inner);
 	free(a->json);
+	free(a->require_auth);
+	free(a->pkg);
+	json_decref(a->components);
 	free(a);
 }
 
@@ -43,6 +71,8 @@ void gw_key_unref(gw_key *k)
 	free(k->uuid);
 	free(k->key);
 	free(k->ns);
+	free(k->salt);
+	free(k->hash);
 	free(k);
 }
 
@@ -88,8 +118,18 @@ gw_action *gw_action_parse(const char *json, size_t len, int64_t rev)
 	json_t *limits = json_object_get(o, "limits");
 	gw_action *a = gust_xcalloc(1, sizeof(*a));
 	a->refs = 1;
-	a->ns = gust_xstrdup(jstr(o, "namespace", ""));
-	a->name = gust_xstrdup(jstr(o, "name", ""));
+	/* Package actions are stored with namespace "ns/pkg", as OpenWhisk shows
+	 * them; inside the gateway the name carries the package. */
+	const char *ns = jstr(o, "namespace", "");
+	const char *slash = strchr(ns, '/');
+	if (slash) {
+		a->ns = gust_xstrndup(ns, (size_t)(slash - ns));
+		a->pkg = gust_xstrdup(slash + 1);
+		a->name = gust_xasprintf("%s/%s", slash + 1, jstr(o, "name", ""));
+	} else {
+		a->ns = gust_xstrdup(ns);
+		a->name = gust_xstrdup(jstr(o, "name", ""));
+	}
 	a->version = gust_xstrdup(jstr(o, "version", "0.0.1"));
 	a->kind = gust_xstrdup(jstr(exec, "kind", ""));
 	a->main = gust_xstrdup(jstr(exec, "main", "main"));
@@ -101,12 +141,30 @@ gw_action *gw_action_parse(const char *json, size_t len, int64_t rev)
 	a->params_inner = params_inner_from_list(json_object_get(o, "parameters"));
 	a->json = gust_xstrndup(json, len);
 	a->mod_revision = rev;
+	json_t *comps = json_object_get(exec, "components");
+	if (json_is_array(comps))
+		a->components = json_incref(comps);
 	json_t *ann;
 	size_t i;
 	json_array_foreach(json_object_get(o, "annotations"), i, ann)
 	{
-		if (strcmp(jstr(ann, "key", ""), "web-export") == 0)
-			a->web_export = json_is_true(json_object_get(ann, "value"));
+		const char *k = jstr(ann, "key", "");
+		json_t *v = json_object_get(ann, "value");
+		if (strcmp(k, "web-export") == 0)
+			a->web_export = json_is_true(v);
+		else if (strcmp(k, "raw-http") == 0)
+			a->raw_http = json_is_true(v);
+		else if (strcmp(k, "require-whisk-auth") == 0 &&
+		         (json_is_true(v) || json_is_string(v) || json_is_integer(v))) {
+			free(a->require_auth);
+			if (json_is_string(v))
+				a->require_auth = gust_xstrdup(json_string_value(v));
+			else if (json_is_integer(v))
+				a->require_auth =
+				    gust_xasprintf("%lld", (long long)json_integer_value(v));
+			else
+				a->require_auth = gust_xstrdup("true");
+		}
 	}
 	json_decref(o);
 	return a;
@@ -116,14 +174,20 @@ static gw_key *key_parse(const char *json, size_t len)
 {
 	json_t *o = json_loadb(json, len, 0, NULL);
 	const char *uuid = jstr(o, "uuid", NULL), *key = jstr(o, "key", NULL),
-	           *ns = jstr(o, "namespace", NULL);
+	           *ns = jstr(o, "namespace", NULL), *salt = jstr(o, "salt", NULL),
+	           *hash = jstr(o, "hash", NULL);
 	gw_key *k = NULL;
-	if (uuid && key && ns) {
+	if (uuid && ns && ((salt && hash) || key)) {
 		k = gust_xcalloc(1, sizeof(*k));
 		k->refs = 1;
 		k->uuid = gust_xstrdup(uuid);
-		k->key = gust_xstrdup(key);
 		k->ns = gust_xstrdup(ns);
+		if (salt && hash) {
+			k->salt = gust_xstrdup(salt);
+			k->hash = gust_xstrdup(hash);
+		} else {
+			k->key = gust_xstrdup(key);
+		}
 	}
 	json_decref(o);
 	return k;
@@ -133,40 +197,54 @@ static void entry_obj_free(const char *key, void *obj)
 {
 	if (obj == NULL)
 		return;
-	if (strncmp(key, P_ACTIONS, strlen(P_ACTIONS)) == 0)
+	switch (kind_of(key)) {
+	case GW_ACTIONS:
 		gw_action_unref(obj);
-	else if (strncmp(key, P_KEYS, strlen(P_KEYS)) == 0)
+		break;
+	case GW_KEYS:
 		gw_key_unref(obj);
-	else
+		break;
+	case GW_SCHEDULERS:
 		free(obj);
+		break;
+	default:
+		gw_doc_unref(obj);
+	}
 }
 
 static void *entry_obj_parse(const char *key, const char *value, size_t len, int64_t rev)
 {
-	if (strncmp(key, P_ACTIONS, strlen(P_ACTIONS)) == 0)
+	int kind = kind_of(key);
+	if (kind == GW_ACTIONS)
 		return gw_action_parse(value, len, rev);
-	if (strncmp(key, P_KEYS, strlen(P_KEYS)) == 0)
+	if (kind == GW_KEYS)
 		return key_parse(value, len);
-	if (strncmp(key, P_SCHED, strlen(P_SCHED)) == 0) {
-		json_t *o = json_loadb(value, len, 0, NULL);
+	json_t *o = json_loadb(value, len, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return NULL;
+	}
+	if (kind == GW_SCHEDULERS) {
 		const char *addr = jstr(o, "address", NULL);
 		char *a = addr ? gust_xstrdup(addr) : NULL;
 		json_decref(o);
 		return a;
 	}
-	return NULL;
+	gw_doc *d = gust_xcalloc(1, sizeof(*d));
+	d->refs = 1;
+	d->j = o;
+	d->rev = rev;
+	return d;
 }
 
 /* The map that serves lookups for a given etcd key. */
 static gust_map *index_for(gw *g, const char *key, const char **id)
 {
-	if (strncmp(key, P_ACTIONS, strlen(P_ACTIONS)) == 0)
-		return *id = key + strlen(P_ACTIONS), &g->cache.actions;
-	if (strncmp(key, P_KEYS, strlen(P_KEYS)) == 0)
-		return *id = key + strlen(P_KEYS), &g->cache.keys;
-	if (strncmp(key, P_SCHED, strlen(P_SCHED)) == 0)
-		return *id = key + strlen(P_SCHED), &g->cache.schedulers;
-	return NULL;
+	int kind = kind_of(key);
+	if (kind < 0)
+		return NULL;
+	*id = key + strlen(prefixes[kind]);
+	return &g->cache.maps[kind];
 }
 
 /* Under the write lock. */
@@ -229,8 +307,7 @@ static int purge_tombstone(void *arg, const char *key, void *value)
 void gw_cache_apply_put(gw *g, const char *key, const char *value, size_t len, int64_t rev)
 {
 	pthread_rwlock_wrlock(&g->cache.lock);
-	bool sched = apply_put_locked(g, key, value, len, rev) &&
-	             strncmp(key, P_SCHED, strlen(P_SCHED)) == 0;
+	bool sched = apply_put_locked(g, key, value, len, rev) && kind_of(key) == GW_SCHEDULERS;
 	pthread_rwlock_unlock(&g->cache.lock);
 	if (sched)
 		gw_sched_sync(g);
@@ -239,8 +316,7 @@ void gw_cache_apply_put(gw *g, const char *key, const char *value, size_t len, i
 void gw_cache_apply_delete(gw *g, const char *key, int64_t rev)
 {
 	pthread_rwlock_wrlock(&g->cache.lock);
-	bool sched =
-	    apply_delete_locked(g, key, rev) && strncmp(key, P_SCHED, strlen(P_SCHED)) == 0;
+	bool sched = apply_delete_locked(g, key, rev) && kind_of(key) == GW_SCHEDULERS;
 	pthread_rwlock_unlock(&g->cache.lock);
 	if (sched)
 		gw_sched_sync(g);
@@ -257,7 +333,7 @@ static void cache_on_events(void *arg, const gust_watch_event *evs, size_t n, in
 		    evs[i].type == GUST_WATCH_PUT
 		        ? apply_put_locked(g, kv->key, kv->value, kv->value_len, kv->mod_revision)
 		        : apply_delete_locked(g, kv->key, kv->mod_revision);
-		if (changed && strncmp(kv->key, P_SCHED, strlen(P_SCHED)) == 0)
+		if (changed && kind_of(kv->key) == GW_SCHEDULERS)
 			sched = true;
 	}
 	gust_map_filter(&g->cache.entries, purge_tombstone, &revision);
@@ -300,29 +376,36 @@ static void cache_on_reset_prefix(gw *g, const gust_kvs *snap, const char *prefi
 		apply_put_locked(g, snap->kvs[i].key, snap->kvs[i].value, snap->kvs[i].value_len,
 		                 snap->kvs[i].mod_revision);
 	pthread_rwlock_unlock(&g->cache.lock);
-	if (strcmp(prefix, P_SCHED) == 0)
+	if (strcmp(prefix, prefixes[GW_SCHEDULERS]) == 0)
 		gw_sched_sync(g);
 }
 
-#define RESET_FN(fn, prefix)                                                                       \
+#define RESET_FN(fn, kind)                                                                         \
 	static void fn(void *arg, const gust_kvs *snap)                                            \
 	{                                                                                          \
-		cache_on_reset_prefix(arg, snap, prefix);                                          \
+		cache_on_reset_prefix(arg, snap, prefixes[kind]);                                  \
 	}
-RESET_FN(reset_actions, P_ACTIONS)
-RESET_FN(reset_keys, P_KEYS)
-RESET_FN(reset_sched, P_SCHED)
+RESET_FN(reset_actions, GW_ACTIONS)
+RESET_FN(reset_keys, GW_KEYS)
+RESET_FN(reset_sched, GW_SCHEDULERS)
+RESET_FN(reset_packages, GW_PACKAGES)
+RESET_FN(reset_triggers, GW_TRIGGERS)
+RESET_FN(reset_rules, GW_RULES)
+RESET_FN(reset_namespaces, GW_NAMESPACES)
 
 int gw_cache_start(gw *g, gust_error **err)
 {
-	static const gust_watch_ops ops[3] = {
-	    {cache_on_events, reset_actions},
-	    {cache_on_events, reset_keys},
-	    {cache_on_events, reset_sched},
+	static const gust_watch_ops ops[GW_NKINDS] = {
+	    [GW_ACTIONS] = {cache_on_events, reset_actions},
+	    [GW_KEYS] = {cache_on_events, reset_keys},
+	    [GW_SCHEDULERS] = {cache_on_events, reset_sched},
+	    [GW_PACKAGES] = {cache_on_events, reset_packages},
+	    [GW_TRIGGERS] = {cache_on_events, reset_triggers},
+	    [GW_RULES] = {cache_on_events, reset_rules},
+	    [GW_NAMESPACES] = {cache_on_events, reset_namespaces},
 	};
-	static const char *const prefixes[3] = {P_ACTIONS, P_KEYS, P_SCHED};
 	pthread_rwlock_init(&g->cache.lock, NULL);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < GW_NKINDS; i++) {
 		int rv = gust_etcd_mirror_start(g->etcd, prefixes[i], &ops[i], g,
 		                                &g->cache.watches[i], err);
 		if (rv != 0) {
@@ -346,7 +429,7 @@ static int drop_all(void *arg, const char *key, void *value)
 
 void gw_cache_stop(gw *g)
 {
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < GW_NKINDS; i++) {
 		if (g->cache.watches[i])
 			gust_etcd_watch_stop(g->cache.watches[i]);
 		g->cache.watches[i] = NULL;
@@ -354,9 +437,8 @@ void gw_cache_stop(gw *g)
 	pthread_rwlock_wrlock(&g->cache.lock);
 	gust_map_filter(&g->cache.entries, drop_all, g);
 	gust_map_free(&g->cache.entries);
-	gust_map_free(&g->cache.actions);
-	gust_map_free(&g->cache.keys);
-	gust_map_free(&g->cache.schedulers);
+	for (int i = 0; i < GW_NKINDS; i++)
+		gust_map_free(&g->cache.maps[i]);
 	pthread_rwlock_unlock(&g->cache.lock);
 }
 
@@ -366,7 +448,7 @@ gw_action *gw_cache_action(gw *g, const char *ns, const char *name)
 	if ((size_t)snprintf(id, sizeof(id), "%s/%s", ns, name) >= sizeof(id))
 		return NULL;
 	pthread_rwlock_rdlock(&g->cache.lock);
-	gw_action *a = gust_map_get(&g->cache.actions, id);
+	gw_action *a = gust_map_get(&g->cache.maps[GW_ACTIONS], id);
 	if (a)
 		atomic_fetch_add((_Atomic int *)&a->refs, 1);
 	pthread_rwlock_unlock(&g->cache.lock);
@@ -376,7 +458,7 @@ gw_action *gw_cache_action(gw *g, const char *ns, const char *name)
 gw_key *gw_cache_key(gw *g, const char *uuid)
 {
 	pthread_rwlock_rdlock(&g->cache.lock);
-	gw_key *k = gust_map_get(&g->cache.keys, uuid);
+	gw_key *k = gust_map_get(&g->cache.maps[GW_KEYS], uuid);
 	if (k)
 		atomic_fetch_add((_Atomic int *)&k->refs, 1);
 	pthread_rwlock_unlock(&g->cache.lock);
@@ -386,7 +468,78 @@ gw_key *gw_cache_key(gw *g, const char *uuid)
 size_t gw_cache_schedulers(gw *g)
 {
 	pthread_rwlock_rdlock(&g->cache.lock);
-	size_t n = g->cache.schedulers.count;
+	size_t n = g->cache.maps[GW_SCHEDULERS].count;
 	pthread_rwlock_unlock(&g->cache.lock);
 	return n;
+}
+
+gw_doc *gw_cache_doc(gw *g, int kind, const char *id)
+{
+	pthread_rwlock_rdlock(&g->cache.lock);
+	gw_doc *d = gust_map_get(&g->cache.maps[kind], id);
+	if (d)
+		atomic_fetch_add((_Atomic int *)&d->refs, 1);
+	pthread_rwlock_unlock(&g->cache.lock);
+	return d;
+}
+
+typedef struct list_ctx {
+	const char *prefix;
+	size_t plen;
+	char **ids;
+	void **v;
+	size_t n, cap;
+} list_ctx;
+
+static int list_collect(void *arg, const char *key, void *value)
+{
+	list_ctx *lc = arg;
+	if (strncmp(key, lc->prefix, lc->plen) != 0)
+		return 0;
+	if (lc->n == lc->cap) {
+		lc->cap = lc->cap ? lc->cap * 2 : 16;
+		lc->v = gust_xrealloc(lc->v, lc->cap * sizeof(*lc->v));
+		lc->ids = gust_xrealloc(lc->ids, lc->cap * sizeof(*lc->ids));
+	}
+	/* gw_action, gw_key and gw_doc all begin with their reference count. */
+	atomic_fetch_add((_Atomic int *)value, 1);
+	lc->ids[lc->n] = (char *)key;
+	lc->v[lc->n++] = value;
+	return 0;
+}
+
+void **gw_cache_list(gw *g, int kind, const char *prefix, size_t *n)
+{
+	list_ctx lc = {.prefix = prefix, .plen = strlen(prefix)};
+	pthread_rwlock_rdlock(&g->cache.lock);
+	gust_map_filter(&g->cache.maps[kind], list_collect, &lc);
+	/* Sort by id under the lock, while the ids are still alive (insertion sort:
+	 * lists are short, and a namespace's entities are few). */
+	for (size_t i = 1; i < lc.n; i++) {
+		for (size_t j = i; j > 0 && strcmp(lc.ids[j - 1], lc.ids[j]) > 0; j--) {
+			char *ti = lc.ids[j];
+			lc.ids[j] = lc.ids[j - 1];
+			lc.ids[j - 1] = ti;
+			void *tv = lc.v[j];
+			lc.v[j] = lc.v[j - 1];
+			lc.v[j - 1] = tv;
+		}
+	}
+	pthread_rwlock_unlock(&g->cache.lock);
+	free(lc.ids);
+	*n = lc.n;
+	return lc.v;
+}
+
+void gw_cache_list_free(int kind, void **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (kind == GW_ACTIONS)
+			gw_action_unref(v[i]);
+		else if (kind == GW_KEYS)
+			gw_key_unref(v[i]);
+		else
+			gw_doc_unref(v[i]);
+	}
+	free(v);
 }

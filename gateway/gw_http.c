@@ -8,9 +8,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gateway.h"
 #include "gust/log.h"
+#include "gust/sha256.h"
 
 void gw_reply_json(gw_req *r, int status, const char *json)
 {
@@ -53,6 +55,16 @@ static enum MHD_Result http_queue(gw_req *r)
 	MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
 	if (r->activation_id)
 		MHD_add_response_header(resp, "x-openwhisk-activation-id", r->activation_id);
+	const char *hk;
+	json_t *hv;
+	json_object_foreach(r->headers, hk, hv)
+	{
+		/* Header text from an action: no CR/LF may split the response. */
+		const char *v = json_string_value(hv);
+		if (v && strcasecmp(hk, "content-type") != 0 && strpbrk(hk, "\r\n:") == NULL &&
+		    strpbrk(v, "\r\n") == NULL)
+			MHD_add_response_header(resp, hk, v);
+	}
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	gust_counter_add(r->g->m_requests, 1);
@@ -73,8 +85,14 @@ gw_key *gw_auth(gw_req *r)
 		return NULL;
 	}
 	gw_key *k = gw_cache_key(r->g, user);
-	bool ok = k != NULL && pass != NULL &&
-	          gust_consttime_eq(k->key, strlen(k->key), pass, strlen(pass));
+	bool ok = false;
+	if (k != NULL && pass != NULL && k->hash != NULL) {
+		char h[2 * GUST_SHA256_LEN + 1];
+		gust_key_hash_hex(k->salt, pass, h);
+		ok = gust_consttime_eq(k->hash, strlen(k->hash), h, strlen(h));
+	} else if (k != NULL && pass != NULL && k->key != NULL) {
+		ok = gust_consttime_eq(k->key, strlen(k->key), pass, strlen(pass));
+	}
 	MHD_free(user);
 	if (pass)
 		MHD_free(pass);
@@ -114,6 +132,18 @@ static void http_dispatch(gw_req *r)
 	if (strcmp(url, "/metrics") == 0)
 		return http_metrics(r);
 	static const char api[] = "/api/v1/namespaces";
+	static const char web[] = "/api/v1/web/";
+	if (strncmp(url, web, sizeof(web) - 1) == 0) {
+		if (r->too_big) {
+			gw_reply_error(
+			    r, 413, "ETOOBIG",
+			    "The request content was malformed: request entity too large: "
+			    "the limit is %zu bytes",
+			    r->limit);
+			return;
+		}
+		return gw_web_route(r);
+	}
 	if (strncmp(url, api, sizeof(api) - 1) != 0 ||
 	    (url[sizeof(api) - 1] != '/' && url[sizeof(api) - 1] != '\0')) {
 		gw_reply_error(r, 404, "ENOENT", "The requested resource does not exist.");
@@ -158,6 +188,12 @@ static void http_dispatch(gw_req *r)
 		gw_actions_route(r, k, k->ns, coll[7] ? coll + 8 : "");
 	else if (strncmp(coll, "activations", 11) == 0 && (coll[11] == '\0' || coll[11] == '/'))
 		gw_activations_route(r, k, k->ns, coll[11] ? coll + 12 : "");
+	else if (strncmp(coll, "packages", 8) == 0 && (coll[8] == '\0' || coll[8] == '/'))
+		gw_packages_route(r, k, k->ns, coll[8] ? coll + 9 : "");
+	else if (strncmp(coll, "triggers", 8) == 0 && (coll[8] == '\0' || coll[8] == '/'))
+		gw_triggers_route(r, k, k->ns, coll[8] ? coll + 9 : "");
+	else if (strncmp(coll, "rules", 5) == 0 && (coll[5] == '\0' || coll[5] == '/'))
+		gw_rules_route(r, k, k->ns, coll[5] ? coll + 6 : "");
 	else if (*coll == '\0' && strcmp(r->method, "GET") == 0) {
 		gust_buf b = {0};
 		gust_buf_puts(&b, "{\"name\":");
@@ -230,6 +266,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **req_cl
 	free(r->method);
 	free(r->url);
 	free(r->activation_id);
+	json_decref(r->headers);
 	gust_buf_free(&r->body);
 	gust_buf_free(&r->resp);
 	free(r);

@@ -93,17 +93,21 @@ static void invoke_answer(gw_req *r, Gust__ActivationResult *res)
 		char buf[96];
 		snprintf(buf, sizeof(buf), "{\"activationId\":\"%s\"}", q->activation_id);
 		if (res->error != 0 && !res->accepted)
-			gw_reply_gust_error(r, res->error, res->error_msg);
+			gw_reply_refused(r, res->error, res->error_msg);
 		else
 			gw_reply_json(r, 202, buf);
 		return;
 	}
 	if (res->status == 3 && res->error != 0 && res->start_ms == 0) {
 		/* The platform refused or lost it before it ran (limits, no invoker). */
-		gw_reply_gust_error(r, res->error, res->error_msg);
+		gw_reply_refused(r, res->error, res->error_msg);
 		return;
 	}
 	int status = res->status == 0 ? 200 : 502;
+	if (r->web) {
+		gw_web_answer(r, res->status, (const char *)res->result.data, res->result.len);
+		return;
+	}
 	if (r->want_result) {
 		r->status = status;
 		r->ctype = "application/json";
@@ -143,12 +147,8 @@ static void invoke_cb(void *arg)
 		}
 		r->sent = true;
 		nng_aio_set_timeout(r->aio, (nng_duration)r->g->cfg.blocking_timeout_ms);
-		if (r->blocking) {
-			const char *t = query(r, "timeout");
-			long long ms = t ? strtoll(t, NULL, 10) : 0;
-			if (ms > 0 && ms < r->g->cfg.blocking_timeout_ms)
-				nng_aio_set_timeout(r->aio, (nng_duration)ms);
-		}
+		if (r->blocking)
+			nng_aio_set_timeout(r->aio, (nng_duration)r->wait_ms);
 		nng_ctx_recv(r->ctx, r->aio);
 		return;
 	}
@@ -176,24 +176,9 @@ static void invoke_cb(void *arg)
 	invoke_finish(r);
 }
 
-void gw_invoke(gw_req *r, gw_key *k, gw_action *a)
+Gust__ActivationRequest *gw_areq_new(gw *g, const char *user, gw_action *a, const char *defaults,
+                                     const char *params, size_t len, const char *cause)
 {
-	gw *g = r->g;
-	if (r->body.len > 0) {
-		json_error_t je;
-		json_t *p = json_loadb(r->body.data, r->body.len, 0, &je);
-		bool obj = json_is_object(p);
-		json_decref(p);
-		if (!obj) {
-			gw_reply_error(r, 400, "EINVAL", "The request content was malformed: %s",
-			               p ? "parameters must be a JSON object" : je.text);
-			return;
-		}
-	}
-	if (gw_cache_schedulers(g) == 0) {
-		gw_reply_error(r, 503, "EUNAVAIL", "no scheduler is available");
-		return;
-	}
 	Gust__ActivationRequest *q = gust_xcalloc(1, sizeof(*q));
 	gust__activation_request__init(q);
 	char id[33];
@@ -209,34 +194,91 @@ void gw_invoke(gw_req *r, gw_key *k, gw_action *a)
 	q->timeout_ms = (int32_t)a->timeout_ms;
 	q->log_limit = a->log_limit;
 	q->code_key = gust_xstrdup(a->code_key);
-	q->subject = gust_xstrdup(k->ns);
-	q->user = gust_xstrdup(k->ns);
+	q->subject = gust_xstrdup(user);
+	q->user = gust_xstrdup(user);
 	q->api_host = gust_xstrdup(g->cfg.api_host);
 	q->accepted_ms = gust_wall_ms();
-	r->blocking = query_true(r, "blocking");
-	r->want_result = query_true(r, "result");
-	q->blocking = r->blocking;
 	q->deadline_ms = 0; /* the invoker applies the action's timeout from its start */
+	if (cause)
+		q->cause = gust_xstrdup(cause);
+	if (defaults == NULL)
+		defaults = a->params_inner;
 
-	gust_buf params = {0};
-	gust_buf_puts(&params, "{");
+	gust_buf b = {0};
+	gust_buf_puts(&b, "{");
 	bool any = false;
-	if (a->params_inner[0]) {
-		gust_buf_puts(&params, a->params_inner);
+	if (defaults[0]) {
+		gust_buf_puts(&b, defaults);
 		any = true;
 	}
-	size_t mark = params.len;
+	size_t mark = b.len;
 	if (any)
-		gust_buf_puts(&params, ",");
-	if (!(r->body.len && append_inner(&params, r->body.data, r->body.len))) {
-		params.len = mark; /* drop the comma */
-		params.data[mark] = '\0';
+		gust_buf_puts(&b, ",");
+	if (!(len && append_inner(&b, params, len))) {
+		b.len = mark; /* drop the comma */
+		b.data[mark] = '\0';
 	}
-	gust_buf_puts(&params, "}");
-	q->params.len = params.len;
-	q->params.data = (uint8_t *)gust_buf_steal(&params);
+	gust_buf_puts(&b, "}");
+	q->params.len = b.len;
+	q->params.data = (uint8_t *)gust_buf_steal(&b);
+	return q;
+}
+
+void gw_areq_free(Gust__ActivationRequest *q)
+{
+	free_areq(q);
+}
+
+bool gw_params_check(gw_req *r, const char *body, size_t len)
+{
+	if (len == 0)
+		return true;
+	json_error_t je;
+	json_t *p = json_loadb(body, len, 0, &je);
+	bool obj = json_is_object(p);
+	json_decref(p);
+	if (!obj)
+		gw_reply_error(r, 400, "EINVAL", "The request content was malformed: %s",
+		               p ? "parameters must be a JSON object" : je.text);
+	return obj;
+}
+
+void gw_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults, const char *params,
+               size_t len)
+{
+	gw *g = r->g;
+	if (!gw_params_check(r, params, len))
+		return;
+	if (!r->web) {
+		r->blocking = query_true(r, "blocking");
+		r->want_result = query_true(r, "result");
+	}
+	const char *t = query(r, "timeout");
+	if (t != NULL) {
+		char *end;
+		long long ms = strtoll(t, &end, 10);
+		if (*t == '\0' || *end != '\0' || ms < 0) {
+			gw_reply_error(
+			    r, 400, "EINVAL",
+			    "query parameter 'timeout' must be a number of milliseconds");
+			return;
+		}
+		r->wait_ms = ms;
+	}
+	if (r->wait_ms <= 0 || r->wait_ms > g->cfg.blocking_timeout_ms)
+		r->wait_ms = g->cfg.blocking_timeout_ms;
+	if (gw_cache_schedulers(g) == 0) {
+		gw_reply_error(r, 503, "EUNAVAIL", "no scheduler is available");
+		return;
+	}
+	if (a->components != NULL) {
+		gw_sequence_invoke(r, user, a, defaults, params, len);
+		return;
+	}
+	Gust__ActivationRequest *q = gw_areq_new(g, user, a, defaults, params, len, NULL);
+	q->blocking = r->blocking;
 	r->areq = q;
-	r->activation_id = gust_xstrdup(id);
+	r->activation_id = gust_xstrdup(q->activation_id);
 
 	nng_msg *m;
 	int rv;
@@ -257,6 +299,60 @@ void gw_invoke(gw_req *r, gw_key *k, gw_action *a)
 	nng_aio_set_msg(r->aio, m);
 	nng_aio_set_timeout(r->aio, 5000);
 	nng_ctx_send(r->ctx, r->aio);
+}
+
+int gw_call(gw *g, const Gust__ActivationRequest *q, int64_t wait_ms, Gust__ActivationResult **out)
+{
+	nng_msg *m;
+	nng_aio *aio = NULL;
+	nng_ctx ctx;
+	int rv;
+	*out = NULL;
+	if ((rv = gust_msg_pack(&q->base, &m)) != 0)
+		return rv;
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+		nng_msg_free(m);
+		return gust_err_from_nng(rv);
+	}
+	if ((rv = nng_ctx_open(&ctx, g->sched)) != 0) {
+		nng_msg_free(m);
+		nng_aio_free(aio);
+		return gust_err_from_nng(rv);
+	}
+	nng_aio_set_msg(aio, m);
+	nng_aio_set_timeout(aio, 5000);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		nng_msg_free(nng_aio_get_msg(aio));
+		rv = GUST_EUNAVAIL;
+		goto out;
+	}
+	nng_aio_set_timeout(aio, (nng_duration)wait_ms);
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		rv = rv == NNG_ETIMEDOUT ? GUST_ETIMEDOUT : GUST_EUNAVAIL;
+		goto out;
+	}
+	m = nng_aio_get_msg(aio);
+	*out = gust_msg_result(m);
+	nng_msg_free(m);
+	rv = *out ? 0 : GUST_EPROTO;
+out:
+	nng_ctx_close(ctx);
+	nng_aio_free(aio);
+	return rv;
+}
+
+void gw_reply_refused(gw_req *r, int err, const char *msg)
+{
+	if (err == GUST_EBUSY) {
+		gw_reply_error(r, 429, "EBUSY", "Too many requests: %s",
+		               msg && msg[0] ? msg : "the namespace is over its activation limits");
+		return;
+	}
+	gw_reply_gust_error(r, err, msg && msg[0] ? msg : NULL);
 }
 
 /* Dials every scheduler in the cache and closes dialers of those gone. */
@@ -290,7 +386,7 @@ int gw_sched_sync(gw *g)
 {
 	sync_ctx sc = {0};
 	pthread_rwlock_rdlock(&g->cache.lock);
-	gust_map_filter(&g->cache.schedulers, sync_collect, &sc);
+	gust_map_filter(&g->cache.maps[GW_SCHEDULERS], sync_collect, &sc);
 	pthread_rwlock_unlock(&g->cache.lock);
 	pthread_mutex_lock(&g->dial_lock);
 	gust_map_filter(&g->dialers, sync_drop, &sc);

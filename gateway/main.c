@@ -28,6 +28,8 @@ const gust_cfg_key gw_config_table[] = {
      "GUST_GATEWAY_MAX_PAYLOAD", "largest request body, except code uploads (bytes)"},
     {"max_code", GUST_CFG_INT, K(max_code), "16777216", 1024, 1073741824, "GUST_GATEWAY_MAX_CODE",
      "largest action create/update body (bytes)"},
+    {"record_ttl_s", GUST_CFG_INT, K(record_ttl_s), "86400", 10, 31536000, "GUST_RECORD_TTL_S",
+     "how long activation records written by the gateway (sequences, triggers) are kept"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 0, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     {"id", GUST_CFG_STR, K(id), "gateway0", 1, 128, "GUST_GATEWAY_ID",
@@ -65,6 +67,8 @@ static int gw_build(gw *g, gust_error **err)
 		return gust_error_set(err, rv, "nng req socket: %s", gust_strerror(rv));
 	if ((rv = gust_etcd_open(&g->etcd, g->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");
+	if ((rv = gust_redis_writer_start(g->cfg.redis, &g->records, err)) != 0)
+		return gust_error_wrap(err, "config key 'redis'");
 	if ((rv = gw_cache_start(g, err)) != 0)
 		return rv;
 	if ((rv = gw_http_start(g, err)) != 0)
@@ -81,6 +85,7 @@ static void gw_destroy(gw *g)
 		gust_etcd_close(g->etcd);
 	if (g->redis)
 		redisFree(g->redis);
+	gust_redis_writer_stop(g->records, 2000);
 	gust_cfg_free(gw_config_table, &g->cfg);
 }
 

@@ -29,6 +29,7 @@ enum {
 	O_SKIP,
 	O_BLOCKING,
 	O_RESULT,
+	O_SEQUENCE,
 };
 
 void cli_help_action(FILE *out)
@@ -47,6 +48,7 @@ void cli_help_action(FILE *out)
 	      "      -t, --timeout MS       time limit in milliseconds\n"
 	      "      -m, --memory MB        memory limit in megabytes\n"
 	      "      --web true|false|raw   make it a web action (raw: the raw HTTP request)\n"
+	      "      --sequence A,B,...     make it a sequence of those actions (no FILE)\n"
 	      "  get NAME [--code]          show an action (--code: only its code)\n"
 	      "  list [--limit N] [--skip N]  list actions\n"
 	      "  delete NAME                delete an action\n"
@@ -120,7 +122,7 @@ static json_t *param_value(const char *v)
 }
 
 /* Sets obj[k] = the value of v; errors name the flag. */
-static int set_kv(json_t *obj, const char *flag, const char *k, const char *v)
+int cli_set_kv(json_t *obj, const char *flag, const char *k, const char *v)
 {
 	json_t *val = param_value(v);
 	if (val == NULL) {
@@ -135,7 +137,7 @@ static int set_kv(json_t *obj, const char *flag, const char *k, const char *v)
 }
 
 /* Merges the JSON object in file path into obj. */
-static int merge_param_file(json_t *obj, const char *path)
+int cli_merge_param_file(json_t *obj, const char *path)
 {
 	char *data = NULL;
 	size_t len = 0;
@@ -162,7 +164,7 @@ static int merge_param_file(json_t *obj, const char *path)
 }
 
 /* {"k": v, ...} -> [{"key": "k", "value": v}, ...], in insertion order. */
-static json_t *kv_array(json_t *obj)
+json_t *cli_kv_array(json_t *obj)
 {
 	json_t *arr = json_array();
 	const char *k;
@@ -196,15 +198,11 @@ static char *display_name(const char *ns, const char *name)
 /* Both flag sets below read --param / --param-file into params as they come, so
  * later flags win, as they do in wsk. */
 static const cli_opt put_opts[] = {
-    {"kind", 0, 1, O_KIND},
-    {"main", 0, 1, O_MAIN},
-    {"param", 'p', 2, O_PARAM},
-    {"param-file", 'P', 1, O_PARAM_FILE},
-    {"timeout", 't', 1, O_TIMEOUT},
-    {"memory", 'm', 1, O_MEMORY},
-    {"web", 0, 1, O_WEB},
-    {"annotation", 'a', 2, O_ANNOT},
-    {NULL, 0, 0, 0},
+    {"kind", 0, 1, O_KIND},         {"main", 0, 1, O_MAIN},
+    {"param", 'p', 2, O_PARAM},     {"param-file", 'P', 1, O_PARAM_FILE},
+    {"timeout", 't', 1, O_TIMEOUT}, {"memory", 'm', 1, O_MEMORY},
+    {"web", 0, 1, O_WEB},           {"annotation", 'a', 2, O_ANNOT},
+    {"sequence", 0, 1, O_SEQUENCE}, {NULL, 0, 0, 0},
 };
 
 typedef struct put_req {
@@ -212,6 +210,7 @@ typedef struct put_req {
 	const char *file;
 	const char *kind;
 	const char *main;
+	const char *sequence; /* "a,b,c" */
 	json_t *params;
 	json_t *annots;
 	bool have_params;
@@ -287,7 +286,22 @@ static int build_put_body(const cli *c, const put_req *p, bool update, char **bo
 	int rv = CLI_EFAIL;
 	if (body == NULL)
 		goto oom;
-	if (p->file != NULL) {
+	if (p->sequence != NULL) {
+		json_t *comps = json_array();
+		const char *s = p->sequence;
+		while (*s) {
+			size_t n = strcspn(s, ",");
+			if (n > 0)
+				json_array_append_new(comps, json_stringn(s, n));
+			s += n;
+			if (*s == ',')
+				s++;
+		}
+		if (json_object_set_new(
+		        body, "exec",
+		        json_pack("{s:s,s:o}", "kind", "sequence", "components", comps)) != 0)
+			goto oom;
+	} else if (p->file != NULL) {
 		if ((rv = build_exec(c, p, &exec)) != CLI_OK)
 			goto out;
 		rv = CLI_EFAIL;
@@ -296,11 +310,11 @@ static int build_put_body(const cli *c, const put_req *p, bool update, char **bo
 	}
 	/* On update, leaving a member out keeps the stored one. */
 	if (p->have_params || !update) {
-		if (json_object_set_new(body, "parameters", kv_array(p->params)) != 0)
+		if (json_object_set_new(body, "parameters", cli_kv_array(p->params)) != 0)
 			goto oom;
 	}
 	if (json_object_size(p->annots) > 0 &&
-	    json_object_set_new(body, "annotations", kv_array(p->annots)) != 0)
+	    json_object_set_new(body, "annotations", cli_kv_array(p->annots)) != 0)
 		goto oom;
 	if (p->timeout > 0 || p->memory > 0) {
 		json_t *lim = json_object();
@@ -382,15 +396,15 @@ static int action_put(cli *c, cli_args *a, bool update)
 			p.main = vals[0];
 			break;
 		case O_PARAM:
-			rv = set_kv(p.params, "param", vals[0], vals[1]);
+			rv = cli_set_kv(p.params, "param", vals[0], vals[1]);
 			p.have_params = true;
 			break;
 		case O_PARAM_FILE:
-			rv = merge_param_file(p.params, vals[0]);
+			rv = cli_merge_param_file(p.params, vals[0]);
 			p.have_params = true;
 			break;
 		case O_ANNOT:
-			rv = set_kv(p.annots, "annotation", vals[0], vals[1]);
+			rv = cli_set_kv(p.annots, "annotation", vals[0], vals[1]);
 			break;
 		case O_TIMEOUT:
 			rv = cli_parse_int(c, "timeout", vals[0], 1, INT32_MAX, &p.timeout);
@@ -401,11 +415,14 @@ static int action_put(cli *c, cli_args *a, bool update)
 		case O_WEB:
 			rv = set_web(c, p.annots, vals[0]);
 			break;
+		case O_SEQUENCE:
+			p.sequence = vals[0];
+			break;
 		}
 	}
 	if (rv != CLI_OK)
 		goto out;
-	if (p.name == NULL || (!update && p.file == NULL)) {
+	if (p.name == NULL || (!update && p.file == NULL && p.sequence == NULL)) {
 		rv = cli_usage_error(c, "usage: gust action %s NAME %s [flags]",
 		                     update ? "update" : "create", update ? "[FILE]" : "FILE");
 		goto out;
@@ -743,10 +760,10 @@ static int action_invoke(cli *c, cli_args *a)
 			name = vals[0];
 			break;
 		case O_PARAM:
-			rv = set_kv(params, "param", vals[0], vals[1]);
+			rv = cli_set_kv(params, "param", vals[0], vals[1]);
 			break;
 		case O_PARAM_FILE:
-			rv = merge_param_file(params, vals[0]);
+			rv = cli_merge_param_file(params, vals[0]);
 			break;
 		case O_BLOCKING:
 			blocking = true;

@@ -150,16 +150,33 @@ int cli_table_add(cli_table *t, const char *const *cells);
 void cli_table_print(FILE *out, const cli_table *t);
 void cli_table_free(cli_table *t);
 
+/* --- shared by the topics (action.c) --- */
+
+/* obj[k] = v, v parsed as JSON if it parses, else a string; errors name --flag. */
+int cli_set_kv(json_t *obj, const char *flag, const char *k, const char *v);
+/* Merges the JSON object in the file at path into obj. */
+int cli_merge_param_file(json_t *obj, const char *path);
+/* {"k": v, ...} -> [{"key": "k", "value": v}, ...]. */
+json_t *cli_kv_array(json_t *obj);
+
 /* --- topics --- */
 
 int cli_cmd_action(cli *c, cli_args *a);
 int cli_cmd_activation(cli *c, cli_args *a);
 int cli_cmd_admin(cli *c, cli_args *a);
+int cli_cmd_package(cli *c, cli_args *a);
+int cli_cmd_trigger(cli *c, cli_args *a);
+int cli_cmd_rule(cli *c, cli_args *a);
+int cli_cmd_namespace(cli *c, cli_args *a);
 
 void cli_help_top(FILE *out);
 void cli_help_action(FILE *out);
 void cli_help_activation(FILE *out);
 void cli_help_admin(FILE *out);
 void cli_help_property(FILE *out);
+void cli_help_package(FILE *out);
+void cli_help_trigger(FILE *out);
+void cli_help_rule(FILE *out);
+void cli_help_namespace(FILE *out);
 
 #endif

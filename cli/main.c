@@ -38,7 +38,11 @@ void cli_help_top(FILE *out)
 	      "\n"
 	      "topics:\n"
 	      "  action       create, update, get, list, delete and invoke actions\n"
-	      "  activation   get activation records, results and logs\n"
+	      "  activation   list, get and poll activation records, results and logs\n"
+	      "  package      create, update, bind, get, list and delete packages\n"
+	      "  trigger      create, update, get, list, delete and fire triggers\n"
+	      "  rule         create, update, enable, disable, get, list and delete rules\n"
+	      "  namespace    list your namespaces\n"
 	      "  property     set and show the API host and credentials\n"
 	      "  admin        manage namespaces and keys (straight to etcd)\n"
 	      "\n"
@@ -71,6 +75,14 @@ int cli_help(const cli *c)
 		cli_help_admin(out);
 	else if (strcmp(c->topic, "property") == 0)
 		cli_help_property(out);
+	else if (strcmp(c->topic, "package") == 0)
+		cli_help_package(out);
+	else if (strcmp(c->topic, "trigger") == 0)
+		cli_help_trigger(out);
+	else if (strcmp(c->topic, "rule") == 0)
+		cli_help_rule(out);
+	else if (strcmp(c->topic, "namespace") == 0)
+		cli_help_namespace(out);
 	else
 		cli_help_top(out);
 	return CLI_OK;
@@ -210,10 +222,9 @@ static const struct {
 	const char *name;
 	int (*run)(cli *c, cli_args *a);
 } topics[] = {
-    {"action", cli_cmd_action},
-    {"activation", cli_cmd_activation},
-    {"property", cli_cmd_property},
-    {"admin", cli_cmd_admin},
+    {"action", cli_cmd_action}, {"activation", cli_cmd_activation}, {"property", cli_cmd_property},
+    {"admin", cli_cmd_admin},   {"package", cli_cmd_package},       {"trigger", cli_cmd_trigger},
+    {"rule", cli_cmd_rule},     {"namespace", cli_cmd_namespace},
 };
 
 /* -h/--help anywhere (before "--") shows the help of the topic named on the

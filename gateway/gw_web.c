@@ -275,7 +275,10 @@ void gw_web_answer(gw_req *r, int status, const char *result, size_t len)
 		return;
 	}
 	if (strcmp(r->web, "json") == 0) {
-		gw_reply_json(r, 200, result);
+		r->status = 200;
+		r->ctype = "application/json";
+		gust_buf_reset(&r->resp);
+		gust_buf_append(&r->resp, result, len);
 	} else if (strcmp(r->web, "http") == 0) {
 		web_http(r, res);
 	} else {

@@ -179,7 +179,7 @@ static int activation_list(cli *c, cli_args *a, bool poll)
 	json_t *seen = json_object();
 	uint64_t until = exit_s ? gust_now_ms() + (uint64_t)exit_s * 1000 : 0;
 	while (until == 0 || gust_now_ms() < until) {
-		json_t *j = fetch_list(c, name, 200, 0, from - 5000, 0, true);
+		json_t *j = fetch_list(c, name, 200, 0, from > 5000 ? from - 5000 : 1, 0, true);
 		if (j == NULL) {
 			json_decref(seen);
 			return CLI_EFAIL;

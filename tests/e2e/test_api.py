@@ -284,6 +284,40 @@ try:
         check("over fires per minute is 429 with a clear message", st == 429 and "per minute" in body["error"], (sts, st, body))
         rc, out, err = gust("admin", "namespace", "limits", "guest", "--json")
         check("limits shown", rc == 0 and json.loads(out)["firesPerMinute"] == 2, (out, err))
+        gust("admin", "namespace", "limits", "guest", "--fires-per-minute", "60")
+        time.sleep(0.5)
+
+    @case
+    def cli():
+        env = {"GUST_AUTH": AUTH}
+        f = os.path.join(c.dir, "cli_hello.py")
+        with open(f, "w") as fh:
+            fh.write("def main(a):\n    print('cli log')\n    return {'hi': a.get('name')}\n")
+        rc, out, err = gust("action", "create", "clihello", f, env_extra=env)
+        check("cli action create", rc == 0 and "ok: created" in out, (rc, out, err))
+        rc, out, err = gust("action", "invoke", "clihello", "--param", "name", "gust", "--result", env_extra=env)
+        check("cli invoke --result", rc == 0 and json.loads(out) == {"hi": "gust"}, (rc, out, err))
+        rc, out, err = gust("action", "list", env_extra=env)
+        check("cli action list table", rc == 0 and out.startswith("NAME") and "/guest/clihello" in out, (rc, out, err))
+        rc, out, err = gust("package", "create", "clipkg", "-p", "a", "1", env_extra=env)
+        check("cli package create", rc == 0, (rc, out, err))
+        rc, out, err = gust("trigger", "create", "clitrig", env_extra=env)
+        rc2, out2, err2 = gust("rule", "create", "clirule", "clitrig", "clihello", env_extra=env)
+        check("cli trigger and rule create", rc == 0 and rc2 == 0, (err, err2))
+        rc, out, err = gust("trigger", "fire", "clitrig", "-p", "name", "fired", env_extra=env)
+        check("cli trigger fire", rc == 0 and "with id" in out, (rc, out, err))
+        rc, out, err = gust("rule", "disable", "clirule", env_extra=env)
+        check("cli rule disable", rc == 0, (rc, out, err))
+        ok = wait_until(lambda: "clihello" in gust("activation", "list", "clihello", "--json", env_extra=env)[1], 10)
+        check("cli activation list --json", ok)
+        rc, out, err = gust("activation", "poll", "clihello", "--exit", "2", "--since", "1", env_extra=env)
+        check("cli activation poll shows logs", rc == 0 and "cli log" in out, (rc, out, err))
+        rc, out, err = gust("namespace", "list", env_extra=env)
+        check("cli namespace list", rc == 0 and "guest" in out, (rc, out, err))
+        rc, out, err = gust("action", "get", "nope", env_extra=env)
+        check("cli error is one line on stderr, exit 1", rc == 1 and err.count("\n") == 1 and err.startswith("error:"), (rc, err))
+        rc, out, err = gust("action", "frobnicate", env_extra=env)
+        check("cli usage error exits 2", rc == 2, (rc, err))
 
     @case
     def status_codes():

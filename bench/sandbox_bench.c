@@ -1,0 +1,237 @@
+/*
+ * sandbox_bench.c - sandbox costs beside baselines measured in the same run:
+ *   fork+exec of /bin/true, a bare clone with the sandbox's namespaces, and a
+ *   pipe round trip to a warm process; against sandbox creations per second,
+ *   cold starts per runtime with and without a stem cell, and the warm round
+ *   trip through the action-loop protocol. Built and run by bench/sandbox_bench.sh
+ *   (needs root; uses the cgroup back-end the invoker would pick, and a user
+ *   namespace).
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "gust/util.h"
+#include "sandbox.h"
+
+static const char *b_rtdir;
+static char b_state[] = "/tmp/gust-bench-XXXXXX";
+static inv_cgroups *b_cg;
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void report(const char *what, uint64_t *us, int n, uint64_t total_us)
+{
+	qsort(us, (size_t)n, sizeof(*us), cmp_u64);
+	printf("| %s | %d | %.3f | %.3f | %.0f |\n", what, n, us[n / 2] / 1000.0,
+	       us[(n * 99) / 100] / 1000.0, n * 1e6 / (double)total_us);
+	fflush(stdout);
+}
+
+static int b_child(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static void bench_baselines(int n)
+{
+	uint64_t *us = calloc((size_t)n, sizeof(*us));
+	uint64_t t0 = gust_now_us();
+	for (int i = 0; i < n; i++) {
+		uint64_t s = gust_now_us();
+		pid_t p = fork();
+		if (p == 0) {
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		waitpid(p, NULL, 0);
+		us[i] = gust_now_us() - s;
+	}
+	report("baseline: fork+exec /bin/true+wait", us, n, gust_now_us() - t0);
+
+	char *stack = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
+	            CLONE_NEWUSER | CLONE_NEWCGROUP | SIGCHLD;
+	t0 = gust_now_us();
+	for (int i = 0; i < n; i++) {
+		uint64_t s = gust_now_us();
+		pid_t p = clone(b_child, stack + 65536, flags, NULL);
+		waitpid(p, NULL, 0);
+		us[i] = gust_now_us() - s;
+	}
+	report("baseline: bare clone, same namespaces (incl. net, user), no exec", us, n,
+	       gust_now_us() - t0);
+	munmap(stack, 65536);
+
+	/* A warm process at the end of two pipes: one line in, one line out. */
+	int in[2], out[2];
+	if (pipe(in) < 0 || pipe(out) < 0)
+		abort();
+	pid_t p = fork();
+	if (p == 0) {
+		close(in[1]);
+		close(out[0]);
+		char buf[4096];
+		ssize_t r;
+		while ((r = read(in[0], buf, sizeof(buf))) > 0)
+			if (write(out[1], buf, (size_t)r) != r)
+				_exit(1);
+		_exit(0);
+	}
+	close(in[0]);
+	close(out[1]);
+	const char *msg = "{\"value\":{\"x\":1}}\n";
+	char buf[256];
+	t0 = gust_now_us();
+	for (int i = 0; i < n * 10; i++) {
+		uint64_t s = gust_now_us();
+		if (write(in[1], msg, strlen(msg)) < 0 || read(out[0], buf, sizeof(buf)) <= 0)
+			abort();
+		if (i % 10 == 0)
+			us[i / 10] = gust_now_us() - s;
+	}
+	report("baseline: pipe round trip to a warm process", us, n, (gust_now_us() - t0) / 10);
+	close(in[1]);
+	waitpid(p, NULL, 0);
+	close(out[0]);
+	free(us);
+}
+
+static inv_sandbox *b_create(const char *kind)
+{
+	inv_sandbox_cfg cfg = {.kind = kind,
+	                       .runtime_dir = b_rtdir,
+	                       .state_dir = b_state,
+	                       .memory_mb = 256,
+	                       .cgroups = b_cg,
+	                       .userns_base = 0x70000000u};
+	inv_sandbox *sb = NULL;
+	gust_error *err = NULL;
+	if (inv_sandbox_create(&cfg, &sb, &err) != 0) {
+		fprintf(stderr, "create %s: %s\n", kind, gust_error_msg(err));
+		exit(1);
+	}
+	return sb;
+}
+
+static void b_init_run(inv_sandbox *sb, const char *code)
+{
+	inv_run_result r = {0};
+	if (inv_sandbox_init(sb, code, strlen(code), "main", false, NULL, 10000, NULL, NULL) != 0)
+		abort();
+	const char *line = "{\"value\":{\"x\":1},\"env\":{}}";
+	inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + 10000, &r);
+	if (r.status != INV_RUN_SUCCESS)
+		abort();
+	inv_run_result_clear(&r);
+}
+
+static const char *b_code(const char *kind)
+{
+	return strncmp(kind, "python", 6) == 0 ? "def main(a):\n    return a\n"
+	                                       : "function main(a) { return a; }\n";
+}
+
+static void bench_sandboxes(int n)
+{
+	uint64_t *us = calloc((size_t)n, sizeof(*us));
+	const char *kinds[] = {"native", "python:3", "nodejs:20"};
+	/* Creations: namespaces, cgroup, root, launcher exec'd and ready. */
+	for (int k = 0; k < 3; k++) {
+		uint64_t t0 = gust_now_us();
+		for (int i = 0; i < n; i++) {
+			uint64_t s = gust_now_us();
+			inv_sandbox *sb = b_create(kinds[k]);
+			us[i] = gust_now_us() - s;
+			inv_sandbox_destroy(sb);
+		}
+		char what[128];
+		snprintf(what, sizeof(what),
+		         "sandbox create (to launcher ready), %s; /s incl. destroy", kinds[k]);
+		report(what, us, n, gust_now_us() - t0);
+	}
+	for (int k = 1; k < 3; k++) {
+		int m = n / 2;
+		uint64_t t0 = gust_now_us();
+		for (int i = 0; i < m; i++) {
+			uint64_t s = gust_now_us();
+			inv_sandbox *sb = b_create(kinds[k]);
+			b_init_run(sb, b_code(kinds[k]));
+			us[i] = gust_now_us() - s;
+			inv_sandbox_destroy(sb);
+		}
+		char what[128];
+		snprintf(what, sizeof(what), "cold start %s, no stem cell (create+init+run)",
+		         kinds[k]);
+		report(what, us, m, gust_now_us() - t0);
+		t0 = 0;
+		for (int i = 0; i < m; i++) {
+			/* The stem cell, made ahead: in the invoker it has long finished
+			 * starting its interpreter when it is adopted. */
+			inv_sandbox *sb = b_create(kinds[k]);
+			usleep(300 * 1000);
+			uint64_t s = gust_now_us();
+			if (inv_sandbox_adopt(sb, 128, 0, 0, NULL) != 0)
+				abort();
+			b_init_run(sb, b_code(kinds[k]));
+			us[i] = gust_now_us() - s;
+			t0 += us[i];
+			inv_sandbox_destroy(sb);
+		}
+		snprintf(what, sizeof(what), "cold start %s from a stem cell (adopt+init+run)",
+		         kinds[k]);
+		report(what, us, m, t0);
+	}
+	for (int k = 1; k < 3; k++) {
+		inv_sandbox *sb = b_create(kinds[k]);
+		b_init_run(sb, b_code(kinds[k]));
+		const char *line = "{\"value\":{\"x\":1},\"env\":{}}";
+		uint64_t t0 = gust_now_us();
+		for (int i = 0; i < n; i++) {
+			inv_run_result r = {0};
+			uint64_t s = gust_now_us();
+			inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + 10000, &r);
+			us[i] = gust_now_us() - s;
+			inv_run_result_clear(&r);
+		}
+		char what[128];
+		snprintf(what, sizeof(what), "warm round trip %s (run, result + log sentinels)",
+		         kinds[k]);
+		report(what, us, n, gust_now_us() - t0);
+		inv_sandbox_destroy(sb);
+	}
+	free(us);
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 200;
+	signal(SIGPIPE, SIG_IGN);
+	b_rtdir = getenv("GUST_RUNTIME_DIR");
+	if (b_rtdir == NULL || mkdtemp(b_state) == NULL)
+		return 2;
+	char tag[64];
+	snprintf(tag, sizeof(tag), "bench-%d", (int)getpid());
+	if (inv_cgroups_open("auto", tag, &b_cg, NULL) != 0)
+		return 2;
+	printf("cgroups %s, user namespace on, n=%d\n\n", inv_cgroups_backend(b_cg), n);
+	printf("| what | n | p50 ms | p99 ms | per s |\n|---|---|---|---|---|\n");
+	bench_baselines(n);
+	bench_sandboxes(n);
+	inv_cgroups_close(b_cg);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", b_state);
+	return system(cmd) == 0 ? 0 : 1;
+}

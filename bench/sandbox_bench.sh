@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds and runs bench/sandbox_bench.c against a build dir's invoker core.
+#   bench/sandbox_bench.sh [build-dir] [n]     (needs root)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$top/build}
+n=${2:-200}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+cc -O2 -o "$out/sandbox_bench" "$top/bench/sandbox_bench.c" -I"$top/invoker" -I"$top/common" \
+	-I"$build/proto" "$build/invoker/libgust_invoker_core.a" "$build/common/libgust.a" \
+	-lseccomp -ljansson -lprotobuf-c -lnng -lcurl -lhiredis -lpthread
+GUST_RUNTIME_DIR="$top/invoker/runtimes" "$out/sandbox_bench" "$n"

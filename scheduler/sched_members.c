@@ -27,7 +27,8 @@ static void members_remove_at(sched *s, size_t i)
 	        (s->ninvokers - i - 1) * sizeof(s->invokers[0]));
 	s->ninvokers--;
 	inv->gone = true;
-	gust_log_info("SCHED-INVOKER-DOWN", "invoker %s (%s) left", inv->id, inv->address);
+	gust_log_info("SCHED-INVOKER-DOWN", "invoker %s (%s) left placement", inv->id,
+	              inv->address);
 	/* Closing now fails the requests in flight on it (their workers answer). */
 	nng_close(inv->sock);
 	sched_invoker_unref(inv);
@@ -41,51 +42,81 @@ static ssize_t members_find(sched *s, const char *id)
 	return -1;
 }
 
+/* Under the write lock: adds (or refreshes) an invoker. */
+void sched_members_add(sched *s, const char *id, const char *addr, int mem)
+{
+	ssize_t at = members_find(s, id);
+	if (at >= 0) {
+		sched_invoker *cur = s->invokers[at];
+		if (strcmp(cur->address, addr) == 0) {
+			cur->memory_mb = mem;
+			return;
+		}
+		members_remove_at(s, (size_t)at); /* restarted elsewhere */
+	}
+	sched_invoker *inv = gust_xcalloc(1, sizeof(*inv));
+	atomic_init(&inv->refs, 1);
+	inv->id = gust_xstrdup(id);
+	inv->address = gust_xstrdup(addr);
+	inv->memory_mb = mem;
+	inv->status_ms = gust_now_ms();
+	int rv;
+	/* Each request sets its own deadline on its aio, so the socket itself
+	 * never times out; resends are off, so a dead invoker's requests fail
+	 * at once (connection reset) instead of going to another one blindly. */
+	if ((rv = gust_nng_req_open(&inv->sock, -1)) != 0) {
+		free(inv->id);
+		free(inv->address);
+		free(inv);
+		return;
+	}
+	if ((rv = nng_dial(inv->sock, addr, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		gust_log_error("SCHED-INVOKER-DIAL", "cannot dial invoker %s at %s: %s", id, addr,
+		               nng_strerror(rv));
+		nng_close(inv->sock);
+		free(inv->id);
+		free(inv->address);
+		free(inv);
+		return;
+	}
+	s->invokers = gust_xrealloc(s->invokers, (s->ninvokers + 1) * sizeof(s->invokers[0]));
+	s->invokers[s->ninvokers++] = inv;
+	qsort(s->invokers, s->ninvokers, sizeof(s->invokers[0]), by_id);
+	gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
+	gust_log_info("SCHED-INVOKER-UP", "invoker %s at %s with %d MB", id, addr, mem);
+}
+
 static void members_put(sched *s, const char *value, size_t len)
 {
 	json_t *o = json_loadb(value, len, 0, NULL);
 	const char *id = json_string_value(json_object_get(o, "id"));
 	const char *addr = json_string_value(json_object_get(o, "address"));
 	int mem = (int)json_integer_value(json_object_get(o, "memory_mb"));
-	if (id == NULL || addr == NULL || mem <= 0) {
+	if (id == NULL || addr == NULL || mem <= 0 || strlen(id) > 127)
 		gust_log_warn("SCHED-INVOKER-BAD", "ignoring malformed invoker record");
-		json_decref(o);
-		return;
-	}
-	ssize_t at = members_find(s, id);
-	if (at >= 0) {
-		sched_invoker *cur = s->invokers[at];
-		if (strcmp(cur->address, addr) == 0) {
-			cur->memory_mb = mem;
-			json_decref(o);
-			return;
-		}
-		members_remove_at(s, (size_t)at); /* restarted elsewhere */
-	}
-	sched_invoker *inv = gust_xcalloc(1, sizeof(*inv));
-	inv->refs = 1;
-	inv->id = gust_xstrdup(id);
-	inv->address = gust_xstrdup(addr);
-	inv->memory_mb = mem;
-	int rv;
-	/* The invoker answers within the action's timeout; the per-request
-	 * deadline is set on each aio, so the socket itself never times out. */
-	if ((rv = gust_nng_req_open(&inv->sock, -1)) != 0 ||
-	    (rv = nng_dial(inv->sock, addr, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		gust_log_error("SCHED-INVOKER-DIAL", "cannot dial invoker %s at %s: %s", id, addr,
-		               gust_strerror(gust_err_from_nng(rv)));
-		nng_close(inv->sock);
-		free(inv->id);
-		free(inv->address);
-		free(inv);
-		json_decref(o);
-		return;
-	}
-	s->invokers = gust_xrealloc(s->invokers, (s->ninvokers + 1) * sizeof(s->invokers[0]));
-	s->invokers[s->ninvokers++] = inv;
-	qsort(s->invokers, s->ninvokers, sizeof(s->invokers[0]), by_id);
-	gust_log_info("SCHED-INVOKER-UP", "invoker %s at %s with %d MB", id, addr, mem);
+	else
+		sched_members_add(s, id, addr, mem);
 	json_decref(o);
+}
+
+void sched_members_check(sched *s)
+{
+	uint64_t now = gust_now_ms();
+	bool removed = false;
+	pthread_rwlock_wrlock(&s->inv_lock);
+	for (size_t i = s->ninvokers; i-- > 0;) {
+		sched_invoker *inv = s->invokers[i];
+		if (inv->has_status && now - inv->status_ms > (uint64_t)s->cfg.status_timeout_ms) {
+			gust_log_warn("SCHED-INVOKER-SILENT",
+			              "invoker %s sent no status for %llu ms", inv->id,
+			              (unsigned long long)(now - inv->status_ms));
+			members_remove_at(s, i);
+			removed = true;
+		}
+	}
+	if (removed)
+		gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
+	pthread_rwlock_unlock(&s->inv_lock);
 }
 
 static void members_events(void *arg, const gust_watch_event *evs, size_t n, int64_t rev)
@@ -104,6 +135,8 @@ static void members_events(void *arg, const gust_watch_event *evs, size_t n, int
 	}
 	gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
 	pthread_rwlock_unlock(&s->inv_lock);
+	/* A new invoker is new capacity. */
+	sched_pump(s);
 }
 
 static void members_reset(void *arg, const gust_kvs *snap)
@@ -127,7 +160,6 @@ static void members_reset(void *arg, const gust_kvs *snap)
 int sched_members_start(sched *s, gust_error **err)
 {
 	static const gust_watch_ops ops = {members_events, members_reset};
-	pthread_rwlock_init(&s->inv_lock, NULL);
 	return gust_etcd_mirror_start(s->etcd, P_INV, &ops, s, &s->members_watch, err);
 }
 

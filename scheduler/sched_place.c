@@ -1,59 +1,71 @@
-/* sched_place.c - choosing an invoker.
+/* sched_place.c - choosing an invoker for an activation.
  *
- * Rendezvous hashing gives every action a stable order of invokers (its home
- * first), so an action's activations land where its warm sandboxes are, and
- * adding or removing one invoker moves only the actions that hashed to it.
- * An invoker is skipped while the memory of what is in flight there would
- * pass its user memory; when every one is full the least loaded takes it and
- * queues it. */
-#include <stdatomic.h>
+ * In order of preference, among invokers with memory for it:
+ *  1. one that reported an idle warm sandbox of this action version;
+ *  2. the action's home: rendezvous hashing gives every action a stable order
+ *     of invokers, so its activations land where its warm sandboxes are, and
+ *     adding or removing one invoker moves only the actions that hashed to it;
+ * An invoker is full while the memory of what is in flight there would pass
+ * its user memory (an empty one takes anything, so no action is too big to
+ * ever run). `avoid` (the invoker that just failed this activation) is taken
+ * only if there is no other. NULL: wait in the queue. */
 #include <string.h>
 
 #include "scheduler.h"
 
 void sched_invoker_unref(sched_invoker *inv)
 {
-	if (inv == NULL || atomic_fetch_sub((_Atomic int *)&inv->refs, 1) != 1)
+	if (inv == NULL || atomic_fetch_sub(&inv->refs, 1) != 1)
 		return;
 	nng_close(inv->sock);
+	gust_map_free(&inv->warm);
 	free(inv->id);
 	free(inv->address);
 	free(inv);
 }
 
-sched_invoker *sched_place(sched *s, const char *ns, const char *action, int memory_mb)
+static uint64_t place_weight(uint64_t akey, const char *id)
 {
-	char key[1024];
-	int kl = snprintf(key, sizeof(key), "%s/%s", ns, action);
-	if (kl < 0 || (size_t)kl >= sizeof(key))
-		kl = sizeof(key) - 1;
-	uint64_t akey = gust_hash64(key, (size_t)kl);
+	uint64_t pair[2] = {akey, gust_hash64(id, strlen(id))};
+	return gust_hash64(pair, sizeof(pair));
+}
 
-	sched_invoker *best = NULL, *least = NULL;
-	uint64_t best_w = 0;
-	int least_load = 0;
-	pthread_rwlock_rdlock(&s->inv_lock);
+sched_invoker *sched_place(sched *s, const char *key, int memory_mb, const char *avoid)
+{
+	uint64_t akey = gust_hash64(key, strlen(key));
+	sched_invoker *warm = NULL, *home = NULL, *fallback = NULL;
+	uint64_t home_w = 0;
+	/* A write lock: taking a warm sandbox updates the invoker's warm map. */
+	pthread_rwlock_wrlock(&s->inv_lock);
 	for (size_t i = 0; i < s->ninvokers; i++) {
 		sched_invoker *inv = s->invokers[i];
-		int used = atomic_load((_Atomic int *)&inv->inflight_mb);
-		/* Load as a fraction of capacity, scaled to compare without floats. */
-		int load = inv->memory_mb > 0 ? (int)((long)used * 1000 / inv->memory_mb) : used;
-		if (least == NULL || load < least_load) {
-			least = inv;
-			least_load = load;
-		}
-		if (used + memory_mb > inv->memory_mb)
+		int used = atomic_load(&inv->inflight_mb);
+		if (used > 0 && used + memory_mb > inv->memory_mb)
 			continue;
-		uint64_t ih = gust_hash64(inv->id, strlen(inv->id));
-		uint64_t w = gust_hash64(&(uint64_t[2]){akey, ih}, 2 * sizeof(uint64_t));
-		if (best == NULL || w > best_w) {
-			best = inv;
-			best_w = w;
+		if (avoid && avoid[0] && strcmp(inv->id, avoid) == 0) {
+			fallback = inv;
+			continue;
+		}
+		if (warm == NULL && (intptr_t)gust_map_get(&inv->warm, key) > 0)
+			warm = inv;
+		uint64_t w = place_weight(akey, inv->id);
+		if (home == NULL || w > home_w) {
+			home = inv;
+			home_w = w;
 		}
 	}
-	sched_invoker *pick = best ? best : least;
-	if (pick)
-		atomic_fetch_add((_Atomic int *)&pick->refs, 1);
+	sched_invoker *pick = warm ? warm : home ? home : fallback;
+	if (pick) {
+		atomic_fetch_add(&pick->refs, 1);
+		/* One idle warm sandbox is spoken for until the next status. */
+		if (pick == warm) {
+			intptr_t n = (intptr_t)gust_map_get(&pick->warm, key);
+			if (n > 1)
+				gust_map_put(&pick->warm, key, (void *)(n - 1));
+			else
+				gust_map_del(&pick->warm, key);
+		}
+	}
 	pthread_rwlock_unlock(&s->inv_lock);
 	return pick;
 }

@@ -10,6 +10,7 @@ loopback ports, everything under one temp dir, and tears it all down again
         status, body, headers = c.api("PUT", "/api/v1/namespaces/_/actions/hello", {...}, auth)
 """
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -258,14 +259,23 @@ class Cluster:
     def etcd_put(self, key, value):
         self.etcd("/v3/kv/put", {"key": self._b64(key), "value": self._b64(value)})
 
-    def create_namespace(self, ns):
-        self.etcd_put("/gust/namespaces/" + ns, json.dumps({"name": ns, "created": int(time.time() * 1000)}))
+    def create_namespace(self, ns, limits=None):
+        """Tests get generous limits unless they ask for others (OpenWhisk's
+        defaults, 30 concurrent and 60 a minute, would throttle the suite)."""
+        if limits is None:
+            limits = {"concurrentInvocations": 100000, "invocationsPerMinute": 10000000,
+                      "firesPerMinute": 10000000}
+        self.etcd_put("/gust/namespaces/" + ns, json.dumps(
+            {"name": ns, "created": int(time.time() * 1000), "limits": limits}))
 
     def create_key(self, ns):
         u = str(uuid.uuid4())
         alphabet = string.ascii_letters + string.digits
         k = "".join(secrets.choice(alphabet) for _ in range(64))
-        self.etcd_put("/gust/keys/" + u, json.dumps({"uuid": u, "key": k, "namespace": ns}))
+        salt = secrets.token_hex(16)
+        digest = hashlib.sha256((salt + k).encode()).hexdigest()
+        self.etcd_put("/gust/keys/" + u, json.dumps({"uuid": u, "namespace": ns, "salt": salt,
+                                                     "hash": digest}))
         return "%s:%s" % (u, k)
 
     # --- HTTP --------------------------------------------------------------

@@ -1,0 +1,338 @@
+/* sched_journal.c - the journal of accepted activations: a Redis stream.
+ *
+ * A non-blocking or trigger activation is appended (XADD) before it is
+ * acknowledged and removed (XDEL) when its result is in, so whatever is in
+ * the stream was accepted and has not finished. One thread owns the Redis
+ * connection and sends whatever is queued as one pipeline: under load,
+ * appends are batched (group commit) without anyone waiting for a timer.
+ * A new leader, and every leader once a second, replays the entries that no
+ * activation in flight here owns: those of a dead leader or of activations
+ * that ran out of attempts. */
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gust/log.h"
+#include "gust/redis.h"
+#include "scheduler.h"
+
+#define JOURNAL_KEY "gust:journal"
+#define REPLAY_GRACE_MS 2000
+
+enum { J_APPEND, J_DEL, J_RECOVER };
+
+typedef struct jop {
+	int type;
+	sched_act *a;
+	sched_worker *w;
+	struct jop *next;
+} jop;
+
+struct sched_journal {
+	sched *s;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	jop *head, **tail;
+	bool stop;
+	redisContext *c;
+};
+
+/* Appends a protobuf length-delimited field to encoded message bytes: the
+ * parser takes the last occurrence, so this sets it without re-encoding. */
+static void append_pb_string(nng_msg *m, uint32_t field, const char *s)
+{
+	uint8_t buf[16];
+	size_t n = 0;
+	uint64_t v = ((uint64_t)field << 3) | 2;
+	do {
+		buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	v = strlen(s);
+	do {
+		buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	nng_msg_append(m, buf, n);
+	nng_msg_append(m, s, strlen(s));
+}
+
+static void journal_post(sched_journal *j, int type, sched_act *a, sched_worker *w)
+{
+	jop *op = gust_xcalloc(1, sizeof(*op));
+	op->type = type;
+	op->a = a;
+	op->w = w;
+	pthread_mutex_lock(&j->lock);
+	*j->tail = op;
+	j->tail = &op->next;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->lock);
+}
+
+void sched_journal_append(sched *s, sched_act *a, sched_worker *w)
+{
+	journal_post(s->journal, J_APPEND, a, w);
+}
+
+void sched_journal_done(sched *s, sched_act *a)
+{
+	if (!a->journaled) {
+		sched_finish(s, a);
+		sched_act_free(a);
+		return;
+	}
+	journal_post(s->journal, J_DEL, a, NULL);
+}
+
+void sched_journal_recover(sched *s)
+{
+	journal_post(s->journal, J_RECOVER, NULL, NULL);
+}
+
+static bool journal_connect(sched_journal *j)
+{
+	if (j->c != NULL)
+		return true;
+	gust_error *e = NULL;
+	if (gust_redis_connect(j->s->cfg.redis, 2000, &j->c, &e) != 0) {
+		gust_log_warn("SCHED-JOURNAL-CONNECT", "%s", gust_error_msg(e));
+		gust_error_free(e);
+		return false;
+	}
+	return true;
+}
+
+static void journal_drop_conn(sched_journal *j)
+{
+	if (j->c)
+		redisFree(j->c);
+	j->c = NULL;
+}
+
+/* Sends the batch as one pipeline. Returns false if the connection broke
+ * (nothing in the batch is considered done). */
+static bool journal_pipeline(sched_journal *j, jop *batch)
+{
+	for (jop *op = batch; op; op = op->next) {
+		if (op->type == J_APPEND) {
+			const char *argv[] = {"XADD",
+			                      JOURNAL_KEY,
+			                      "*",
+			                      "a",
+			                      op->a->id,
+			                      "r",
+			                      nng_msg_body(op->a->req)};
+			size_t lens[] = {4, strlen(JOURNAL_KEY),    1, 1, strlen(op->a->id),
+			                 1, nng_msg_len(op->a->req)};
+			redisAppendCommandArgv(j->c, 7, argv, lens);
+		} else if (op->type == J_DEL) {
+			const char *argv[] = {"XDEL", JOURNAL_KEY, op->a->journal_id};
+			redisAppendCommandArgv(j->c, 3, argv, NULL);
+		}
+	}
+	for (jop *op = batch; op; op = op->next) {
+		if (op->type == J_RECOVER)
+			continue;
+		redisReply *r = NULL;
+		if (redisGetReply(j->c, (void **)&r) != REDIS_OK) {
+			gust_log_warn("SCHED-JOURNAL-IO", "redis: %s", j->c->errstr);
+			journal_drop_conn(j);
+			return false;
+		}
+		if (op->type == J_APPEND) {
+			if (r->type == REDIS_REPLY_STRING && r->len < sizeof(op->a->journal_id)) {
+				memcpy(op->a->journal_id, r->str, r->len);
+				op->a->journal_id[r->len] = '\0';
+				op->a->journaled = true;
+				append_pb_string(op->a->req, 21, op->a->journal_id);
+			} else {
+				gust_log_error("SCHED-JOURNAL-XADD", "redis refused XADD: %s",
+				               r->type == REDIS_REPLY_ERROR ? r->str : "?");
+			}
+		}
+		freeReplyObject(r);
+	}
+	return true;
+}
+
+/* Replays entries no activation in flight here owns. */
+static void journal_replay(sched_journal *j)
+{
+	sched *s = j->s;
+	if (!atomic_load(&s->leader) || !journal_connect(j))
+		return;
+	char start[64] = "-";
+	uint64_t cutoff = (uint64_t)gust_wall_ms() - REPLAY_GRACE_MS;
+	int replayed = 0;
+	for (int page = 0; page < 50; page++) {
+		redisReply *r = redisCommand(j->c, "XRANGE %s %s + COUNT 200", JOURNAL_KEY, start);
+		if (r == NULL) {
+			journal_drop_conn(j);
+			return;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+			freeReplyObject(r);
+			break;
+		}
+		bool done = false;
+		for (size_t i = 0; i < r->elements; i++) {
+			redisReply *e = r->element[i];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+				continue;
+			const char *eid = e->element[0]->str;
+			snprintf(start, sizeof(start), "(%s", eid);
+			if (strtoull(eid, NULL, 10) > cutoff) {
+				done = true; /* newer ones were just appended: not orphans */
+				break;
+			}
+			redisReply *f = e->element[1];
+			const char *bytes = NULL;
+			size_t blen = 0;
+			for (size_t k = 0; k + 1 < f->elements; k += 2)
+				if (strcmp(f->element[k]->str, "r") == 0) {
+					bytes = f->element[k + 1]->str;
+					blen = f->element[k + 1]->len;
+				}
+			Gust__ActivationRequest *q = bytes ? gust__activation_request__unpack(
+			                                         NULL, blen, (const uint8_t *)bytes)
+			                                   : NULL;
+			if (q == NULL) {
+				gust_log_error("SCHED-JOURNAL-BAD",
+				               "dropping unreadable journal entry %s", eid);
+				freeReplyObject(redisCommand(j->c, "XDEL %s %s", JOURNAL_KEY, eid));
+				continue;
+			}
+			if (sched_inflight_has(s, q->activation_id)) {
+				gust__activation_request__free_unpacked(q, NULL);
+				continue;
+			}
+			nng_msg *m;
+			if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, bytes, blen) != 0) {
+				gust__activation_request__free_unpacked(q, NULL);
+				continue;
+			}
+			append_pb_string(m, 21, eid);
+			q->blocking = false;
+			sched_act *a = sched_act_new(s, m, q, NULL);
+			gust__activation_request__free_unpacked(q, NULL);
+			if (a == NULL) {
+				nng_msg_free(m);
+				continue;
+			}
+			a->blocking = false;
+			a->journaled = true;
+			snprintf(a->journal_id, sizeof(a->journal_id), "%s", eid);
+			sched_charge(s, a->ns);
+			sched_enqueue(s, a);
+			replayed++;
+		}
+		size_t n = r->elements;
+		freeReplyObject(r);
+		if (done || n < 200)
+			break;
+	}
+	if (replayed) {
+		gust_counter_add(s->m_replayed, (uint64_t)replayed);
+		gust_log_info("SCHED-JOURNAL-REPLAY", "replaying %d unfinished activations",
+		              replayed);
+	}
+}
+
+static void *journal_main(void *arg)
+{
+	sched_journal *j = arg;
+	unsigned backoff_ms = 50;
+	pthread_mutex_lock(&j->lock);
+	while (!j->stop) {
+		if (j->head == NULL) {
+			pthread_cond_wait(&j->cv, &j->lock);
+			continue;
+		}
+		jop *batch = j->head;
+		j->head = NULL;
+		j->tail = &j->head;
+		pthread_mutex_unlock(&j->lock);
+
+		bool ok = journal_connect(j) && journal_pipeline(j, batch);
+		jop *retry = NULL, **rtail = &retry;
+		bool recover = false;
+		for (jop *op = batch, *next; op; op = next) {
+			next = op->next;
+			op->next = NULL;
+			if (op->type == J_RECOVER) {
+				recover = true;
+				free(op);
+			} else if (op->type == J_APPEND) {
+				/* A caller waits: answer now, even if Redis is away. */
+				sched_worker_journaled(op->w, op->a,
+				                       ok && op->a->journaled ? 0 : GUST_EUNAVAIL);
+				free(op);
+			} else if (ok) {
+				sched_finish(j->s, op->a);
+				sched_act_free(op->a);
+				free(op);
+			} else {
+				*rtail = op; /* keep removals until Redis is back */
+				rtail = &op->next;
+			}
+		}
+		if (recover && ok)
+			journal_replay(j);
+		pthread_mutex_lock(&j->lock);
+		if (retry) {
+			*rtail = j->head;
+			if (j->head == NULL)
+				j->tail = rtail;
+			j->head = retry;
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)backoff_ms * 1000000L;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&j->cv, &j->lock, &ts);
+			if (backoff_ms < 2000)
+				backoff_ms *= 2;
+		} else {
+			backoff_ms = 50;
+		}
+	}
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+int sched_journal_start(sched *s, gust_error **err)
+{
+	sched_journal *j = gust_xcalloc(1, sizeof(*j));
+	j->s = s;
+	j->tail = &j->head;
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	if (pthread_create(&j->thread, NULL, journal_main, j) != 0) {
+		free(j);
+		return gust_error_set(err, GUST_EIO, "cannot start the journal thread");
+	}
+	s->journal = j;
+	return 0;
+}
+
+void sched_journal_stop(sched *s)
+{
+	sched_journal *j = s->journal;
+	if (j == NULL)
+		return;
+	pthread_mutex_lock(&j->lock);
+	j->stop = true;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->lock);
+	pthread_join(j->thread, NULL);
+	while (j->head) {
+		jop *n = j->head->next;
+		free(j->head);
+		j->head = n;
+	}
+	journal_drop_conn(j);
+	free(j);
+	s->journal = NULL;
+}

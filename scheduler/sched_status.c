@@ -1,0 +1,102 @@
+/* sched_status.c - InvokerStatus from invokers, over an nng pull socket whose
+ * address the leader advertises. An invoker that has sent status and then
+ * stops (hung, or cut off while its lease still runs) is taken out of
+ * placement after status_timeout_ms (sched_members_check). */
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <string.h>
+
+#include "gust/log.h"
+#include "scheduler.h"
+
+static nng_aio *status_aio;
+
+static int drop_warm(void *arg, const char *k, void *v)
+{
+	return 1;
+}
+
+static void status_apply(sched *s, Gust__InvokerStatus *st)
+{
+	pthread_rwlock_wrlock(&s->inv_lock);
+	bool found = false;
+	for (size_t i = 0; i < s->ninvokers && !found; i++)
+		found = strcmp(s->invokers[i]->id, st->id) == 0;
+	/* Back from silence (taken out, lease still alive): in again. */
+	if (!found && st->address[0] && st->memory_mb > 0 && strlen(st->id) < 128)
+		sched_members_add(s, st->id, st->address, st->memory_mb);
+	for (size_t i = 0; i < s->ninvokers; i++) {
+		sched_invoker *inv = s->invokers[i];
+		if (strcmp(inv->id, st->id) != 0)
+			continue;
+		inv->has_status = true;
+		inv->status_ms = gust_now_ms();
+		inv->free_memory_mb = st->free_memory_mb;
+		gust_map_filter(&inv->warm, drop_warm, NULL);
+		for (size_t k = 0; k < st->n_warm; k++)
+			if (st->warm[k]->idle > 0)
+				gust_map_put(&inv->warm, st->warm[k]->action,
+				             (void *)(intptr_t)st->warm[k]->idle);
+		break;
+	}
+	pthread_rwlock_unlock(&s->inv_lock);
+}
+
+static void status_cb(void *arg)
+{
+	sched *s = arg;
+	int rv = nng_aio_result(status_aio);
+	if (rv == NNG_ECLOSED)
+		return;
+	if (rv == 0) {
+		nng_msg *m = nng_aio_get_msg(status_aio);
+		Gust__InvokerStatus *st =
+		    gust__invoker_status__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+		if (st != NULL && st->id[0]) {
+			status_apply(s, st);
+			/* Capacity may have appeared: dispatch what waits. */
+			sched_pump(s);
+		}
+		if (st)
+			gust__invoker_status__free_unpacked(st, NULL);
+		nng_msg_free(m);
+	}
+	nng_recv_aio(s->status, status_aio);
+}
+
+int sched_status_start(sched *s, gust_error **err)
+{
+	int rv;
+	nng_listener l;
+	if ((rv = nng_pull0_open(&s->status)) != 0 ||
+	    (rv = nng_aio_alloc(&status_aio, status_cb, s)))
+		return gust_error_set(err, GUST_EIO, "nng pull socket: %s", nng_strerror(rv));
+	if ((rv = nng_listen(s->status, s->cfg.status_listen, &l, 0)) != 0)
+		return gust_error_set(err, GUST_EINVAL,
+		                      "config key 'status_listen': cannot listen on %s: %s",
+		                      s->cfg.status_listen, nng_strerror(rv));
+	if (strncmp(s->cfg.status_listen, "tcp://", 6) == 0) {
+		int port = 0;
+		nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+		const char *hp = s->cfg.status_listen + 6;
+		const char *colon = strrchr(hp, ':');
+		s->status_address =
+		    gust_xasprintf("tcp://%.*s:%d", (int)(colon ? colon - hp : 0), hp, port);
+	} else {
+		s->status_address = gust_xstrdup(s->cfg.status_listen);
+	}
+	nng_recv_aio(s->status, status_aio);
+	return 0;
+}
+
+void sched_status_stop(sched *s)
+{
+	nng_close(s->status);
+	if (status_aio) {
+		nng_aio_stop(status_aio);
+		nng_aio_free(status_aio);
+		status_aio = NULL;
+	}
+	free(s->status_address);
+	s->status_address = NULL;
+}

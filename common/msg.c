@@ -60,3 +60,14 @@ int gust_nng_req_open(nng_socket *s, int recv_timeout_ms)
 	}
 	return 0;
 }
+
+int gust_nng_req_failover(nng_socket s)
+{
+	/* nng's req resends a request at once when the pipe it went out on
+	 * closes, but only while resends are on. A resend time of a day never
+	 * fires for a live peer (every wait is far shorter), so this turns on
+	 * exactly that: when the scheduler dies, the same request (same
+	 * activation id) goes to its successor as soon as we are connected. */
+	int rv = nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, 86400000);
+	return gust_err_from_nng(rv);
+}

@@ -267,10 +267,8 @@ void gw_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults, 
 	}
 	if (r->wait_ms <= 0 || r->wait_ms > g->cfg.blocking_timeout_ms)
 		r->wait_ms = g->cfg.blocking_timeout_ms;
-	if (gw_cache_schedulers(g) == 0) {
-		gw_reply_error(r, 503, "EUNAVAIL", "no scheduler is available");
-		return;
-	}
+	/* No scheduler known (none runs, or a new leader is being elected): the
+	 * send below waits up to 5 s for one before answering 503. */
 	if (a->components != NULL) {
 		gw_sequence_invoke(r, user, a, defaults, params, len);
 		return;

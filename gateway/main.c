@@ -63,7 +63,8 @@ static int gw_build(gw *g, gust_error **err)
 	for (int i = 0; i < 4; i++)
 		g->m_act[i] = gust_counter_new("gust_activations_total",
 		                               "activations answered by status", st[i]);
-	if ((rv = gust_nng_req_open(&g->sched, (int)g->cfg.blocking_timeout_ms)) != 0)
+	if ((rv = gust_nng_req_open(&g->sched, (int)g->cfg.blocking_timeout_ms)) != 0 ||
+	    (rv = gust_nng_req_failover(g->sched)) != 0)
 		return gust_error_set(err, rv, "nng req socket: %s", gust_strerror(rv));
 	if ((rv = gust_etcd_open(&g->etcd, g->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");

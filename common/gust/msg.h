@@ -27,5 +27,8 @@ int gust_msg_error_result(const char *activation_id, int err, const char *msg, n
 /* nng sockets: a req socket with resends disabled (a resend would run an
  * activation twice behind the caller's back) and the given receive timeout. */
 int gust_nng_req_open(nng_socket *s, int recv_timeout_ms);
+/* Callers of a replicated service (gateways and trigger daemons calling the
+ * leading scheduler): resend a request when its connection is lost. */
+int gust_nng_req_failover(nng_socket s);
 
 #endif

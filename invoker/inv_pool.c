@@ -4,7 +4,14 @@
  * memory limit while it exists, busy or idle. A request takes an idle warm
  * sandbox of its action version if there is one; else a new one if memory
  * allows; else it evicts the least recently used idle sandbox; else it waits
- * for one to come free. */
+ * for one to come free.
+ *
+ * Wake-ups are targeted, because on 2 vCPUs every needless one costs a context
+ * switch and a turn on the lock: a submitted job wakes one idle worker
+ * (work_cv); a worker whose head-of-queue job finds no room waits alone on
+ * room_cv, which a release signals only when someone waits there; the reaper
+ * sleeps on its own timed wait. A worker that takes a job and sees more queued
+ * wakes the next one, so no signal is lost while the head waits for room. */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,7 +79,9 @@ void inv_pool_submit(inv *v, inv_job *job)
 	*v->qtail = job;
 	v->qtail = &job->next;
 	gust_gauge_add(v->m_queue, 1);
-	pthread_cond_broadcast(&v->cv);
+	/* Behind a head that waits for room, a new job cannot run either. */
+	if (v->idle_workers > 0 && !v->head_waits)
+		pthread_cond_signal(&v->work_cv);
 	pthread_mutex_unlock(&v->lock);
 }
 
@@ -288,7 +297,8 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 		slot->busy = false;
 		slot->last_used_ms = gust_now_ms();
 	}
-	pthread_cond_broadcast(&v->cv);
+	if (v->head_waits)
+		pthread_cond_signal(&v->room_cv);
 	pthread_mutex_unlock(&v->lock);
 	if (dead)
 		slot_free(dead);
@@ -310,8 +320,10 @@ static void *pool_worker(void *arg)
 	pthread_mutex_lock(&v->lock);
 	while (!v->stopping) {
 		inv_job *job = v->qhead;
-		if (job == NULL) {
-			pthread_cond_wait(&v->cv, &v->lock);
+		if (job == NULL || v->head_waits) {
+			v->idle_workers++;
+			pthread_cond_wait(&v->work_cv, &v->lock);
+			v->idle_workers--;
 			continue;
 		}
 		Gust__ActivationRequest *q = job->req;
@@ -324,8 +336,11 @@ static void *pool_worker(void *arg)
 		inv_slot *evict = NULL;
 		inv_slot *slot = pool_acquire(v, key, q->kind, mem, &cold, &evict);
 		if (slot == NULL && evict == NULL) {
-			/* Every sandbox is busy and memory is full: wait for a release. */
-			pthread_cond_wait(&v->cv, &v->lock);
+			/* Every sandbox is busy and memory is full: this worker alone
+			 * waits for a release; the others stay asleep. */
+			v->head_waits = true;
+			pthread_cond_wait(&v->room_cv, &v->lock);
+			v->head_waits = false;
 			continue;
 		}
 		if (slot != NULL) {
@@ -333,6 +348,8 @@ static void *pool_worker(void *arg)
 			if (v->qhead == NULL)
 				v->qtail = &v->qhead;
 			gust_gauge_add(v->m_queue, -1);
+			if (v->qhead != NULL && v->idle_workers > 0)
+				pthread_cond_signal(&v->work_cv);
 		}
 		pthread_mutex_unlock(&v->lock);
 		if (evict)
@@ -354,7 +371,7 @@ static void *pool_reaper(void *arg)
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
-		pthread_cond_timedwait(&v->cv, &v->lock, &ts);
+		pthread_cond_timedwait(&v->reaper_cv, &v->lock, &ts);
 		uint64_t now = gust_now_ms();
 		uint64_t idle = (uint64_t)v->cfg.idle_timeout_s * 1000;
 		inv_slot *victims = NULL;
@@ -367,7 +384,8 @@ static void *pool_reaper(void *arg)
 			}
 		}
 		if (victims) {
-			pthread_cond_broadcast(&v->cv);
+			if (v->head_waits)
+				pthread_cond_signal(&v->room_cv);
 			pthread_mutex_unlock(&v->lock);
 			while (victims) {
 				inv_slot *n = victims->next;
@@ -386,10 +404,17 @@ static void *pool_reaper(void *arg)
 int inv_pool_start(inv *v, gust_error **err)
 {
 	pthread_mutex_init(&v->lock, NULL);
-	pthread_cond_init(&v->cv, NULL);
+	pthread_cond_init(&v->work_cv, NULL);
+	pthread_cond_init(&v->room_cv, NULL);
+	pthread_cond_init(&v->reaper_cv, NULL);
 	pthread_mutex_init(&v->code_lock, NULL);
 	v->qtail = &v->qhead;
-	v->nthreads = (size_t)v->cfg.workers;
+	/* A worker waits on one sandbox at a time, and no more sandboxes than
+	 * user memory / 128 MB (the smallest memory limit) can exist at once. */
+	v->nthreads = v->cfg.workers > 0 ? (size_t)v->cfg.workers
+	                                 : (size_t)(v->cfg.memory_mb / INV_MIN_MEMORY_MB);
+	if (v->nthreads == 0)
+		v->nthreads = 1;
 	v->threads = gust_xcalloc(v->nthreads, sizeof(pthread_t));
 	for (size_t i = 0; i < v->nthreads; i++)
 		if (pthread_create(&v->threads[i], NULL, pool_worker, v) != 0) {
@@ -407,7 +432,9 @@ void inv_pool_stop(inv *v)
 		return;
 	pthread_mutex_lock(&v->lock);
 	v->stopping = true;
-	pthread_cond_broadcast(&v->cv);
+	pthread_cond_broadcast(&v->work_cv);
+	pthread_cond_broadcast(&v->room_cv);
+	pthread_cond_broadcast(&v->reaper_cv);
 	pthread_mutex_unlock(&v->lock);
 	for (size_t i = 0; i < v->nthreads; i++)
 		pthread_join(v->threads[i], NULL);

@@ -28,6 +28,10 @@ typedef struct inv_job inv_job;
 typedef struct inv_slot inv_slot;
 typedef struct inv_stem_kind inv_stem_kind;
 
+/* The smallest memory limit an action may have: user memory / this is the
+ * most sandboxes that can exist at once. */
+#define INV_MIN_MEMORY_MB 128
+
 typedef struct inv_config {
 	char *listen;
 	char *advertise;
@@ -89,7 +93,11 @@ struct inv {
 	size_t njobs;
 	/* the pool */
 	pthread_mutex_t lock;
-	pthread_cond_t cv;
+	pthread_cond_t work_cv;   /* a job was queued: wakes one idle worker */
+	pthread_cond_t room_cv;   /* memory or a sandbox came free: wakes the head's worker */
+	pthread_cond_t reaper_cv; /* only to stop the reaper early */
+	int idle_workers;         /* waiting on work_cv */
+	bool head_waits;          /* a worker waits on room_cv with the queue's head */
 	inv_job *qhead, **qtail;
 	inv_slot *slots;
 	int used_mb;

@@ -106,7 +106,7 @@ class Proc:
 
 class Cluster:
     def __init__(self, tag="test", invokers=1, memory_mb=2048, gateway_threads=2, log_level="info",
-                 keep=False, base_dir=None):
+                 keep=False, base_dir=None, schedulers=1):
         if os.geteuid() != 0:
             skip("the invoker needs root for namespaces")
         for prog in ("etcd", "redis-server"):
@@ -125,6 +125,11 @@ class Cluster:
         self.redis_port = free_port()
         self.gw_port = free_port()
         self.sched_metrics = free_port()
+        self.n_schedulers = schedulers
+        # scheduler name -> its /health and /metrics port
+        self.sched_ports = {"scheduler": self.sched_metrics}
+        for i in range(2, schedulers + 1):
+            self.sched_ports["scheduler%d" % i] = free_port()
         self.inv_metrics = [free_port() for _ in range(invokers)]
         self.etcd_url = "http://127.0.0.1:%d" % self.etcd_port
 
@@ -152,7 +157,8 @@ class Cluster:
     def start(self):
         self.start_etcd()
         self.start_redis()
-        self.start_scheduler()
+        for name, port in self.sched_ports.items():
+            self.start_scheduler(name, port)
         for i in range(self.n_invokers):
             self.start_invoker(i)
         self.start_gateway()
@@ -195,8 +201,9 @@ class Cluster:
         return env
 
     def start_scheduler(self, name="scheduler", metrics_port=None):
-        argv = [self.bin("gust-scheduler"), "--id", name,
-                "--metrics_port", str(metrics_port or self.sched_metrics)]
+        port = metrics_port or self.sched_ports.get(name) or self.sched_metrics
+        self.sched_ports[name] = port
+        argv = [self.bin("gust-scheduler"), "--id", name, "--metrics_port", str(port)]
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
 
     def start_invoker(self, i):
@@ -205,7 +212,9 @@ class Cluster:
                 "--state_dir", os.path.join(self.dir, name),
                 "--runtime_dir", os.path.join(SOURCE, "invoker", "runtimes"),
                 "--memory_mb", str(self.memory_mb)]
-        argv += ["--metrics_port", str(self.inv_metrics[i]) if i < len(self.inv_metrics) else "0"]
+        while len(self.inv_metrics) <= i:
+            self.inv_metrics.append(free_port())
+        argv += ["--metrics_port", str(self.inv_metrics[i])]
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
 
     def start_gateway(self):
@@ -224,14 +233,51 @@ class Cluster:
                     raise RuntimeError("%s exited:\n%s" % (name, p.tail()))
             try:
                 st, _, _ = self.http("GET", "http://127.0.0.1:%d/health" % self.gw_port)
-                sst, sb, _ = self.http("GET", "http://127.0.0.1:%d/health" % self.sched_metrics)
-                if st == 200 and sst == 200 and sb.get("invokers", 0) >= self.n_invokers:
+                lead = self.leader()
+                sb = self.sched_health(lead) if lead else {}
+                if st == 200 and lead and sb.get("invokers", 0) >= self.n_invokers:
                     return
-                last = "gateway %s, scheduler %s %s" % (st, sst, sb)
+                last = "gateway %s, leader %s %s" % (st, lead, sb)
             except OSError as e:
                 last = str(e)
             time.sleep(0.1)
         raise RuntimeError("cluster not ready: " + last)
+
+    def sched_health(self, name):
+        """The /health document of a scheduler ({} if it does not answer)."""
+        try:
+            st, body, _ = self.http("GET", "http://127.0.0.1:%d/health" % self.sched_ports[name],
+                                    timeout=2)
+            return body if isinstance(body, dict) else {}
+        except OSError:
+            return {}
+
+    def leader(self):
+        """The name of the leading scheduler, or None."""
+        for name in self.sched_ports:
+            p = self.procs.get(name)
+            if p and p.alive() and self.sched_health(name).get("leader"):
+                return name
+        return None
+
+    def metric(self, port, name, labels=None):
+        """Sum of a Prometheus metric's samples on a daemon's /metrics (0 if absent).
+        labels: a substring the sample's label set must contain."""
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=3) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            head, _, val = line.rpartition(" ")
+            mname = head.split("{", 1)[0]
+            if mname != name or (labels and labels not in head):
+                continue
+            total += float(val)
+        return total
 
     def stop(self):
         for name in ["gateway"] + [n for n in self.procs if n not in ("gateway", "etcd", "redis")] + ["redis", "etcd"]:

@@ -12,9 +12,14 @@ static size_t map_slot(const gust_map *m, const char *key)
 
 void *gust_map_get(const gust_map *m, const char *key)
 {
+	return gust_map_get_hashed(m, key, gust_hash64(key, strlen(key)));
+}
+
+void *gust_map_get_hashed(const gust_map *m, const char *key, uint64_t hash)
+{
 	if (m->nbuckets == 0)
 		return NULL;
-	for (gust_map_entry *e = m->buckets[map_slot(m, key)]; e; e = e->next)
+	for (gust_map_entry *e = m->buckets[hash & (m->nbuckets - 1)]; e; e = e->next)
 		if (strcmp(e->key, key) == 0)
 			return e->value;
 	return NULL;

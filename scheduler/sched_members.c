@@ -57,6 +57,7 @@ void sched_members_add(sched *s, const char *id, const char *addr, int mem)
 	sched_invoker *inv = gust_xcalloc(1, sizeof(*inv));
 	atomic_init(&inv->refs, 1);
 	inv->id = gust_xstrdup(id);
+	inv->id_hash = gust_hash64(id, strlen(id));
 	inv->address = gust_xstrdup(addr);
 	inv->memory_mb = mem;
 	inv->status_ms = gust_now_ms();

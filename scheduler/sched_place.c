@@ -24,10 +24,17 @@ void sched_invoker_unref(sched_invoker *inv)
 	free(inv);
 }
 
-static uint64_t place_weight(uint64_t akey, const char *id)
+/* Rendezvous weight of (action, invoker): both halves are already good
+ * hashes, so one 64-bit finaliser (murmur3's fmix64) mixes them well enough. */
+static uint64_t place_weight(uint64_t akey, uint64_t id_hash)
 {
-	uint64_t pair[2] = {akey, gust_hash64(id, strlen(id))};
-	return gust_hash64(pair, sizeof(pair));
+	uint64_t h = akey ^ (id_hash * 0x9e3779b97f4a7c15ull);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
 }
 
 sched_invoker *sched_place(sched *s, const char *key, int memory_mb, const char *avoid)
@@ -46,9 +53,10 @@ sched_invoker *sched_place(sched *s, const char *key, int memory_mb, const char 
 			fallback = inv;
 			continue;
 		}
-		if (warm == NULL && (intptr_t)gust_map_get(&inv->warm, key) > 0)
+		if (warm == NULL && inv->warm.count > 0 &&
+		    (intptr_t)gust_map_get_hashed(&inv->warm, key, akey) > 0)
 			warm = inv;
-		uint64_t w = place_weight(akey, inv->id);
+		uint64_t w = place_weight(akey, inv->id_hash);
 		if (home == NULL || w > home_w) {
 			home = inv;
 			home_w = w;

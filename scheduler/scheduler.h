@@ -60,6 +60,7 @@ extern const gust_cfg_key sched_config_table[];
 struct sched_invoker {
 	_Atomic int refs;
 	char *id;
+	uint64_t id_hash; /* gust_hash64(id), for rendezvous hashing */
 	char *address;
 	int memory_mb;
 	nng_socket sock;

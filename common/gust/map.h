@@ -6,6 +6,7 @@
 #define GUST_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct gust_map_entry {
 	char *key;
@@ -21,6 +22,9 @@ typedef struct gust_map {
 
 /* Zeroed memory is an empty map. */
 void *gust_map_get(const gust_map *m, const char *key);
+/* The same, with hash = gust_hash64(key, strlen(key)) computed once by a
+ * caller that looks the same key up in many maps. */
+void *gust_map_get_hashed(const gust_map *m, const char *key, uint64_t hash);
 /* Sets key to value; returns the previous value (or NULL) for the caller to free. */
 void *gust_map_put(gust_map *m, const char *key, void *value);
 /* Removes key; returns its value (or NULL). */

@@ -116,13 +116,13 @@ static inv_slot *pool_acquire(inv *v, const char *key, const char *kind, int mem
 {
 	inv_slot *lru = NULL;
 	for (inv_slot *s = v->slots; s; s = s->next) {
-		if (s->busy)
-			continue;
-		if (strcmp(s->key, key) == 0) {
-			s->busy = true;
+		if (s->ready && s->inflight < s->conc && strcmp(s->key, key) == 0) {
+			s->inflight++;
 			*cold = false;
 			return s;
 		}
+		if (s->inflight > 0)
+			continue;
 		if (lru == NULL || s->last_used_ms < lru->last_used_ms)
 			lru = s;
 	}
@@ -138,7 +138,8 @@ static inv_slot *pool_acquire(inv *v, const char *key, const char *kind, int mem
 	s->key = gust_xstrdup(key);
 	s->kind = gust_xstrdup(kind);
 	s->memory_mb = mem;
-	s->busy = true;
+	s->conc = 1;
+	s->inflight = 1;
 	s->next = v->slots;
 	v->slots = s;
 	v->used_mb += mem;
@@ -253,6 +254,11 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 			gust_log_warn("INV-INIT-FAIL", "activation %s (%s/%s): %s",
 			              q->activation_id, q->namespace_, q->action, m);
 		}
+		/* A runtime whose init failed holds no action: never reuse it. */
+		if (rv != 0 && slot->sb != NULL) {
+			inv_sandbox_destroy(slot->sb);
+			slot->sb = NULL;
+		}
 		res.init_ms = (int64_t)((gust_now_us() - t0) / 1000);
 		if (res.init_ms == 0)
 			res.init_ms = 1;
@@ -290,11 +296,13 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 	 * that the next request of this action finds it warm. */
 	pthread_mutex_lock(&v->lock);
 	inv_slot *dead = NULL;
+	v->inflight--;
 	if (slot->sb == NULL || !inv_sandbox_alive(slot->sb)) {
 		pool_unlink(v, slot);
 		dead = slot;
 	} else {
-		slot->busy = false;
+		slot->inflight--;
+		slot->ready = true;
 		slot->last_used_ms = gust_now_ms();
 	}
 	if (v->head_waits)
@@ -302,6 +310,8 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 	pthread_mutex_unlock(&v->lock);
 	if (dead)
 		slot_free(dead);
+	else
+		inv_status_poke(v); /* an idle warm sandbox: tell the scheduler now */
 
 	inv_record_write(v, q, &res);
 	nng_msg *m = NULL;
@@ -345,6 +355,7 @@ static void *pool_worker(void *arg)
 		}
 		if (slot != NULL) {
 			v->qhead = job->next;
+			v->inflight++;
 			if (v->qhead == NULL)
 				v->qtail = &v->qhead;
 			gust_gauge_add(v->m_queue, -1);
@@ -377,7 +388,7 @@ static void *pool_reaper(void *arg)
 		inv_slot *victims = NULL;
 		for (inv_slot *s = v->slots, *next; s; s = next) {
 			next = s->next;
-			if (!s->busy && now - s->last_used_ms > idle) {
+			if (s->inflight == 0 && now - s->last_used_ms > idle) {
 				pool_unlink(v, s);
 				s->next = victims;
 				victims = s;

@@ -74,7 +74,9 @@ struct inv_slot {
 	char *key; /* "ns/action@version" */
 	char *kind;
 	int memory_mb;
-	bool busy;
+	int conc;     /* activations it may run at once (nodejs concurrency), >= 1 */
+	int inflight; /* activations running in it (a starting slot counts its first) */
+	bool ready;   /* initialized: others of its key may join while inflight < conc */
 	uint64_t last_used_ms;
 	inv_slot *next;
 };
@@ -101,6 +103,7 @@ struct inv {
 	inv_job *qhead, **qtail;
 	inv_slot *slots;
 	int used_mb;
+	int inflight; /* activations taken off the queue and not yet answered */
 	bool stopping;
 	pthread_t *threads;
 	size_t nthreads;
@@ -117,6 +120,17 @@ struct inv {
 	pthread_mutex_t code_lock;
 	gust_map code;
 	size_t code_bytes;
+	/* status to the leading scheduler (inv_status.c), under st_lock */
+	pthread_mutex_t st_lock;
+	pthread_cond_t st_cv;
+	pthread_t st_thread;
+	bool st_running, st_stopping, st_poked;
+	char *st_want; /* the leader's status address, from etcd */
+	char *st_addr; /* the one st_sock is dialed to (status thread only) */
+	nng_socket st_sock;
+	bool st_open;
+	gust_etcd_watch *st_watch;
+	gust_metric *m_status;
 	gust_admin_http *admin;
 	gust_metric *m_act[4];
 	gust_metric *m_cold;
@@ -146,6 +160,12 @@ void inv_stem_stop(inv *v);
 
 /* inv_sweep.c: removes the sandbox dirs an earlier run left; returns how many. */
 int inv_sweep_state(const char *state_dir);
+
+/* inv_status.c: InvokerStatus to the leading scheduler, from a thread of its
+ * own. poke asks for a status soon (a sandbox came free); never blocks long. */
+int inv_status_start(inv *v, gust_error **err);
+void inv_status_stop(inv *v);
+void inv_status_poke(inv *v);
 
 /* inv_record.c */
 void inv_record_write(inv *v, const Gust__ActivationRequest *req,

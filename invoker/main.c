@@ -192,6 +192,8 @@ static int inv_build(inv *v, gust_error **err)
 	    (rv = gust_admin_http_start(v->cfg.metrics_host, (int)v->cfg.metrics_port, inv_health,
 	                                v, &v->admin, err)) != 0)
 		return gust_error_wrap(err, "config key 'metrics_port'");
+	if ((rv = inv_status_start(v, err)) != 0)
+		return rv;
 	if ((rv = gust_etcd_lease_keeper_start(v->etcd, v->cfg.lease_ttl_s, inv_on_renew, v,
 	                                       &v->lease, err)) != 0)
 		return gust_error_wrap(err, "etcd lease");
@@ -206,6 +208,7 @@ static void inv_destroy(inv *v)
 	if (v->lease)
 		gust_etcd_lease_keeper_stop(v->lease, true);
 	gust_admin_http_stop(v->admin);
+	inv_status_stop(v);
 	inv_pool_stop(v);
 	/* After the pool: a sandbox dies with the thread that made it
 	 * (PR_SET_PDEATHSIG), and adopted stem cells were made by this one. */

@@ -46,9 +46,10 @@ stopped = []
 try:
     c.create_namespace("guest")
     AUTH = c.create_key("guest")
-    st, b, _ = c.api("PUT", "/api/v1/namespaces/_/actions/st",
-                     {"exec": {"kind": "python:3", "code": CODE}}, AUTH)
-    assert st == 200, (st, b)
+    # The gateway learns the new key through its etcd watch: retry until it has.
+    put = lambda: c.api("PUT", "/api/v1/namespaces/_/actions/st?overwrite=true",
+                        {"exec": {"kind": "python:3", "code": CODE}}, AUTH)[0] == 200
+    assert wait_until(put, timeout=10, interval=0.1)
 
     def invoke(params=None):
         return c.api("POST", "/api/v1/namespaces/_/actions/st?blocking=true&result=true",

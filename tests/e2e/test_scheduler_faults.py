@@ -30,8 +30,8 @@ try:
         return c.api("POST", "/api/v1/namespaces/_/actions/%s?%s" % (name, q), params, auth,
                      timeout=timeout)
 
-    def record(aid):
-        st, body, _ = c.api("GET", "/api/v1/namespaces/_/activations/" + aid, auth=AUTH)
+    def record(aid, auth=AUTH):
+        st, body, _ = c.api("GET", "/api/v1/namespaces/_/activations/" + aid, auth=auth)
         return body if st == 200 else None
 
     def executions():
@@ -58,12 +58,12 @@ try:
                 else:
                     refused.append((st, body))
 
-    def all_complete(ids, timeout):
+    def all_complete(ids, timeout, auth=AUTH):
         missing = set(ids)
         end = time.time() + timeout
         while missing and time.time() < end:
             for aid in list(missing):
-                if record(aid):
+                if record(aid, auth):
                     missing.discard(aid)
             if missing:
                 time.sleep(0.5)
@@ -138,6 +138,32 @@ try:
         ran = c.metric(c.inv_metrics[2], "gust_activations_total")
         print("activations on the new invoker: %s" % ran)
         check("the new invoker ran activations", (ran or 0) > 0, ran)
+
+    @case
+    def fair_share_between_namespaces():
+        # "flood" queues a long backlog; "quiet" must not wait behind all of it.
+        c.create_namespace("flood")
+        c.create_namespace("quiet")
+        flood, quiet = c.create_key("flood"), c.create_key("quiet")
+        time.sleep(0.4)
+        for auth in (flood, quiet):
+            st, b, _ = c.api("PUT", "/api/v1/namespaces/_/actions/slow?overwrite=true",
+                             {"exec": {"kind": "python:3", "code": SLOW},
+                              "limits": {"memory": 512}}, auth)
+            check("slow created", st == 200, (st, b))
+        ids = []
+        for i in range(120):
+            st, body, _ = invoke("slow", {"s": 0.25, "i": i}, False, flood)
+            if st == 202:
+                ids.append(body["activationId"])
+        check("the flood was accepted", len(ids) == 120, len(ids))
+        st, body, _ = invoke("slow", {"s": 0, "i": 7}, True, quiet)
+        done = sum(1 for aid in ids if c.api("GET", "/api/v1/namespaces/_/activations/" + aid, auth=flood)[0] == 200)
+        print("quiet answered while %d of %d flood activations had completed" % (done, len(ids)))
+        check("the quiet namespace is served before the flood drains", st == 200 and done < len(ids) * 3 // 4,
+              (st, done))
+        missing = all_complete(ids, 60, flood)
+        check("and the flood completes", not missing, len(missing))
 
     @case
     def namespace_limits():

@@ -106,7 +106,7 @@ class Proc:
 
 class Cluster:
     def __init__(self, tag="test", invokers=1, memory_mb=2048, gateway_threads=2, log_level="info",
-                 keep=False, base_dir=None, schedulers=1):
+                 keep=False, base_dir=None, schedulers=1, invoker_args=(), scheduler_args=()):
         if os.geteuid() != 0:
             skip("the invoker needs root for namespaces")
         for prog in ("etcd", "redis-server"):
@@ -126,6 +126,8 @@ class Cluster:
         self.gw_port = free_port()
         self.sched_metrics = free_port()
         self.n_schedulers = schedulers
+        self.invoker_args = list(invoker_args)
+        self.scheduler_args = list(scheduler_args)
         # scheduler name -> its /health and /metrics port
         self.sched_ports = {"scheduler": self.sched_metrics}
         for i in range(2, schedulers + 1):
@@ -203,7 +205,8 @@ class Cluster:
     def start_scheduler(self, name="scheduler", metrics_port=None):
         port = metrics_port or self.sched_ports.get(name) or self.sched_metrics
         self.sched_ports[name] = port
-        argv = [self.bin("gust-scheduler"), "--id", name, "--metrics_port", str(port)]
+        argv = [self.bin("gust-scheduler"), "--id", name, "--metrics_port", str(port)] + \
+            self.scheduler_args
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
 
     def start_invoker(self, i):
@@ -214,7 +217,7 @@ class Cluster:
                 "--memory_mb", str(self.memory_mb)]
         while len(self.inv_metrics) <= i:
             self.inv_metrics.append(free_port())
-        argv += ["--metrics_port", str(self.inv_metrics[i])]
+        argv += ["--metrics_port", str(self.inv_metrics[i])] + self.invoker_args
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
 
     def start_gateway(self):

@@ -16,7 +16,10 @@
  *     {"value":{...params...},"env":{"__OW_ACTIVATION_ID":"...",...}}
  *   fd 3           one JSON line per message, written by the launcher:
  *     init -> {"ok":true} or {"error":"message"}
- *     run  -> the action's result object, or {"error":"message"} on an exception
+ *     run  -> the action's result object (an {"error": ...} it returned is an
+ *             application error), or !{"error":"message"} when the action raised
+ *             an exception it did not catch: a developer error, as OpenWhisk
+ *             reports it, but the runtime lives on and serves the next one
  *   stdout/stderr  the function's logs; after every message the launcher writes
  *                  the line XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX to both.
  *
@@ -57,8 +60,9 @@ typedef struct inv_sandbox_cfg {
 enum inv_run_status {
 	INV_RUN_SUCCESS = 0,   /* the result is the action's object */
 	INV_RUN_APP_ERROR = 1, /* the action returned/threw an error: result is {"error":...} */
-	INV_RUN_DEV_ERROR = 2, /* the runtime died (out of memory too), or answered garbage:
-	                          the sandbox is dead */
+	INV_RUN_DEV_ERROR = 2, /* the action raised (the sandbox lives on), or the runtime
+	                          died (out of memory too) or answered garbage (then the
+	                          sandbox is dead: see inv_sandbox_alive) */
 	INV_RUN_TIMEOUT = 3,   /* the deadline passed: the sandbox has been killed */
 };
 

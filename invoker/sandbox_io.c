@@ -231,6 +231,12 @@ static void inv_finish(inv_sandbox *sb, inv_xfer *x, bool timed_out, int limit_m
                        inv_run_result *res)
 {
 	json_t *j = NULL;
+	/* "!" before the object: the action raised (see sandbox.h). */
+	bool thrown = !timed_out && !x->dead && x->line != NULL && x->line[0] == '!';
+	if (thrown) {
+		memmove(x->line, x->line + 1, x->line_len);
+		x->line_len--;
+	}
 
 	if (timed_out) {
 		res->status = INV_RUN_TIMEOUT;
@@ -261,14 +267,17 @@ static void inv_finish(inv_sandbox *sb, inv_xfer *x, bool timed_out, int limit_m
 		res->status = INV_RUN_DEV_ERROR;
 		res->result = gust_xstrdup(INV_MSG_NOT_DICT);
 	} else {
-		/* Valid: pass the launcher's bytes through, not a re-encoding. */
-		res->status =
-		    json_object_get(j, "error") != NULL ? INV_RUN_APP_ERROR : INV_RUN_SUCCESS;
+		/* Valid: pass the launcher's bytes through, not a re-encoding. An
+		 * uncaught exception is OpenWhisk's "action developer error"; an
+		 * {"error": ...} the action returned is an application error. */
+		res->status = thrown                                ? INV_RUN_DEV_ERROR
+		              : json_object_get(j, "error") != NULL ? INV_RUN_APP_ERROR
+		                                                    : INV_RUN_SUCCESS;
 		res->result = steal_pointer(&x->line);
 	}
 	json_decref(j);
 	/* A runtime that answered garbage is out of step with us for good. */
-	if (res->status == INV_RUN_DEV_ERROR || res->status == INV_RUN_TIMEOUT)
+	if ((res->status == INV_RUN_DEV_ERROR && !thrown) || res->status == INV_RUN_TIMEOUT)
 		inv_mark_dead(sb, x);
 	free(x->line);
 	x->line = NULL;

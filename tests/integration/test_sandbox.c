@@ -293,15 +293,18 @@ static void test_exception(void **state)
 	inv_sandbox *sb = t_ready(l->kind, l->raise);
 	inv_run_result r = {0};
 
+	/* An uncaught exception is a developer error (OpenWhisk's reference.md:
+	 * "the action did not detect an exception"), but the runtime lives on. */
 	t_run(sb, "{}", 5000, &r);
-	assert_int_equal(r.status, INV_RUN_APP_ERROR);
+	assert_int_equal(r.status, INV_RUN_DEV_ERROR);
 	assert_string_equal(r.result, "{\"error\":\"boom\"}");
 	assert_true(t_has_log(&r, "stderr: "));
 	assert_true(inv_sandbox_alive(sb));
 	inv_run_result_clear(&r);
 	/* Still serves the next activation. */
 	t_run(sb, "{}", 5000, &r);
-	assert_int_equal(r.status, INV_RUN_APP_ERROR);
+	assert_int_equal(r.status, INV_RUN_DEV_ERROR);
+	assert_true(inv_sandbox_alive(sb));
 	inv_run_result_clear(&r);
 	inv_sandbox_destroy(sb);
 }

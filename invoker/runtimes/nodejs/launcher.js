@@ -27,7 +27,21 @@ function writeAll(fd, text) {
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
 }
 
+/* An uncaught exception: its {"error"} goes out after "!", a developer error
+ * (invoker/sandbox.h). A promise rejected with a value that is not an Error is
+ * the action's own answer (OpenWhisk: reject({...}) is an application error). */
+class Thrown {
+  constructor(obj) {
+    this.obj = obj;
+  }
+}
+
 function reply(obj) {
+  let mark = '';
+  if (obj instanceof Thrown) {
+    mark = '!';
+    obj = obj.obj;
+  }
   let text;
   try {
     text = JSON.stringify(obj);
@@ -36,7 +50,7 @@ function reply(obj) {
   }
   // JSON.stringify(undefined) is undefined: send null, which the invoker reports
   // as "did not return a dictionary".
-  writeAll(3, (text === undefined ? 'null' : text) + '\n');
+  writeAll(3, mark + (text === undefined ? 'null' : text) + '\n');
 }
 
 function describe(e) {
@@ -149,7 +163,7 @@ async function run(msg) {
     return await actionMain(msg.value || {});
   } catch (e) {
     console.error(e && e.stack ? e.stack : String(e));
-    return { error: describe(e) };
+    return e instanceof Error ? new Thrown({ error: describe(e) }) : { error: describe(e) };
   }
 }
 

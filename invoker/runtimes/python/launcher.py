@@ -21,12 +21,13 @@ class Runtime:
         self.main = None
         self.run_env = ()  # env keys set by the previous activation
 
-    def reply(self, obj):
+    def reply(self, obj, thrown=False):
         try:
             text = json.dumps(obj, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as e:
             text = json.dumps({"error": "The action returned a value that is not JSON: %s" % e})
-        self.results.write(text + "\n")
+        # "!" marks an uncaught exception: a developer error (invoker/sandbox.h).
+        self.results.write(("!" if thrown else "") + text + "\n")
         self.results.flush()
 
     def init(self, msg):
@@ -70,7 +71,7 @@ class Runtime:
 
     def run(self, msg):
         if self.main is None:
-            return {"error": "not initialized"}
+            return {"error": "not initialized"}, False
         for k in self.run_env:
             os.environ.pop(k, None)
         env = msg.get("env") or {}
@@ -78,10 +79,10 @@ class Runtime:
             os.environ[k] = v if isinstance(v, str) else json.dumps(v)
         self.run_env = tuple(env)
         try:
-            return self.main(msg.get("value") or {})
+            return self.main(msg.get("value") or {}), False
         except Exception as e:
             log_exception()
-            return {"error": describe(e)}
+            return {"error": describe(e)}, True
 
 
 def describe(e):
@@ -113,13 +114,14 @@ def main():
                 raise ValueError("not an object")
         except ValueError as e:
             msg, result = None, {"error": "bad message: %s" % e}
+        thrown = False
         if msg is None:
             pass
         elif "init" in msg:
             result = rt.init(msg["init"] or {})
         else:
-            result = rt.run(msg)
-        rt.reply(result)
+            result, thrown = rt.run(msg)
+        rt.reply(result, thrown)
         for stream in (sys.stdout, sys.stderr):
             stream.write(SENTINEL)
             stream.flush()

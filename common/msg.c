@@ -34,6 +34,8 @@ int gust_msg_error_result(const char *activation_id, int err, const char *msg, n
 	Gust__ActivationResult r = GUST__ACTIVATION_RESULT__INIT;
 	gust_buf body = {0};
 	r.activation_id = (char *)activation_id;
+	if (msg == NULL)
+		msg = gust_strerror(err);
 	r.status = 3;
 	r.error = err;
 	r.error_msg = (char *)msg;

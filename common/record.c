@@ -63,7 +63,13 @@ void gust_record_json(const Gust__ActivationRequest *req, const Gust__Activation
 		gust_buf_json_str(b, res->logs[i], strlen(res->logs[i]));
 	}
 	gust_buf_puts(b, "],\"annotations\":[{\"key\":\"path\",\"value\":");
-	gust_buf_printf(b, "\"%s/%s\"}", req->namespace_, req->action);
+	{
+		/* Names are checked at the API, but a record must be valid JSON
+		 * whatever reached the invoker: escape the path like every string. */
+		cleanup_free char *path = gust_xasprintf("%s/%s", req->namespace_, req->action);
+		gust_buf_json_str(b, path, strlen(path));
+		gust_buf_puts(b, "}");
+	}
 	gust_buf_printf(b, ",{\"key\":\"waitTime\",\"value\":%lld}", (long long)res->wait_ms);
 	gust_buf_puts(b, ",{\"key\":\"kind\",\"value\":");
 	gust_buf_json_str(b, req->kind, strlen(req->kind));

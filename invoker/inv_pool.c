@@ -111,8 +111,8 @@ static void pool_unlink(inv *v, inv_slot *s)
  * slot with its memory reserved and no sandbox yet (*cold = true), or NULL when
  * the request must wait. *evict gets an idle slot to destroy outside the lock.
  */
-static inv_slot *pool_acquire(inv *v, const char *key, const char *kind, int mem, bool *cold,
-                              inv_slot **evict)
+static inv_slot *pool_acquire(inv *v, const char *key, const char *kind, int mem, int conc,
+                              bool *cold, inv_slot **evict)
 {
 	inv_slot *lru = NULL;
 	for (inv_slot *s = v->slots; s; s = s->next) {
@@ -138,7 +138,7 @@ static inv_slot *pool_acquire(inv *v, const char *key, const char *kind, int mem
 	s->key = gust_xstrdup(key);
 	s->kind = gust_xstrdup(kind);
 	s->memory_mb = mem;
-	s->conc = 1;
+	s->conc = conc;
 	s->inflight = 1;
 	s->next = v->slots;
 	v->slots = s;
@@ -192,116 +192,72 @@ static void set_result(Gust__ActivationResult *res, int status, const char *json
 	res->result.len = strlen(json);
 }
 
-/* Runs one job on this worker thread: acquire, (init,) run, release, answer. */
-static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
-{
-	Gust__ActivationRequest *q = job->req;
-	Gust__ActivationResult res = GUST__ACTIVATION_RESULT__INIT;
-	res.activation_id = q->activation_id;
-	res.invoker = v->cfg.id;
-	res.memory_mb = q->memory_mb;
-	res.timeout_ms = q->timeout_ms;
-	res.kind = q->kind;
-	inv_run_result rr = {0};
-	gust_error *err = NULL;
-	uint64_t t0 = gust_now_us();
-	int64_t start = gust_wall_ms();
-	res.wait_ms = start - (q->accepted_ms ? q->accepted_ms : (int64_t)job->recv_ms);
-	if (res.wait_ms < 0)
-		res.wait_ms = 0;
-	bool ok = true;
+/* One activation from the worker that starts it to its answer; for a
+ * concurrent sandbox the answer comes on the sandbox's reader thread. */
+typedef struct pool_act {
+	inv *v;
+	inv_job *job;
+	inv_slot *slot;
+	Gust__ActivationResult res;
+	uint64_t t0;
+	int64_t start;
+} pool_act;
 
-	if (cold) {
-		inv_sandbox_cfg sc = {.kind = q->kind,
-		                      .runtime_dir = v->cfg.runtime_dir,
-		                      .state_dir = v->cfg.state_dir,
-		                      .memory_mb = slot->memory_mb,
-		                      .pids_max = (int)v->cfg.pids_max,
-		                      .cgroups = v->cgroups,
-		                      .userns_base = v->userns_base,
-		                      .log_limit =
-		                          q->log_limit > 0 ? (size_t)q->log_limit : 10u << 20};
-		cleanup_free char *code = NULL;
-		size_t code_len = 0;
-		int rv = pool_code(v, q->code_key, &code, &code_len, &err);
-		/* A stem cell if there is one: its namespaces, root and runtime are
-		 * ready; it only needs the action's limits and code. */
-		if (rv == 0 && (slot->sb = inv_stem_take(v, q->kind)) != NULL) {
-			gust_counter_add(v->m_stem, 1);
-			rv = inv_sandbox_adopt(slot->sb, sc.memory_mb, sc.pids_max, sc.log_limit,
-			                       &err);
-		} else if (rv == 0) {
-			rv = inv_sandbox_create(&sc, &slot->sb, &err);
-		}
-		if (rv == 0) {
-			rv = inv_sandbox_init(slot->sb, code, code_len,
-			                      q->main[0] ? q->main : "main", q->binary, "{}",
-			                      q->timeout_ms > 0 ? q->timeout_ms : 60000, &rr, &err);
-		}
-		gust_counter_add(v->m_cold, 1);
-		if (rv != 0) {
-			ok = false;
-			gust_buf b = {0};
-			gust_buf_puts(&b, "{\"error\":");
-			const char *m = gust_error_msg(err);
-			/* A missing code key or a platform fault is ours (whisk error);
-			 * what the action's code did at init is the developer's. */
-			int st = (rv == GUST_EBADGATEWAY || rv == GUST_EINVAL) ? 2 : 3;
-			gust_buf_json_str(&b, m, strlen(m));
-			gust_buf_puts(&b, "}");
-			set_result(&res, st, b.data);
-			gust_buf_free(&b);
-			gust_log_warn("INV-INIT-FAIL", "activation %s (%s/%s): %s",
-			              q->activation_id, q->namespace_, q->action, m);
-		}
-		/* A runtime whose init failed holds no action: never reuse it. */
-		if (rv != 0 && slot->sb != NULL) {
-			inv_sandbox_destroy(slot->sb);
-			slot->sb = NULL;
-		}
-		res.init_ms = (int64_t)((gust_now_us() - t0) / 1000);
-		if (res.init_ms == 0)
-			res.init_ms = 1;
+/* Under the lock, or alone: frees what can be freed now; a slot of a
+ * concurrent sandbox goes to the reaper, since the reader thread that may be
+ * calling us must not join itself. */
+static void slot_bury(inv *v, inv_slot *dead)
+{
+	if (dead->conc > 1) {
+		pthread_mutex_lock(&v->lock);
+		dead->next = v->graveyard;
+		v->graveyard = dead;
+		pthread_cond_signal(&v->reaper_cv);
+		pthread_mutex_unlock(&v->lock);
 	} else {
-		gust_counter_add(v->m_warm, 1);
+		slot_free(dead);
 	}
-	if (ok && !params_valid(q)) {
-		ok = false;
-		set_result(&res, 3,
-		           "{\"error\":\"The activation's parameters are not a JSON object.\"}");
+}
+
+/* The activation is over: release its slot, record it, answer. Takes rr. */
+static void pool_complete(pool_act *a, inv_run_result *rr)
+{
+	inv *v = a->v;
+	inv_slot *slot = a->slot;
+	Gust__ActivationRequest *q = a->job->req;
+	Gust__ActivationResult *res = &a->res;
+	if (rr != NULL && res->result.data == NULL) {
+		int st = rr->status == INV_RUN_SUCCESS     ? 0
+		         : rr->status == INV_RUN_APP_ERROR ? 1
+		                                           : 2;
+		if (rr->status == INV_RUN_TIMEOUT)
+			res->error = GUST_ETIMEDOUT;
+		set_result(res, st, rr->result ? rr->result : "{}");
 	}
-	if (ok) {
-		int64_t deadline = gust_wall_ms() + (q->timeout_ms > 0 ? q->timeout_ms : 60000);
-		if (q->deadline_ms > 0 && q->deadline_ms < deadline)
-			deadline = q->deadline_ms;
-		gust_buf line = {0};
-		run_line(v, q, deadline, &line);
-		inv_run_result_clear(&rr);
-		inv_sandbox_run(slot->sb, line.data, line.len, deadline, &rr);
-		gust_buf_free(&line);
-		int st = rr.status == INV_RUN_SUCCESS ? 0 : rr.status == INV_RUN_APP_ERROR ? 1 : 2;
-		if (rr.status == INV_RUN_TIMEOUT)
-			res.error = GUST_ETIMEDOUT;
-		set_result(&res, st, rr.result ? rr.result : "{}");
+	res->start_ms = a->start;
+	res->end_ms = gust_wall_ms();
+	if (rr != NULL) {
+		res->logs = rr->logs;
+		res->n_logs = rr->nlogs;
 	}
-	res.start_ms = start;
-	res.end_ms = gust_wall_ms();
-	res.logs = rr.logs;
-	res.n_logs = rr.nlogs;
-	gust_histogram_observe_us(v->m_duration, gust_now_us() - t0);
-	if (res.status >= 0 && res.status <= 3)
-		gust_counter_add(v->m_act[res.status], 1);
+	gust_histogram_observe_us(v->m_duration, gust_now_us() - a->t0);
+	if (res->status >= 0 && res->status <= 3)
+		gust_counter_add(v->m_act[res->status], 1);
 
 	/* Give the sandbox back (or drop it if it died) before answering, so
 	 * that the next request of this action finds it warm. */
 	pthread_mutex_lock(&v->lock);
 	inv_slot *dead = NULL;
 	v->inflight--;
-	if (slot->sb == NULL || !inv_sandbox_alive(slot->sb)) {
+	slot->inflight--;
+	if (!slot->gone && (slot->sb == NULL || !inv_sandbox_alive(slot->sb))) {
 		pool_unlink(v, slot);
-		dead = slot;
+		slot->gone = true;
+	}
+	if (slot->gone) {
+		if (slot->inflight == 0)
+			dead = slot;
 	} else {
-		slot->inflight--;
 		slot->ready = true;
 		slot->last_used_ms = gust_now_ms();
 	}
@@ -309,19 +265,146 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 		pthread_cond_signal(&v->room_cv);
 	pthread_mutex_unlock(&v->lock);
 	if (dead)
-		slot_free(dead);
-	else
+		slot_bury(v, dead);
+	else if (!slot->gone)
 		inv_status_poke(v); /* an idle warm sandbox: tell the scheduler now */
 
-	inv_record_write(v, q, &res);
+	inv_record_write(v, q, res);
 	nng_msg *m = NULL;
-	if (gust_msg_pack(&res.base, &m) == 0)
-		inv_server_reply(job, m);
+	if (gust_msg_pack(&res->base, &m) == 0)
+		inv_server_reply(a->job, m);
 	else
-		inv_server_reply(job, NULL);
-	free(res.result.data);
-	inv_run_result_clear(&rr);
+		inv_server_reply(a->job, NULL);
+	free(res->result.data);
+	inv_run_result_clear(rr);
+	free(a);
+}
+
+static void pool_mux_done(void *arg, void *cookie, inv_run_result *rr)
+{
+	pool_complete(cookie, rr);
+}
+
+/* Starts a sandbox for the slot (a stem cell if there is one) and sends init.
+ * On failure sets the activation's result. */
+static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
+{
+	Gust__ActivationRequest *q = a->job->req;
+	inv_slot *slot = a->slot;
+	gust_error *err = NULL;
+	inv_sandbox_cfg sc = {.kind = q->kind,
+	                      .runtime_dir = v->cfg.runtime_dir,
+	                      .state_dir = v->cfg.state_dir,
+	                      .memory_mb = slot->memory_mb,
+	                      .pids_max = (int)v->cfg.pids_max,
+	                      .cgroups = v->cgroups,
+	                      .userns_base = v->userns_base,
+	                      .log_limit = q->log_limit > 0 ? (size_t)q->log_limit : 10u << 20};
+	cleanup_free char *code = NULL;
+	size_t code_len = 0;
+	int rv = pool_code(v, q->code_key, &code, &code_len, &err);
+	/* A stem cell if there is one: its namespaces, root and runtime are
+	 * ready; it only needs the action's limits and code. */
+	if (rv == 0 && (slot->sb = inv_stem_take(v, q->kind)) != NULL) {
+		gust_counter_add(v->m_stem, 1);
+		rv = inv_sandbox_adopt(slot->sb, sc.memory_mb, sc.pids_max, sc.log_limit, &err);
+	} else if (rv == 0) {
+		rv = inv_sandbox_create(&sc, &slot->sb, &err);
+	}
+	if (rv == 0) {
+		inv_sandbox_set_concurrency(slot->sb, slot->conc);
+		rv = inv_sandbox_init(slot->sb, code, code_len, q->main[0] ? q->main : "main",
+		                      q->binary, "{}", q->timeout_ms > 0 ? q->timeout_ms : 60000,
+		                      rr, &err);
+	}
+	if (rv == 0 && slot->conc > 1)
+		rv = inv_sandbox_mux_start(slot->sb, pool_mux_done, v, &err);
+	gust_counter_add(v->m_cold, 1);
+	if (rv != 0) {
+		gust_buf b = {0};
+		gust_buf_puts(&b, "{\"error\":");
+		const char *m = gust_error_msg(err);
+		/* A missing code key or a platform fault is ours (whisk error);
+		 * what the action's code did at init is the developer's. */
+		int st = (rv == GUST_EBADGATEWAY || rv == GUST_EINVAL) ? 2 : 3;
+		gust_buf_json_str(&b, m, strlen(m));
+		gust_buf_puts(&b, "}");
+		set_result(&a->res, st, b.data);
+		gust_buf_free(&b);
+		gust_log_warn("INV-INIT-FAIL", "activation %s (%s/%s): %s", q->activation_id,
+		              q->namespace_, q->action, m);
+		/* A runtime whose init failed holds no action: never reuse it. */
+		if (slot->sb != NULL) {
+			inv_sandbox_destroy(slot->sb);
+			slot->sb = NULL;
+		}
+	}
 	gust_error_free(err);
+	a->res.init_ms = (int64_t)((gust_now_us() - a->t0) / 1000);
+	if (a->res.init_ms == 0)
+		a->res.init_ms = 1;
+	return rv == 0;
+}
+
+/* Runs one job from this worker thread: (init,) run or hand the run to the
+ * sandbox's reader thread, then pool_complete. */
+static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
+{
+	Gust__ActivationRequest *q = job->req;
+	pool_act *a = gust_xcalloc(1, sizeof(*a));
+	a->v = v;
+	a->job = job;
+	a->slot = slot;
+	gust__activation_result__init(&a->res);
+	a->res.activation_id = q->activation_id;
+	a->res.invoker = v->cfg.id;
+	a->res.memory_mb = q->memory_mb;
+	a->res.timeout_ms = q->timeout_ms;
+	a->res.kind = q->kind;
+	a->t0 = gust_now_us();
+	a->start = gust_wall_ms();
+	a->res.wait_ms = a->start - (q->accepted_ms ? q->accepted_ms : (int64_t)job->recv_ms);
+	if (a->res.wait_ms < 0)
+		a->res.wait_ms = 0;
+	inv_run_result rr = {0};
+	bool ok = true;
+
+	if (cold)
+		ok = pool_cold(v, a, &rr);
+	else
+		gust_counter_add(v->m_warm, 1);
+	if (ok && !params_valid(q)) {
+		ok = false;
+		set_result(&a->res, 3,
+		           "{\"error\":\"The activation's parameters are not a JSON object.\"}");
+	}
+	if (!ok) {
+		pool_complete(a, &rr);
+		return;
+	}
+	int64_t deadline = gust_wall_ms() + (q->timeout_ms > 0 ? q->timeout_ms : 60000);
+	if (q->deadline_ms > 0 && q->deadline_ms < deadline)
+		deadline = q->deadline_ms;
+	gust_buf line = {0};
+	run_line(v, q, deadline, &line);
+	inv_run_result_clear(&rr);
+	if (slot->conc > 1) {
+		if (cold) {
+			/* Initialized: others may join it while this one runs. */
+			pthread_mutex_lock(&v->lock);
+			slot->ready = true;
+			if (v->head_waits)
+				pthread_cond_signal(&v->room_cv);
+			pthread_mutex_unlock(&v->lock);
+		}
+		/* The reader thread answers; this worker is free for the next job. */
+		inv_sandbox_mux_run(slot->sb, q->activation_id, line.data, line.len, deadline, a);
+		gust_buf_free(&line);
+		return;
+	}
+	inv_sandbox_run(slot->sb, line.data, line.len, deadline, &rr);
+	gust_buf_free(&line);
+	pool_complete(a, &rr);
 }
 
 static void *pool_worker(void *arg)
@@ -342,9 +425,14 @@ static void *pool_worker(void *arg)
 		int mem = q->memory_mb > 0 ? q->memory_mb : 256;
 		if (mem > v->cfg.memory_mb)
 			mem = (int)v->cfg.memory_mb;
+		/* Only the Node.js runtime runs activations concurrently (as in
+		 * OpenWhisk); one sandbox's memory serves up to conc of them. */
+		int conc = q->concurrency > 1 && strncmp(q->kind, "nodejs", 6) == 0
+		               ? (q->concurrency > 500 ? 500 : q->concurrency)
+		               : 1;
 		bool cold = false;
 		inv_slot *evict = NULL;
-		inv_slot *slot = pool_acquire(v, key, q->kind, mem, &cold, &evict);
+		inv_slot *slot = pool_acquire(v, key, q->kind, mem, conc, &cold, &evict);
 		if (slot == NULL && evict == NULL) {
 			/* Every sandbox is busy and memory is full: this worker alone
 			 * waits for a release; the others stay asleep. */
@@ -385,7 +473,8 @@ static void *pool_reaper(void *arg)
 		pthread_cond_timedwait(&v->reaper_cv, &v->lock, &ts);
 		uint64_t now = gust_now_ms();
 		uint64_t idle = (uint64_t)v->cfg.idle_timeout_s * 1000;
-		inv_slot *victims = NULL;
+		inv_slot *victims = v->graveyard; /* dead, already unlinked */
+		v->graveyard = NULL;
 		for (inv_slot *s = v->slots, *next; s; s = next) {
 			next = s->next;
 			if (s->inflight == 0 && now - s->last_used_ms > idle) {
@@ -455,6 +544,11 @@ void inv_pool_stop(inv *v)
 	while (v->slots) {
 		inv_slot *s = v->slots;
 		v->slots = s->next;
+		slot_free(s);
+	}
+	while (v->graveyard) {
+		inv_slot *s = v->graveyard;
+		v->graveyard = s->next;
 		slot_free(s);
 	}
 	gust_map_filter(&v->code, code_drop, NULL);

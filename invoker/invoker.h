@@ -77,6 +77,7 @@ struct inv_slot {
 	int conc;     /* activations it may run at once (nodejs concurrency), >= 1 */
 	int inflight; /* activations running in it (a starting slot counts its first) */
 	bool ready;   /* initialized: others of its key may join while inflight < conc */
+	bool gone;    /* unlinked (its sandbox died); freed when inflight reaches 0 */
 	uint64_t last_used_ms;
 	inv_slot *next;
 };
@@ -102,6 +103,7 @@ struct inv {
 	bool head_waits;          /* a worker waits on room_cv with the queue's head */
 	inv_job *qhead, **qtail;
 	inv_slot *slots;
+	inv_slot *graveyard; /* dead concurrent slots, freed by the reaper */
 	int used_mb;
 	int inflight; /* activations taken off the queue and not yet answered */
 	bool stopping;

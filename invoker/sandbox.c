@@ -350,6 +350,11 @@ int inv_sandbox_adopt(inv_sandbox *sb, int memory_mb, int pids_max, size_t log_l
 	return 0;
 }
 
+void inv_sandbox_set_concurrency(inv_sandbox *sb, int n)
+{
+	sb->concurrency = n;
+}
+
 bool inv_sandbox_alive(const inv_sandbox *sb)
 {
 	if (sb == NULL || !sb->alive || sb->pidfd < 0)
@@ -376,6 +381,7 @@ void inv_sandbox_destroy(inv_sandbox *sb)
 {
 	if (sb == NULL)
 		return;
+	inv_sandbox_mux_stop(sb);
 	if (sb->pid > 0) {
 		/* SIGKILL to pid 1 of a pid namespace kills every process in it. */
 		inv_sandbox_kill(sb);

@@ -98,6 +98,19 @@ int inv_sandbox_run(inv_sandbox *sb, const char *line, size_t len, int64_t deadl
 int inv_sandbox_adopt(inv_sandbox *sb, int memory_mb, int pids_max, size_t log_limit,
                       gust_error **err);
 
+/* Concurrent runs (nodejs concurrency > 1; see sandbox_mux.c for the protocol
+ * and what happens to logs). set_concurrency comes before init, which tells
+ * the launcher; mux_start after a successful init starts the sandbox's reader
+ * thread. mux_run writes one run line (blocking the caller only while the pipe
+ * is full) and returns: done(arg, cookie, res) is called once per run, from
+ * the reader thread (or from mux_run when the sandbox is already dead); res
+ * is done's to clear. Runs never mix with inv_sandbox_run on one sandbox. */
+typedef void (*inv_mux_done)(void *arg, void *cookie, inv_run_result *res);
+void inv_sandbox_set_concurrency(inv_sandbox *sb, int n);
+int inv_sandbox_mux_start(inv_sandbox *sb, inv_mux_done done, void *arg, gust_error **err);
+void inv_sandbox_mux_run(inv_sandbox *sb, const char *id, const char *line, size_t len,
+                         int64_t deadline_ms, void *cookie);
+
 /* True while the launcher is alive and the last run left it usable. */
 bool inv_sandbox_alive(const inv_sandbox *sb);
 pid_t inv_sandbox_pid(const inv_sandbox *sb);

@@ -23,6 +23,12 @@ struct sock_fprog;
 /* A log line longer than this is cut into pieces of this size. */
 #define INV_LOG_LINE_MAX (64u * 1024)
 #define INV_SENTINEL "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
+#define INV_MSG_BAD_RESPONSE                                                                       \
+	"{\"error\":\"The action did not produce a valid response and exited unexpectedly.\"}"
+#define INV_MSG_NOT_DICT "{\"error\":\"The action did not return a dictionary.\"}"
+
+/* Concurrent runs in one sandbox (sandbox_mux.c). */
+typedef struct inv_mux inv_mux;
 
 /* One pipe from the launcher, read by the invoker. Bytes read past the end of
  * an activation (past its sentinel or result line) stay in pend for the next. */
@@ -44,7 +50,14 @@ struct inv_sandbox {
 	int memory_mb;
 	inv_cgroup *cg; /* NULL when the invoker runs without cgroups */
 	bool alive;
+	int concurrency; /* > 1: init asks the launcher for concurrent runs */
+	inv_mux *mux;    /* its reader thread once concurrent runs started */
 };
+
+/* OpenWhisk's log time stamp: 2026-11-27T01:32:45.123456Z */
+void inv_log_timestamp(char *buf, size_t size);
+/* Stops the reader thread of a concurrent sandbox (kills the sandbox). */
+void inv_sandbox_mux_stop(inv_sandbox *sb);
 
 /* SIGKILLs pid 1 (and so the whole sandbox) without reaping it; marks it dead. */
 void inv_sandbox_kill(inv_sandbox *sb);

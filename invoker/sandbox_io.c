@@ -22,10 +22,6 @@
 #define INV_DRAIN_MS 500
 #define INV_READ_CHUNK 65536
 
-#define INV_MSG_BAD_RESPONSE                                                                       \
-	"{\"error\":\"The action did not produce a valid response and exited unexpectedly.\"}"
-#define INV_MSG_NOT_DICT "{\"error\":\"The action did not return a dictionary.\"}"
-
 typedef struct inv_logs {
 	char **lines;
 	size_t n;
@@ -48,7 +44,7 @@ typedef struct inv_xfer {
 } inv_xfer;
 
 /* OpenWhisk's log time stamp: 2026-11-27T01:32:45.123456Z */
-static void inv_timestamp(char *buf, size_t size)
+void inv_log_timestamp(char *buf, size_t size)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -61,7 +57,7 @@ static void inv_timestamp(char *buf, size_t size)
 static void inv_logs_push(inv_logs *lg, const char *stream, const char *p, size_t n)
 {
 	char ts[48];
-	inv_timestamp(ts, sizeof(ts));
+	inv_log_timestamp(ts, sizeof(ts));
 	if (lg->n == lg->cap) {
 		lg->cap = lg->cap != 0 ? lg->cap * 2 : 16;
 		lg->lines = gust_xrealloc(lg->lines, lg->cap * sizeof(char *));
@@ -414,8 +410,11 @@ int inv_sandbox_init(inv_sandbox *sb, const char *code, size_t code_len, const c
 	gust_buf_json_str(&b, code != NULL ? code : "", code != NULL ? code_len : 0);
 	gust_buf_puts(&b, ",\"main\":");
 	gust_buf_json_str(&b, m, strlen(m));
-	gust_buf_printf(&b, ",\"binary\":%s,\"env\":%s}}", binary ? "true" : "false",
+	gust_buf_printf(&b, ",\"binary\":%s,\"env\":%s", binary ? "true" : "false",
 	                env_json != NULL && env_json[0] != 0 ? env_json : "{}");
+	if (sb->concurrency > 1)
+		gust_buf_printf(&b, ",\"concurrency\":%d", sb->concurrency);
+	gust_buf_puts(&b, "}}");
 	inv_exchange(sb, b.data, b.len, (int64_t)r->start_ms + timeout_ms, timeout_ms, r);
 	gust_buf_free(&b);
 

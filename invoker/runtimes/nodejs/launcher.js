@@ -19,6 +19,7 @@ const ACTION_DIR = '/tmp/action';
 const IDENT = /^[A-Za-z_$][\w$]*$/;
 
 let actionMain = null;
+let concurrency = 1; // > 1: runs overlap, answers carry their activation id
 let runEnv = []; // env keys set by the previous activation
 
 function writeAll(fd, text) {
@@ -36,10 +37,10 @@ class Thrown {
   }
 }
 
-function reply(obj) {
-  let mark = '';
+function reply(obj, id) {
+  let mark = id === undefined ? '' : `${id} `;
   if (obj instanceof Thrown) {
-    mark = '!';
+    mark += '!';
     obj = obj.obj;
   }
   let text;
@@ -151,12 +152,15 @@ function init(msg) {
   }
   if (!fn) return { error: `The action has no function named '${name}'.` };
   actionMain = fn;
+  if (Number.isInteger(msg.concurrency) && msg.concurrency > 1) concurrency = msg.concurrency;
   return { ok: true };
 }
 
 async function run(msg) {
   if (!actionMain) return { error: 'not initialized' };
-  for (const k of runEnv) delete process.env[k];
+  // With concurrent runs process.env is shared: it holds the latest run's
+  // values (as in OpenWhisk's Node.js runtime).
+  if (concurrency === 1) for (const k of runEnv) delete process.env[k];
   runEnv = Object.keys(msg.env || {});
   setEnv(msg.env);
   try {
@@ -181,6 +185,16 @@ async function handle(line) {
 async function loop() {
   const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
   for await (const line of rl) {
+    if (concurrency > 1) {
+      // Concurrent mode (invoker/sandbox_mux.c): do not wait; tag the answer
+      // with the activation id; no sentinels, logs are not per activation.
+      let id = '';
+      try {
+        id = JSON.parse(line).env.__OW_ACTIVATION_ID || '';
+      } catch (e) {}
+      handle(line).then((r) => reply(r, id));
+      continue;
+    }
     reply(await handle(line));
     process.stdout.write(SENTINEL);
     process.stderr.write(SENTINEL);

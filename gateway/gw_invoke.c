@@ -176,6 +176,38 @@ static void invoke_cb(void *arg)
 	invoke_finish(r);
 }
 
+/* limits.concurrency and the "egress" annotation of a cached action. Read
+ * from its stored record; a one-entry cache per thread keeps the parse off
+ * the hot path for an action invoked again (a record never changes once
+ * cached: an update is a new gw_action with a new mod_revision). */
+static void areq_extras(const gw_action *a, int32_t *concurrency, bool *egress)
+{
+	static __thread const gw_action *c_act;
+	static __thread int64_t c_rev;
+	static __thread int32_t c_conc;
+	static __thread bool c_egress;
+	if (c_act != a || c_rev != a->mod_revision) {
+		json_t *o = a->json ? json_loads(a->json, 0, NULL) : NULL;
+		json_int_t n = json_integer_value(
+		    json_object_get(json_object_get(o, "limits"), "concurrency"));
+		c_conc = n >= 1 && n <= 500 ? (int32_t)n : 1;
+		c_egress = false;
+		json_t *ann;
+		size_t i;
+		json_array_foreach(json_object_get(o, "annotations"), i, ann)
+		{
+			const char *k = json_string_value(json_object_get(ann, "key"));
+			if (k != NULL && strcmp(k, "egress") == 0)
+				c_egress = json_is_true(json_object_get(ann, "value"));
+		}
+		json_decref(o);
+		c_act = a;
+		c_rev = a->mod_revision;
+	}
+	*concurrency = c_conc;
+	*egress = c_egress;
+}
+
 Gust__ActivationRequest *gw_areq_new(gw *g, const char *user, gw_action *a, const char *defaults,
                                      const char *params, size_t len, const char *cause)
 {
@@ -194,6 +226,9 @@ Gust__ActivationRequest *gw_areq_new(gw *g, const char *user, gw_action *a, cons
 	q->timeout_ms = (int32_t)a->timeout_ms;
 	q->log_limit = a->log_limit;
 	q->code_key = gust_xstrdup(a->code_key);
+	bool egress = false;
+	areq_extras(a, &q->concurrency, &egress);
+	q->egress = egress;
 	q->subject = gust_xstrdup(user);
 	q->user = gust_xstrdup(user);
 	q->api_host = gust_xstrdup(g->cfg.api_host);

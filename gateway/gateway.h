@@ -13,6 +13,7 @@
 #include <nng/nng.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "gust/config.h"
@@ -39,6 +40,7 @@ typedef struct gw_config {
 	long long blocking_timeout_ms;
 	long long max_payload;
 	long long max_code;
+	long long max_jobs;
 	long long record_ttl_s;
 	char *log_level;
 	char *id;
@@ -112,6 +114,7 @@ struct gw_cache {
 };
 
 struct gw {
+	_Atomic int jobs; /* gw_jobs.c: threads running sequences and fires */
 	gw_config cfg;
 	struct MHD_Daemon *mhd;
 	gust_etcd *etcd;
@@ -274,5 +277,9 @@ bool gw_unstore(gw_req *r, const char *key, int64_t rev);
  * once); NULL when Redis is unreachable. Caller frees the reply. */
 redisReply *gw_redis_cmd(gw *g, int argc, const char **argv, const size_t *lens);
 void gw_activations_route(gw_req *r, gw_key *k, const char *ns, const char *rest);
+
+/* gw_jobs.c: sequences and trigger fires run on threads of their own, at most
+ * max_jobs at once. Returns 0, or GUST_EBUSY when that many are running. */
+int gw_job_start(gw *g, void *(*fn)(void *), void *arg);
 
 #endif

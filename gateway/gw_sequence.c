@@ -244,18 +244,23 @@ void gw_sequence_invoke(gw_req *r, const char *user, gw_action *a, const char *d
 		MHD_suspend_connection(r->conn);
 		if (nng_aio_alloc(&sr->timer, seq_timer_cb, sr) == 0)
 			nng_sleep_aio((nng_duration)r->wait_ms, sr->timer);
-	} else {
-		char buf[96];
-		snprintf(buf, sizeof(buf), "{\"activationId\":\"%s\"}", sr->id);
-		gw_reply_json(r, 202, buf);
 	}
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &at, seq_thread, sr) != 0) {
-		gust_log_error("GW-SEQ-THREAD", "cannot start a sequence thread");
-		seq_out o = {.status = 3, .error = GUST_ENOMEM, .result = "{}"};
+	char buf[96];
+	snprintf(buf, sizeof(buf), "{\"activationId\":\"%s\"}", sr->id);
+	if (gw_job_start(r->g, seq_thread, sr) == 0) {
+		/* Non-blocking: accepted only once its thread runs. */
+		if (!blocking)
+			gw_reply_json(r, 202, buf);
+		return;
+	}
+	if (!blocking)
+		gw_reply_error(
+		    r, 429, "EBUSY",
+		    "Too many sequences and trigger fires in flight at this gateway; try "
+		    "again");
+	{
+		gust_log_warn("GW-SEQ-BUSY", "too many sequences and fires in flight");
+		seq_out o = {.status = 3, .error = GUST_EBUSY, .result = "{}"};
 		pthread_mutex_lock(&sr->lock);
 		if (sr->req)
 			seq_answer_locked(sr, &o, NULL);
@@ -269,5 +274,4 @@ void gw_sequence_invoke(gw_req *r, const char *user, gw_action *a, const char *d
 		free(sr->params);
 		free(sr);
 	}
-	pthread_attr_destroy(&at);
 }

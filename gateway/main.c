@@ -26,6 +26,8 @@ const gust_cfg_key gw_config_table[] = {
      "GUST_GATEWAY_BLOCKING_TIMEOUT_MS", "how long a blocking invoke waits before answering 202"},
     {"max_payload", GUST_CFG_INT, K(max_payload), "1048576", 1024, 1073741824,
      "GUST_GATEWAY_MAX_PAYLOAD", "largest request body, except code uploads (bytes)"},
+    {"max_jobs", GUST_CFG_INT, K(max_jobs), "256", 1, 100000, "GUST_GATEWAY_MAX_JOBS",
+     "sequences and trigger fires run at once by this gateway (more get 429)"},
     {"max_code", GUST_CFG_INT, K(max_code), "16777216", 1024, 1073741824, "GUST_GATEWAY_MAX_CODE",
      "largest action create/update body (bytes)"},
     {"record_ttl_s", GUST_CFG_INT, K(record_ttl_s), "86400", 10, 31536000, "GUST_RECORD_TTL_S",

@@ -88,6 +88,7 @@ void inv_pool_submit(inv *v, inv_job *job)
 static void slot_free(inv_slot *s)
 {
 	inv_sandbox_destroy(s->sb);
+	inv_net_release(s->net, s->net_ip);
 	free(s->key);
 	free(s->kind);
 	free(s);
@@ -310,6 +311,11 @@ static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
 		rv = inv_sandbox_adopt(slot->sb, sc.memory_mb, sc.pids_max, sc.log_limit, &err);
 	} else if (rv == 0) {
 		rv = inv_sandbox_create(&sc, &slot->sb, &err);
+	}
+	if (rv == 0 && q->egress) {
+		if ((rv = inv_net_attach(v->net, inv_sandbox_pid(slot->sb), &slot->net_ip, &err)) ==
+		    0)
+			slot->net = v->net;
 	}
 	if (rv == 0) {
 		inv_sandbox_set_concurrency(slot->sb, slot->conc);

@@ -27,6 +27,7 @@ typedef struct inv inv;
 typedef struct inv_job inv_job;
 typedef struct inv_slot inv_slot;
 typedef struct inv_stem_kind inv_stem_kind;
+typedef struct inv_net inv_net;
 
 /* The smallest memory limit an action may have: user memory / this is the
  * most sandboxes that can exist at once. */
@@ -78,6 +79,8 @@ struct inv_slot {
 	int inflight; /* activations running in it (a starting slot counts its first) */
 	bool ready;   /* initialized: others of its key may join while inflight < conc */
 	bool gone;    /* unlinked (its sandbox died); freed when inflight reaches 0 */
+	inv_net *net; /* set when its sandbox has egress: net_ip is its address */
+	int net_ip;
 	uint64_t last_used_ms;
 	inv_slot *next;
 };
@@ -86,6 +89,7 @@ struct inv {
 	inv_config cfg;
 	char *tag; /* <id>-<hash of the state dir>: names our cgroups, netdevs, nft table */
 	inv_cgroups *cgroups;
+	inv_net *net;         /* egress bridge and nftables table, made on first use */
 	unsigned userns_base; /* 0 when the kernel does not allow user namespaces */
 	gust_etcd *etcd;
 	gust_etcd_lease_keeper *lease;
@@ -168,6 +172,15 @@ int inv_sweep_state(const char *state_dir);
 int inv_status_start(inv *v, gust_error **err);
 void inv_status_stop(inv *v);
 void inv_status_poke(inv *v);
+
+/* inv_net.c: egress (see there). sweep removes what a killed run with this
+ * tag left; attach connects a sandbox (pid 1 in our pid namespace) to the
+ * bridge and gives it an address (*ip, to release when it is destroyed). */
+void inv_net_sweep(const char *tag);
+int inv_net_open(const char *tag, inv_net **np);
+int inv_net_attach(inv_net *n, pid_t pid, int *ip, gust_error **err);
+void inv_net_release(inv_net *n, int ip);
+void inv_net_close(inv_net *n);
 
 /* inv_record.c */
 void inv_record_write(inv *v, const Gust__ActivationRequest *req,

@@ -147,6 +147,8 @@ static int inv_build(inv *v, gust_error **err)
 	const char *sd = real != NULL ? real : v->cfg.state_dir;
 	v->tag = gust_xasprintf("%s-%08x", v->cfg.id, (unsigned)gust_hash64(sd, strlen(sd)));
 	inv_sweep_state(v->cfg.state_dir);
+	inv_net_sweep(v->tag);
+	inv_net_open(v->tag, &v->net);
 	if ((rv = inv_cgroups_open(v->cfg.cgroup, v->tag, &v->cgroups, err)) != 0)
 		return gust_error_wrap(err, "config key 'cgroup'");
 	v->userns_base = (unsigned)v->cfg.userns_base;
@@ -214,6 +216,7 @@ static void inv_destroy(inv *v)
 	 * (PR_SET_PDEATHSIG), and adopted stem cells were made by this one. */
 	inv_stem_stop(v);
 	inv_server_stop(v);
+	inv_net_close(v->net); /* after the sandboxes: their veths are gone */
 	inv_cgroups_close(v->cgroups);
 	free(v->tag);
 	gust_redis_writer_stop(v->records, 2000);

@@ -21,6 +21,7 @@ static sched *bench_sched(int ninvokers)
 {
 	sched *s = gust_xcalloc(1, sizeof(*s));
 	s->cfg.max_action_sandboxes = 64;
+	s->cfg.overcommit_pct = 200;
 	s->cfg.default_concurrent = 1 << 30;
 	s->cfg.default_per_minute = 1 << 30;
 	s->m_refused = gust_counter_new("bench_refused", "x", NULL);

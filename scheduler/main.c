@@ -46,6 +46,10 @@ const gust_cfg_key sched_config_table[] = {
      "an invoker whose status stops arriving this long leaves placement"},
     {"max_attempts", GUST_CFG_INT, K(max_attempts), "5", 1, 1000, "GUST_SCHEDULER_MAX_ATTEMPTS",
      "tries of a journaled activation before it waits for the periodic replay"},
+    {"overcommit_pct", GUST_CFG_INT, K(overcommit_pct), "200", 100, 1000,
+     "GUST_SCHEDULER_OVERCOMMIT_PCT",
+     "when every invoker is full, each may hold this % of its memory in flight (the rest "
+     "queue here)"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,

@@ -37,17 +37,17 @@ static uint64_t place_weight(uint64_t akey, uint64_t id_hash)
 	return h;
 }
 
-sched_invoker *sched_place(sched *s, const char *key, int memory_mb, const char *avoid)
+/* One pass over the invokers (under the lock) with room up to
+ * memory_mb * factor / 100. */
+static sched_invoker *place_pass(sched *s, const char *key, uint64_t akey, int memory_mb,
+                                 const char *avoid, long factor, sched_invoker **warm_out)
 {
-	uint64_t akey = gust_hash64(key, strlen(key));
 	sched_invoker *warm = NULL, *home = NULL, *fallback = NULL;
 	uint64_t home_w = 0;
-	/* A write lock: taking a warm sandbox updates the invoker's warm map. */
-	pthread_rwlock_wrlock(&s->inv_lock);
 	for (size_t i = 0; i < s->ninvokers; i++) {
 		sched_invoker *inv = s->invokers[i];
 		int used = atomic_load(&inv->inflight_mb);
-		if (used > 0 && used + memory_mb > inv->memory_mb)
+		if (used > 0 && (long)(used + memory_mb) * 100 > (long)inv->memory_mb * factor)
 			continue;
 		if (avoid && avoid[0] && strcmp(inv->id, avoid) == 0) {
 			fallback = inv;
@@ -62,12 +62,28 @@ sched_invoker *sched_place(sched *s, const char *key, int memory_mb, const char 
 			home_w = w;
 		}
 	}
-	sched_invoker *pick = warm ? warm : home ? home : fallback;
+	*warm_out = warm;
+	return warm ? warm : home ? home : fallback;
+}
+
+sched_invoker *sched_place(sched *s, const char *key, int memory_mb, const char *avoid)
+{
+	uint64_t akey = gust_hash64(key, strlen(key));
+	sched_invoker *warm = NULL;
+	/* A write lock: taking a warm sandbox updates the invoker's warm map. */
+	pthread_rwlock_wrlock(&s->inv_lock);
+	sched_invoker *pick = place_pass(s, key, akey, memory_mb, avoid, 100, &warm);
+	/* Every invoker is full: let each hold up to overcommit_pct of its memory
+	 * in flight, so that it has the next activation at hand when a sandbox
+	 * frees, instead of idling for a round trip to us. */
+	if (pick == NULL && s->cfg.overcommit_pct > 100)
+		pick =
+		    place_pass(s, key, akey, memory_mb, avoid, (long)s->cfg.overcommit_pct, &warm);
 	if (pick) {
 		atomic_fetch_add(&pick->refs, 1);
 		/* One idle warm sandbox is spoken for until the next status. */
 		if (pick == warm) {
-			intptr_t n = (intptr_t)gust_map_get(&pick->warm, key);
+			intptr_t n = (intptr_t)gust_map_get_hashed(&pick->warm, key, akey);
 			if (n > 1)
 				gust_map_put(&pick->warm, key, (void *)(n - 1));
 			else

@@ -50,6 +50,7 @@ typedef struct sched_config {
 	long long default_per_minute;
 	long long status_timeout_ms;
 	long long max_attempts;
+	long long overcommit_pct;
 	char *log_level;
 } sched_config;
 

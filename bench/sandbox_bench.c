@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@
 static const char *b_rtdir;
 static char b_state[] = "/tmp/gust-bench-XXXXXX";
 static inv_cgroups *b_cg;
+static const char *b_launcher; /* native: the C launcher, or NULL for the script */
+static char *b_native_b64;     /* the native echo action, base64 */
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -116,7 +119,8 @@ static inv_sandbox *b_create(const char *kind)
 	                       .state_dir = b_state,
 	                       .memory_mb = 256,
 	                       .cgroups = b_cg,
-	                       .userns_base = 0x70000000u};
+	                       .userns_base = 0x70000000u,
+	                       .native_launcher = b_launcher};
 	inv_sandbox *sb = NULL;
 	gust_error *err = NULL;
 	if (inv_sandbox_create(&cfg, &sb, &err) != 0) {
@@ -129,7 +133,8 @@ static inv_sandbox *b_create(const char *kind)
 static void b_init_run(inv_sandbox *sb, const char *code)
 {
 	inv_run_result r = {0};
-	if (inv_sandbox_init(sb, code, strlen(code), "main", false, NULL, 10000, NULL, NULL) != 0)
+	bool bin = code == b_native_b64;
+	if (inv_sandbox_init(sb, code, strlen(code), "main", bin, NULL, 10000, NULL, NULL) != 0)
 		abort();
 	const char *line = "{\"value\":{\"x\":1},\"env\":{}}";
 	inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + 10000, &r);
@@ -142,6 +147,75 @@ static const char *b_code(const char *kind)
 {
 	return strncmp(kind, "python", 6) == 0 ? "def main(a):\n    return a\n"
 	                                       : "function main(a) { return a; }\n";
+}
+
+static char *b_base64_file(const char *path)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	gust_buf in = {0}, out = {0};
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		gust_buf_append(&in, buf, n);
+	fclose(f);
+	const unsigned char *p = (const unsigned char *)in.data;
+	for (size_t i = 0; i < in.len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 | (i + 1 < in.len ? (unsigned)p[i + 1] << 8 : 0) |
+		             (i + 2 < in.len ? p[i + 2] : 0);
+		char q[4] = {tab[v >> 18], tab[(v >> 12) & 63],
+		             i + 1 < in.len ? tab[(v >> 6) & 63] : '=',
+		             i + 2 < in.len ? tab[v & 63] : '='};
+		gust_buf_append(&out, q, 4);
+	}
+	gust_buf_free(&in);
+	return gust_buf_steal(&out);
+}
+
+/* Native cold starts: the script launcher (a Python start) against the C
+ * one, and the C one from a stem cell. */
+static void bench_native(int n)
+{
+	const char *c_launcher = getenv("GUST_NATIVE_LAUNCHER");
+	const char *action = getenv("GUST_BENCH_NATIVE_ACTION");
+	if (c_launcher == NULL || action == NULL || (b_native_b64 = b_base64_file(action)) == NULL)
+		return;
+	uint64_t *us = calloc((size_t)n, sizeof(*us));
+	const char *launchers[] = {NULL, c_launcher};
+	for (int k = 0; k < 2; k++) {
+		b_launcher = launchers[k];
+		uint64_t t0 = gust_now_us();
+		for (int i = 0; i < n; i++) {
+			uint64_t s = gust_now_us();
+			inv_sandbox *sb = b_create("native");
+			b_init_run(sb, b_native_b64);
+			us[i] = gust_now_us() - s;
+			inv_sandbox_destroy(sb);
+		}
+		report(k == 0 ? "cold start native, script launcher, no stem cell (create+init+run)"
+		              : "cold start native, C launcher, no stem cell (create+init+run)",
+		       us, n, gust_now_us() - t0);
+	}
+	uint64_t tot = 0;
+	for (int i = 0; i < n; i++) {
+		inv_sandbox *sb = b_create("native");
+		usleep(20 * 1000);
+		uint64_t s = gust_now_us();
+		if (inv_sandbox_adopt(sb, 128, 0, 0, NULL) != 0)
+			abort();
+		b_init_run(sb, b_native_b64);
+		us[i] = gust_now_us() - s;
+		tot += us[i];
+		inv_sandbox_destroy(sb);
+	}
+	report("cold start native, C launcher, from a stem cell (adopt+init+run)", us, n, tot);
+	b_launcher = NULL;
+	free(b_native_b64);
+	b_native_b64 = NULL;
+	free(us);
 }
 
 static void bench_sandboxes(int n)
@@ -229,6 +303,7 @@ int main(int argc, char **argv)
 	printf("cgroups %s, user namespace on, n=%d\n\n", inv_cgroups_backend(b_cg), n);
 	printf("| what | n | p50 ms | p99 ms | per s |\n|---|---|---|---|---|\n");
 	bench_baselines(n);
+	bench_native(n / 2);
 	bench_sandboxes(n);
 	inv_cgroups_close(b_cg);
 	char cmd[128];

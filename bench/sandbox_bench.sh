@@ -10,4 +10,6 @@ trap 'rm -rf "$out"' EXIT
 cc -O2 -o "$out/sandbox_bench" "$top/bench/sandbox_bench.c" -I"$top/invoker" -I"$top/common" \
 	-I"$build/proto" "$build/invoker/libgust_invoker_core.a" "$build/common/libgust.a" \
 	-lseccomp -ljansson -lprotobuf-c -lnng -lcurl -lhiredis -lpthread
-GUST_RUNTIME_DIR="$top/invoker/runtimes" "$out/sandbox_bench" "$n"
+cc -O2 -s -o "$out/echo_action" "$top/bench/sandbox_echo_action.c"
+GUST_RUNTIME_DIR="$top/invoker/runtimes" GUST_NATIVE_LAUNCHER="$build/invoker/gust-native-launcher" \
+	GUST_BENCH_NATIVE_ACTION="$out/echo_action" "$out/sandbox_bench" "$n"

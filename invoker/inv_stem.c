@@ -6,7 +6,7 @@
  * replacements, so that namespaces are created ahead of need, off the
  * activation's path.
  *
- * Configured as "kind=count,...", e.g. "python:3=2,nodejs:20=2". Stem cells
+ * Configured as "kind=count,...", e.g. "python:3=2,nodejs:20=2,native=2". Stem cells
  * are not counted in user memory: they hold a bare runtime (a few MB), and
  * they take the action's memory limit, counted by the pool, when they are
  * adopted.
@@ -66,7 +66,8 @@ static inv_sandbox_cfg stem_cfg(inv *v, const char *kind)
 	                      .memory_mb = INV_STEM_MEMORY_MB,
 	                      .pids_max = (int)v->cfg.pids_max,
 	                      .cgroups = v->cgroups,
-	                      .userns_base = v->userns_base};
+	                      .userns_base = v->userns_base,
+	                      .native_launcher = v->cfg.native_launcher};
 	return sc;
 }
 

@@ -54,6 +54,7 @@ typedef struct inv_config {
 	long long userns_base;
 	long long pids_max;
 	char *stem_cells;
+	char *native_launcher;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];

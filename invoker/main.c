@@ -51,8 +51,11 @@ const gust_cfg_key inv_config_table[] = {
      "host uid/gid of a sandbox's root; its 65536 ids follow (0: no user namespace)"},
     {"pids_max", GUST_CFG_INT, K(pids_max), "256", 16, 65536, "GUST_INVOKER_PIDS_MAX",
      "processes and threads per sandbox"},
-    {"stem_cells", GUST_CFG_STR, K(stem_cells), "python:3=2,nodejs:20=2", 0, 1024,
+    {"stem_cells", GUST_CFG_STR, K(stem_cells), "python:3=2,nodejs:20=2,native=2", 0, 1024,
      "GUST_INVOKER_STEM_CELLS", "prewarmed sandboxes per runtime: kind=count,..."},
+    {"native_launcher", GUST_CFG_STR, K(native_launcher), GUST_NATIVE_LAUNCHER_DEFAULT, 0, 4096,
+     "GUST_INVOKER_NATIVE_LAUNCHER",
+     "the C launcher of native actions (empty: runtime_dir's native/launcher script)"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -159,6 +162,13 @@ static int inv_build(inv *v, gust_error **err)
 	}
 	gust_log_info("INV-SANDBOX-CFG", "tag %s, cgroups %s, user namespace %s", v->tag,
 	              inv_cgroups_backend(v->cgroups), v->userns_base != 0 ? "on" : "off");
+	if (v->cfg.native_launcher[0] != '\0' && access(v->cfg.native_launcher, X_OK) != 0) {
+		gust_log_warn("INV-NATIVE-LAUNCHER",
+		              "config key 'native_launcher': %s: %s; native actions use the "
+		              "script launcher",
+		              v->cfg.native_launcher, strerror(errno));
+		v->cfg.native_launcher[0] = '\0';
+	}
 	cleanup_free char *probe = gust_xasprintf("%s/python/launcher.py", v->cfg.runtime_dir);
 	if (access(probe, R_OK) != 0)
 		return gust_error_set(err, GUST_EINVAL,

@@ -36,6 +36,7 @@ static const char *const inv_argv_python[] = {"/usr/bin/python3", "-u", "/gust/p
                                               NULL};
 static const char *const inv_argv_node[] = {"/usr/bin/node", "/gust/nodejs/launcher.js", NULL};
 static const char *const inv_argv_native[] = {"/gust/native/launcher", NULL};
+static const char *const inv_argv_native_c[] = {"/launcher", NULL};
 
 /* Picks the launcher for a kind; its file relative to the runtime dir in *rel. */
 static const char *const *inv_kind_argv(const char *kind, const char **rel)
@@ -280,6 +281,17 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 		return gust_error_set(err, inv_errno_code(errno), "sandbox: launcher %s: %s",
 		                      launcher, strerror(errno));
 
+	/* The C launcher, when configured and present: no Python start. */
+	cleanup_free char *native = NULL;
+	if (strcmp(cfg->kind, "native") == 0 && cfg->native_launcher != NULL &&
+	    cfg->native_launcher[0] != '\0') {
+		if ((native = realpath(cfg->native_launcher, NULL)) == NULL)
+			return gust_error_set(err, inv_errno_code(errno),
+			                      "sandbox: launcher %s: %s", cfg->native_launcher,
+			                      strerror(errno));
+		argv = inv_argv_native_c;
+	}
+
 	inv_sandbox *sb = gust_xcalloc(1, sizeof(*sb));
 	sb->pid = -1;
 	sb->pidfd = sb->in_fd = sb->out.fd = sb->err.fd = sb->res.fd = -1;
@@ -318,6 +330,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	    .root = sb->root,
 	    .runtime_dir = rtdir,
 	    .exec_path = argv[0],
+	    .launcher = native,
 	    .argv = (char *const *)argv,
 	    .envp = (char *const *)inv_env,
 	    .seccomp = prog,

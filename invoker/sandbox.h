@@ -44,17 +44,20 @@ typedef struct inv_sandbox inv_sandbox;
 #define INV_USERNS_SIZE 65536u
 
 typedef struct inv_sandbox_cfg {
-	const char *kind;        /* "python:3", "nodejs:20" or "native" */
-	const char *runtime_dir; /* host dir holding python/launcher.py and nodejs/launcher.js;
-	                            bind-mounted read-only at /gust in the sandbox */
-	const char *state_dir;   /* invoker state dir; sandbox roots are made under it */
-	int memory_mb;           /* the action's memory limit (cgroup); cpu shares follow it */
-	int pids_max;            /* processes + threads in the sandbox; 0: INV_PIDS_DEFAULT */
-	inv_cgroups *cgroups;    /* the invoker's cgroups; NULL: no limits */
-	unsigned userns_base;    /* host uid = gid of the sandbox's root; the sandbox's
-	                            65536 ids map to [base, base + 65536). 0: no user ns */
-	size_t log_limit;        /* bytes of logs kept per activation; the rest is dropped
-	                            with a truncation marker */
+	const char *kind;            /* "python:3", "nodejs:20" or "native" */
+	const char *runtime_dir;     /* host dir holding python/launcher.py and nodejs/launcher.js;
+	                                bind-mounted read-only at /gust in the sandbox */
+	const char *state_dir;       /* invoker state dir; sandbox roots are made under it */
+	int memory_mb;               /* the action's memory limit (cgroup); cpu shares follow it */
+	int pids_max;                /* processes + threads in the sandbox; 0: INV_PIDS_DEFAULT */
+	inv_cgroups *cgroups;        /* the invoker's cgroups; NULL: no limits */
+	unsigned userns_base;        /* host uid = gid of the sandbox's root; the sandbox's
+	                                65536 ids map to [base, base + 65536). 0: no user ns */
+	size_t log_limit;            /* bytes of logs kept per activation; the rest is dropped
+	                                with a truncation marker */
+	const char *native_launcher; /* host path of gust-native-launcher (the C launcher),
+	                                bind-mounted at /launcher for kind native; NULL:
+	                                runtime_dir's native/launcher script */
 } inv_sandbox_cfg;
 
 enum inv_run_status {

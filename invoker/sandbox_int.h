@@ -90,6 +90,7 @@ typedef struct inv_child_plan {
 	const char *root;        /* host path of the (empty) root dir */
 	const char *runtime_dir; /* absolute host path, bind-mounted read-only at /gust */
 	const char *exec_path;   /* path inside the sandbox */
+	const char *launcher;    /* absolute host path bind-mounted at /launcher, or NULL */
 	char *const *argv;
 	char *const *envp;
 	const struct sock_fprog *seccomp; /* applied by the launcher just before exec */

@@ -314,6 +314,12 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "open runtime dir";
 		return -1;
 	}
+	int lt = -1;
+	if (p->launcher != NULL && (lt = (int)syscall(SYS_open_tree, AT_FDCWD, p->launcher,
+	                                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0) {
+		*what = "open launcher";
+		return -1;
+	}
 	/* From here on paths are relative to the new root, so the parent never has
 	 * to build "<root>/usr"-style strings for us. */
 	if (chdir(p->root) < 0) {
@@ -343,6 +349,20 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 	if (inv_remount_ro("gust", 0) < 0) {
 		*what = "remount /gust read-only";
 		return -1;
+	}
+	if (lt >= 0) {
+		int fd = open("launcher", O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+		if (fd < 0 || close(fd) < 0 ||
+		    syscall(SYS_move_mount, lt, "", AT_FDCWD, "launcher", MOVE_MOUNT_F_EMPTY_PATH) <
+		        0) {
+			*what = "attach the launcher at /launcher";
+			return -1;
+		}
+		close(lt);
+		if (inv_remount_ro("launcher", 0) < 0) {
+			*what = "remount /launcher read-only";
+			return -1;
+		}
 	}
 	for (size_t i = 0; i < sizeof(inv_etc_files) / sizeof(inv_etc_files[0]); i++) {
 		if (inv_write_file(inv_etc_files[i].path, inv_etc_files[i].data,

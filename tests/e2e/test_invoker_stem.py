@@ -1,6 +1,7 @@
 """Stem cells end to end: the invoker prewarms sandboxes per runtime, a cold
 start adopts one (with the action's memory limit) instead of creating a
 sandbox, and the background thread replaces it."""
+import base64
 import re
 import time
 import urllib.request
@@ -10,6 +11,9 @@ from gtest import case, check, finish
 
 PY = "def main(args):\n    return {'py': args.get('x')}\n"
 JS = "function main(args) { return {js: args.x}; }\n"
+# A native action: a shell script speaking the protocol (the C launcher execs it).
+SH = ("#!/bin/sh\nwhile read l; do echo '{\"sh\":true}' >&3; "
+      "echo XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX; echo XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX >&2; done\n")
 HOG = "def main(args):\n    keep = [bytearray(16 << 20) for i in range(args['mb'] // 16)]\n    return {'mb': args['mb']}\n"
 
 
@@ -54,8 +58,8 @@ try:
 
     @case
     def prewarmed():
-        check("the default 2 python + 2 node stem cells are made at start",
-              wait_until(lambda: len(groups(tag)) == 4, timeout=20), groups(tag))
+        check("the default 2 python + 2 node + 2 native stem cells are made at start",
+              wait_until(lambda: len(groups(tag)) == 6, timeout=20), groups(tag))
 
     @case
     def cold_start_adopts_a_stem_cell():
@@ -66,9 +70,12 @@ try:
         check("python from a stem cell", st == 200 and b == {"py": 1}, (st, b))
         st, b, _ = invoke("js", {"x": 2})
         check("node from a stem cell", st == 200 and b == {"js": 2}, (st, b))
-        check("both cold starts took a stem cell", starts(c, "stem") == before + 2, starts(c, "stem"))
-        check("stem cells are replaced in the background (4 stems + 2 warm)",
-              wait_until(lambda: len(groups(tag)) == 6, timeout=20), groups(tag))
+        put("sh", "native", base64.b64encode(SH.encode()).decode())  # native code is base64
+        st, b, _ = invoke("sh")
+        check("native from a stem cell (the C launcher)", st == 200 and b == {"sh": True}, (st, b))
+        check("the three cold starts took a stem cell", starts(c, "stem") == before + 3, starts(c, "stem"))
+        check("stem cells are replaced in the background (6 stems + 3 warm)",
+              wait_until(lambda: len(groups(tag)) == 9, timeout=20), groups(tag))
 
     @case
     def adopted_limits():

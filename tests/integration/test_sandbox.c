@@ -139,13 +139,17 @@ static bool t_has_log(const inv_run_result *r, const char *needle)
 	return false;
 }
 
+/* The native launcher for kind native: NULL is the script in the runtime dir. */
+static const char *t_native;
+
 static inv_sandbox *t_create_cfg(const char *kind, size_t log_limit)
 {
 	inv_sandbox_cfg cfg = {.kind = kind,
 	                       .runtime_dir = t_rtdir,
 	                       .state_dir = t_state,
 	                       .memory_mb = 256,
-	                       .log_limit = log_limit};
+	                       .log_limit = log_limit,
+	                       .native_launcher = strcmp(kind, "native") == 0 ? t_native : NULL};
 	inv_sandbox *sb = NULL;
 	gust_error *err = NULL;
 	int rv = inv_sandbox_create(&cfg, &sb, &err);
@@ -584,7 +588,8 @@ static void test_big_params(void **state)
 /* native: the action's own executable speaks the protocol after init. */
 static void test_native(void **state)
 {
-	(void)state;
+	t_native = *state;
+	printf("[info] native launcher: %s\n", t_native ? t_native : "the script");
 	static const char exe[] =
 	    "#!/usr/bin/python3 -u\n"
 	    "import json, os, sys\n"
@@ -606,6 +611,29 @@ static void test_native(void **state)
 		inv_run_result_clear(&r);
 	}
 	inv_sandbox_destroy(sb);
+
+	/* binary: base64 of the executable ("#!/bin/sh" echoing the protocol). */
+	static const char b64[] =
+	    "IyEvYmluL3NoCndoaWxlIHJlYWQgbDsgZG8gZWNobyAneyJiNjQiOnRydWV9JyA+JjM7IGVjaG8g"
+	    "WFhYX1RIRV9FTkRfT0ZfQV9XSElTS19BQ1RJVkFUSU9OX1hYWDsgZWNobyBYWFhfVEhFX0VORF9P"
+	    "Rl9BX1dISVNLX0FDVElWQVRJT05fWFhYID4mMjsgZG9uZQo=";
+	sb = t_create("native");
+	gust_error *err = NULL;
+	assert_int_equal(t_init_bin(sb, b64, true, &err), 0);
+	inv_run_result r = {0};
+	t_run(sb, "{}", 5000, &r);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	assert_string_equal(r.result, "{\"b64\":true}");
+	inv_run_result_clear(&r);
+	inv_sandbox_destroy(sb);
+
+	/* Not base64: init fails and says why; the runtime answers on. */
+	sb = t_create("native");
+	assert_int_not_equal(t_init_bin(sb, "!!!not base64!!!", true, &err), 0);
+	assert_non_null(strstr(gust_error_msg(err), "Initialization has failed"));
+	gust_error_free(err);
+	inv_sandbox_destroy(sb);
+	t_native = NULL;
 }
 
 /* A runtime that answers garbage: the sandbox is written off. */
@@ -766,7 +794,8 @@ int main(void)
 	    T_BOTH(test_zip),
 	    cmocka_unit_test(test_big_result),
 	    cmocka_unit_test(test_big_params),
-	    cmocka_unit_test(test_native),
+	    cmocka_unit_test_prestate(test_native, NULL),
+	    cmocka_unit_test_prestate(test_native, (void *)GUST_NATIVE_LAUNCHER_DEFAULT),
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_create_errors),
 	    cmocka_unit_test(test_threads),

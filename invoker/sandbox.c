@@ -292,6 +292,14 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 		argv = inv_argv_native_c;
 	}
 
+	/* pid 1 execs the small init when it is built: then no invoker memory
+	 * stays in the sandbox. */
+	cleanup_free char *init = realpath(GUST_SANDBOX_INIT_DEFAULT, NULL);
+	if (init != NULL && access(init, X_OK) != 0) {
+		free(init);
+		init = NULL;
+	}
+
 	inv_sandbox *sb = gust_xcalloc(1, sizeof(*sb));
 	sb->pid = -1;
 	sb->pidfd = sb->in_fd = sb->out.fd = sb->err.fd = sb->res.fd = -1;
@@ -331,6 +339,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	    .runtime_dir = rtdir,
 	    .exec_path = argv[0],
 	    .launcher = native,
+	    .init = init,
 	    .argv = (char *const *)argv,
 	    .envp = (char *const *)inv_env,
 	    .seccomp = prog,

@@ -91,6 +91,9 @@ typedef struct inv_child_plan {
 	const char *runtime_dir; /* absolute host path, bind-mounted read-only at /gust */
 	const char *exec_path;   /* path inside the sandbox */
 	const char *launcher;    /* absolute host path bind-mounted at /launcher, or NULL */
+	const char *init;        /* absolute host path of gust-sandbox-init, bind-mounted at
+	                            /.init and exec'd as pid 1; NULL: pid 1 stays a copy of
+	                            the invoker */
 	char *const *argv;
 	char *const *envp;
 	const struct sock_fprog *seccomp; /* applied by the launcher just before exec */

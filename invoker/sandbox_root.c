@@ -314,6 +314,12 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "open runtime dir";
 		return -1;
 	}
+	int it = -1;
+	if (p->init != NULL && (it = (int)syscall(SYS_open_tree, AT_FDCWD, p->init,
+	                                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0) {
+		*what = "open init";
+		return -1;
+	}
 	int lt = -1;
 	if (p->launcher != NULL && (lt = (int)syscall(SYS_open_tree, AT_FDCWD, p->launcher,
 	                                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0) {
@@ -350,6 +356,20 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "remount /gust read-only";
 		return -1;
 	}
+	if (it >= 0) {
+		int fd = open(".init", O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+		if (fd < 0 || close(fd) < 0 ||
+		    syscall(SYS_move_mount, it, "", AT_FDCWD, ".init", MOVE_MOUNT_F_EMPTY_PATH) <
+		        0) {
+			*what = "attach init at /.init";
+			return -1;
+		}
+		close(it);
+		if (inv_remount_ro(".init", 0) < 0) {
+			*what = "remount /.init read-only";
+			return -1;
+		}
+	}
 	if (lt >= 0) {
 		int fd = open("launcher", O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
 		if (fd < 0 || close(fd) < 0 ||
@@ -376,9 +396,9 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		return -1;
 	}
 	/* We are pid 1 of the new pid namespace: this proc shows only the sandbox.
-	 * hidepid=invisible also hides us, pid 1, from the action: we are a
-	 * copy of the invoker that never exec'd, so our cmdline and memory are
-	 * the invoker's (its paths, its code cache). */
+	 * hidepid=invisible also hides pid 1 from the action. Pid 1 execs the
+	 * small init once the launcher runs; if that is missing it stays a copy
+	 * of the invoker (its paths, its code cache), and hiding it matters. */
 	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") <
 	    0) {
 		*what = "mount /proc";
@@ -595,6 +615,23 @@ int inv_child_main(void *arg)
 	(void)inv_drop_bounding(&what);
 	(void)inv_drop_caps(&what);
 
+	/* Become the small init: nothing of the invoker's memory stays here.
+	 * It is no set-id binary, so the parent-death signal survives the exec.
+	 * The launcher's pid goes as text, formatted without stdio. */
+	if (p->init != NULL) {
+		char num[16];
+		int k = (int)sizeof(num) - 1;
+		num[k] = '\0';
+		unsigned v = (unsigned)launcher;
+		do {
+			num[--k] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v != 0 && k > 0);
+		char *const iargv[] = {"init", &num[k], NULL};
+		char *const ienv[] = {NULL};
+		execve("/.init", iargv, ienv);
+		/* Not fatal: stay the reaper below. */
+	}
 	/* The reaper: orphans re-parent to us; the launcher's exit ends the
 	 * sandbox (our exit kills everything left in the pid namespace). */
 	for (;;) {

@@ -148,6 +148,13 @@ BIG = "def main(args):\n    return {'blob': 'y' * (args['kb'] * 1024)}\n"
 DIER = "import os\ndef main(args):\n    if args.get('die'):\n        os._exit(3)\n    return {'pid': os.getpid(), 'alive': True}\n"
 ECHO = "def main(args):\n    return {'echo': args.get('v')}\n"
 
+def _try(fn, default=""):
+    try:
+        return fn()
+    except OSError:
+        return default
+
+
 c = Cluster("security").__enter__()
 try:
     c.create_namespace("guest")
@@ -277,6 +284,25 @@ try:
               st == 502 and resp.get("statusCode") == 2, (st, rec))
         st, b, _ = invoke("dier")
         check("the next activation gets a fresh sandbox", st == 200 and b.get("alive"), (st, b))
+
+    @case
+    def pid1_holds_no_invoker_memory():
+        # Every sandbox's pid 1 (a child of the invoker) has exec'd the small
+        # init: its binary is gust-sandbox-init and its memory a few hundred
+        # kB, not a copy of the invoker's.
+        inv = c.procs["invoker0"].p.pid
+        kids = [int(p) for p in os.listdir("/proc") if p.isdigit() and
+                _try(lambda p=p: open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[1]) == str(inv)]
+        exes = {k: _try(lambda k=k: os.readlink("/proc/%d/exe" % k)) for k in kids}
+        rss = {}
+        for k in kids:
+            for line in _try(lambda k=k: open("/proc/%d/status" % k).read()).splitlines():
+                if line.startswith("VmRSS:"):
+                    rss[k] = int(line.split()[1])
+        check("the invoker has sandboxes", len(kids) >= 2, kids)
+        check("each sandbox's pid 1 runs gust-sandbox-init (/.init)",
+              kids and all(str(e) == "/.init" for e in exes.values()), exes)
+        check("and holds under 2 MB", kids and all(v < 2048 for v in rss.values()), rss)
 finally:
     c.__exit__(None, None, None)
 finish()

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gateway.h"
+#include "gust/fire.h"
 #include "gust/log.h"
 #include "gust/msg.h"
 #include "gust/record.h"
@@ -20,49 +21,6 @@ static bool query_true(gw_req *r, const char *k)
 {
 	const char *v = query(r, k);
 	return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || *v == '\0');
-}
-
-/* Appends the members of the JSON object in body (already validated), with raw
- * newlines (only possible as whitespace in valid JSON) turned into spaces so
- * that the runtime gets exactly one line. Returns false for an empty object. */
-static bool append_inner(gust_buf *out, const char *body, size_t len)
-{
-	const char *open = memchr(body, '{', len);
-	const char *close = body + len;
-	while (close > open && close[-1] != '}')
-		close--;
-	if (open == NULL || close <= open + 1)
-		return false;
-	const char *s = open + 1, *e = close - 1;
-	const char *t = s;
-	while (t < e && (*t == ' ' || *t == '\n' || *t == '\r' || *t == '\t'))
-		t++;
-	if (t == e)
-		return false;
-	size_t at = out->len;
-	gust_buf_append(out, s, (size_t)(e - s));
-	for (size_t i = at; i < out->len; i++)
-		if (out->data[i] == '\n' || out->data[i] == '\r')
-			out->data[i] = ' ';
-	return true;
-}
-
-static void free_areq(Gust__ActivationRequest *q)
-{
-	if (q == NULL)
-		return;
-	free(q->activation_id);
-	free(q->namespace_);
-	free(q->action);
-	free(q->version);
-	free(q->params.data);
-	free(q->kind);
-	free(q->main);
-	free(q->code_key);
-	free(q->subject);
-	free(q->api_host);
-	free(q->user);
-	free(q);
 }
 
 void gw_invoke_cleanup(gw_req *r)
@@ -79,7 +37,7 @@ void gw_invoke_cleanup(gw_req *r)
 		nng_ctx_close(r->ctx);
 		r->ctx_open = false;
 	}
-	free_areq(r->areq);
+	gust_fire_request_free(r->areq);
 	r->areq = NULL;
 }
 
@@ -211,57 +169,28 @@ static void areq_extras(const gw_action *a, int32_t *concurrency, bool *egress)
 Gust__ActivationRequest *gw_areq_new(gw *g, const char *user, gw_action *a, const char *defaults,
                                      const char *params, size_t len, const char *cause)
 {
-	Gust__ActivationRequest *q = gust_xcalloc(1, sizeof(*q));
-	gust__activation_request__init(q);
-	char id[33];
-	gust_random_hex(id, 16);
-	q->activation_id = gust_xstrdup(id);
-	q->namespace_ = gust_xstrdup(a->ns);
-	q->action = gust_xstrdup(a->name);
-	q->version = gust_xstrdup(a->version);
-	q->kind = gust_xstrdup(a->kind);
-	q->main = gust_xstrdup(a->main);
-	q->binary = a->binary;
-	q->memory_mb = (int32_t)a->memory_mb;
-	q->timeout_ms = (int32_t)a->timeout_ms;
-	q->log_limit = a->log_limit;
-	q->code_key = gust_xstrdup(a->code_key);
-	bool egress = false;
-	areq_extras(a, &q->concurrency, &egress);
-	q->egress = egress;
-	q->subject = gust_xstrdup(user);
-	q->user = gust_xstrdup(user);
-	q->api_host = gust_xstrdup(g->cfg.api_host);
-	q->accepted_ms = gust_wall_ms();
-	q->deadline_ms = 0; /* the invoker applies the action's timeout from its start */
-	if (cause)
-		q->cause = gust_xstrdup(cause);
-	if (defaults == NULL)
-		defaults = a->params_inner;
-
-	gust_buf b = {0};
-	gust_buf_puts(&b, "{");
-	bool any = false;
-	if (defaults[0]) {
-		gust_buf_puts(&b, defaults);
-		any = true;
-	}
-	size_t mark = b.len;
-	if (any)
-		gust_buf_puts(&b, ",");
-	if (!(len && append_inner(&b, params, len))) {
-		b.len = mark; /* drop the comma */
-		b.data[mark] = '\0';
-	}
-	gust_buf_puts(&b, "}");
-	q->params.len = b.len;
-	q->params.data = (uint8_t *)gust_buf_steal(&b);
-	return q;
+	gust_fire_action fa = {
+	    .ns = a->ns,
+	    .name = a->name,
+	    .version = a->version,
+	    .kind = a->kind,
+	    .main = a->main,
+	    .binary = a->binary,
+	    .memory_mb = (int)a->memory_mb,
+	    .timeout_ms = (int)a->timeout_ms,
+	    .log_limit = a->log_limit,
+	    .code_key = a->code_key,
+	};
+	int32_t conc;
+	areq_extras(a, &conc, &fa.egress);
+	fa.concurrency = conc;
+	return gust_fire_request_new(&fa, user, g->cfg.api_host,
+	                             defaults ? defaults : a->params_inner, params, len, cause);
 }
 
 void gw_areq_free(Gust__ActivationRequest *q)
 {
-	free_areq(q);
+	gust_fire_request_free(q);
 }
 
 bool gw_params_check(gw_req *r, const char *body, size_t len)

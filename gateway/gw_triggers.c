@@ -6,12 +6,20 @@
  * rest to a detached thread: one non-blocking activation per rule (trigger
  * parameters, then the fire's, over the action's defaults; cause = the
  * trigger's activation), then the trigger's own activation record, whose logs
- * list what each rule caused. Records live in etcd at /gust/triggers/<ns>/<name>. */
+ * list what each rule caused. Records live in etcd at /gust/triggers/<ns>/<name>.
+ *
+ * A trigger stored with a "feed" annotation (kafka, redis-stream,
+ * redis-pubsub, schedule) is a feed: its parameters are checked here with the
+ * same parser gust-trigger uses (gust/fire.h) and refused with 400 when bad;
+ * gust-trigger picks the record up from etcd and runs the feed until the
+ * trigger is deleted. The request building, rule matching and trigger record
+ * are shared with gust-trigger through libgust (common/trigger_fire.c). */
 #include <jansson.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "gateway.h"
+#include "gust/fire.h"
 #include "gust/log.h"
 
 #define FIRES_PER_MINUTE_DEFAULT 60
@@ -79,6 +87,17 @@ static void trigger_put(gw_req *r, const char *ns, const char *name)
 	unsigned x = 0, y = 0, z = 0;
 	sscanf(json_string_value(json_object_get(rec, "version")) ?: "0.0.0", "%u.%u.%u", &x, &y,
 	       &z);
+	gust_feed feed;
+	gust_error *ferr = NULL;
+	int frv = gust_feed_parse(rec, &feed, &ferr);
+	if (frv == 0) {
+		gust_feed_clear(&feed);
+	} else if (frv != GUST_ENOENT) {
+		gw_reply_error(r, 400, "EINVAL", "The request content was malformed: %s",
+		               gust_error_msg(ferr));
+		gust_error_free(ferr);
+		goto out;
+	}
 	json_object_set_new(rec, "version", json_sprintf("%u.%u.%u", x, y, z + 1));
 	json_object_set_new(rec, "updated", json_integer(gust_wall_ms()));
 	if (gw_store(r, key, old ? old->rev : 0, rec)) {
@@ -225,22 +244,12 @@ static void *fire_thread(void *arg)
 		gw_action_unref(a);
 		free(defaults);
 	}
-	int64_t end = gust_wall_ms();
-	json_t *result = json_loads(f->params, 0, NULL);
-	json_t *rec = json_pack(
-	    "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:i,s:{s:s,s:i,s:b,s:o},s:o,"
-	    "s:[{s:s,s:s++}],s:b}",
-	    "activationId", f->id, "namespace", f->ns, "name", f->name, "version", "0.0.1",
-	    "subject", f->user, "start", (json_int_t)f->start, "end", (json_int_t)f->start,
-	    "duration", 0, "response", "status", "success", "statusCode", 0, "success", true,
-	    "result", result ? result : json_object(), "logs", logs, "annotations", "key", "path",
-	    "value", f->ns, "/", f->name, "publish", false);
-	(void)end;
-	char *s = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+	char *s =
+	    gust_fire_trigger_record(f->id, f->ns, f->name, f->user, f->start, f->params, logs);
+	json_decref(logs);
 	if (s)
 		gw_record_store(g, f->ns, f->id, f->start, s, strlen(s));
 	free(s);
-	json_decref(rec);
 	json_decref(f->rules);
 	free(f->ns);
 	free(f->name);
@@ -274,25 +283,11 @@ static void trigger_fire(gw_req *r, gw_key *k, const char *ns, const char *name)
 	cleanup_free char *prefix = gust_xasprintf("%s/", ns);
 	size_t n;
 	gw_doc **v = (gw_doc **)gw_cache_list(g, GW_RULES, prefix, &n);
-	json_t *rules = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_t *rj = v[i]->j;
-		json_t *t = json_object_get(rj, "trigger");
-		json_t *a = json_object_get(rj, "action");
-		if (strcmp(json_string_value(json_object_get(t, "name")) ?: "", name) != 0 ||
-		    strcmp(json_string_value(json_object_get(rj, "status")) ?: "", "active") != 0)
-			continue;
-		/* action path "ns" or "ns/pkg" */
-		const char *ap = json_string_value(json_object_get(a, "path")) ?: "";
-		const char *an = json_string_value(json_object_get(a, "name")) ?: "";
-		const char *slash = strchr(ap, '/');
-		json_t *e = json_pack("{s:s++,s:s%}", "rule", ns, "/",
-		                      json_string_value(json_object_get(rj, "name")) ?: "", "ns",
-		                      ap, slash ? (size_t)(slash - ap) : strlen(ap));
-		json_object_set_new(e, "path",
-		                    slash ? json_sprintf("%s/%s", slash + 1, an) : json_string(an));
-		json_array_append_new(rules, e);
-	}
+	json_t **rj = gust_xcalloc(n ? n : 1, sizeof(json_t *));
+	for (size_t i = 0; i < n; i++)
+		rj[i] = v[i]->j;
+	json_t *rules = gust_fire_rule_targets(rj, n, ns, name);
+	free(rj);
 	gw_cache_list_free(GW_RULES, (void **)v, n);
 	if (json_array_size(rules) == 0) {
 		json_decref(rules);
@@ -323,12 +318,10 @@ static void trigger_fire(gw_req *r, gw_key *k, const char *ns, const char *name)
 	r->activation_id = gust_xstrdup(f->id);
 	char buf[96];
 	snprintf(buf, sizeof(buf), "{\"activationId\":\"%s\"}", f->id);
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &at, fire_thread, f) != 0) {
-		gw_reply_error(r, 503, "EUNAVAIL", "cannot start the trigger's activations");
+	if (gw_job_start(g, fire_thread, f) != 0) {
+		gw_reply_error(r, 429, "EBUSY",
+		               "Too many trigger fires and sequences in flight at this gateway; "
+		               "try again");
 		json_decref(f->rules);
 		free(f->ns);
 		free(f->name);
@@ -338,7 +331,6 @@ static void trigger_fire(gw_req *r, gw_key *k, const char *ns, const char *name)
 	} else {
 		gw_reply_json(r, 202, buf);
 	}
-	pthread_attr_destroy(&at);
 }
 
 void gw_triggers_route(gw_req *r, gw_key *k, const char *ns, const char *rest)

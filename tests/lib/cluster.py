@@ -106,7 +106,8 @@ class Proc:
 
 class Cluster:
     def __init__(self, tag="test", invokers=1, memory_mb=2048, gateway_threads=2, log_level="info",
-                 keep=False, base_dir=None, schedulers=1, invoker_args=(), scheduler_args=()):
+                 keep=False, base_dir=None, schedulers=1, invoker_args=(), scheduler_args=(),
+                 trigger_daemons=0, kafka_mock=False, kafka_topics=(), trigger_args=()):
         if os.geteuid() != 0:
             skip("the invoker needs root for namespaces")
         for prog in ("etcd", "redis-server"):
@@ -134,6 +135,13 @@ class Cluster:
             self.sched_ports["scheduler%d" % i] = free_port()
         self.inv_metrics = [free_port() for _ in range(invokers)]
         self.etcd_url = "http://127.0.0.1:%d" % self.etcd_port
+        # gust-trigger instances and the Kafka mock broker (off unless asked)
+        self.n_triggers = trigger_daemons
+        self.trigger_args = list(trigger_args)
+        self.trig_metrics = {}
+        self.want_kafka = kafka_mock
+        self.kafka_topics = list(kafka_topics)
+        self.kafka_bootstrap = None
 
     # --- lifecycle ---------------------------------------------------------
     def __enter__(self):
@@ -153,7 +161,8 @@ class Cluster:
 
     def bin(self, name):
         sub = {"gust-gateway": "gateway", "gust-scheduler": "scheduler",
-               "gust-invoker": "invoker", "gust": "cli"}[name]
+               "gust-invoker": "invoker", "gust": "cli", "gust-trigger": "triggers",
+               "gust-kafka-mock": "triggers"}[name]
         return os.path.join(BUILD, sub, name)
 
     def start(self):
@@ -165,6 +174,10 @@ class Cluster:
             self.start_invoker(i)
         self.start_gateway()
         self.wait_ready()
+        if self.want_kafka:
+            self.start_kafka_mock(self.kafka_topics)
+        for i in range(self.n_triggers):
+            self.start_trigger(i)
 
     def start_etcd(self):
         d = os.path.join(self.dir, "etcd")
@@ -224,6 +237,78 @@ class Cluster:
         argv = [self.bin("gust-gateway"), "--port", str(self.gw_port),
                 "--threads", str(self.gateway_threads)]
         self.procs["gateway"] = Proc("gateway", argv, self.dir, self.common_env()).start()
+
+    def start_kafka_mock(self, topics=()):
+        """Starts gust-kafka-mock (librdkafka's mock cluster on loopback) and
+        returns its bootstrap servers; topics are "name:partitions"."""
+        f = os.path.join(self.dir, "kafka.bootstrap")
+        argv = [self.bin("gust-kafka-mock"), "--bootstrap-file", f]
+        for t in topics:
+            argv += ["--topic", t]
+        self.procs["kafka"] = Proc("kafka", argv, self.dir).start()
+        end = time.time() + 10
+        while time.time() < end and not os.path.exists(f):
+            if not self.procs["kafka"].alive():
+                raise RuntimeError("gust-kafka-mock exited:\n" + self.procs["kafka"].tail())
+            time.sleep(0.02)
+        with open(f) as fh:
+            self.kafka_bootstrap = fh.read().strip()
+        return self.kafka_bootstrap
+
+    def start_trigger(self, i, extra=()):
+        """Starts gust-trigger instance i (id trigger<i>) and waits for /health."""
+        name = "trigger%d" % i
+        port = self.trig_metrics.get(i) or free_port()
+        self.trig_metrics[i] = port
+        argv = [self.bin("gust-trigger"), "--id", name, "--metrics_port", str(port),
+                "--api_host", self.api_host] + self.trigger_args + list(extra)
+        self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
+        end = time.time() + 15
+        while time.time() < end:
+            if not self.procs[name].alive():
+                raise RuntimeError("%s exited:\n%s" % (name, self.procs[name].tail()))
+            try:
+                st, _, _ = self.http("GET", "http://127.0.0.1:%d/health" % port, timeout=2)
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("%s not healthy:\n%s" % (name, self.procs[name].tail()))
+
+    def trigger_metrics(self, i):
+        """gust-trigger i's metrics as {"name{labels}": value}."""
+        st, body, _ = self.http("GET", "http://127.0.0.1:%d/metrics" % self.trig_metrics[i],
+                                timeout=5)
+        out = {}
+        for line in (body if isinstance(body, str) else "").splitlines():
+            if line and not line.startswith("#"):
+                k, _, v = line.rpartition(" ")
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    pass
+        return out
+
+    def etcd_get(self, key):
+        """The value at key (str) or None."""
+        r = self.etcd("/v3/kv/range", {"key": self._b64(key)})
+        kvs = r.get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
+    def redis(self, *args):
+        """One Redis command over RESP (stdlib only); returns the decoded reply."""
+        s = socket.create_connection(("127.0.0.1", self.redis_port), 5)
+        try:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return _resp_read(f)
+        finally:
+            s.close()
 
     def wait_ready(self, timeout=30.0):
         """Until the gateway serves, knows a scheduler, and the scheduler knows
@@ -355,6 +440,29 @@ class Cluster:
 
     def api(self, method, path, body=None, auth=None, **kw):
         return self.http(method, self.api_host + path, body, auth, **kw)
+
+
+def _resp_read(f):
+    line = f.readline()
+    if not line:
+        raise OSError("redis closed the connection")
+    t, rest = line[:1], line[1:-2]
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        raise RuntimeError("redis: " + rest.decode())
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise RuntimeError("redis: unexpected reply %r" % line)
 
 
 def wait_until(fn, timeout=10.0, interval=0.05):

@@ -1,0 +1,411 @@
+/* trig_kafka.c - the Kafka source (librdkafka).
+ *
+ * Partitions: the feed's etcd claim already makes this instance its only
+ * consumer, so it assigns itself every partition of the topic (no group
+ * rebalance, which would wait out the dead consumer's session timeout) and
+ * keeps its offsets in the consumer group groupId: a new owner resumes from
+ * the last committed offset. Messages are read in batches (batchSize or
+ * maxWaitMs, whichever comes first) and fired as one
+ * {"messages": [{"topic", "partition", "offset", "key", "value"}]} up to the
+ * payload limit; what does not fit waits for the next fire. Offsets are
+ * committed only after the scheduler acknowledged the fire's activations. When
+ * it pushes back, the feed stops polling (the partitions pause once the
+ * fetcher's bounded queue is full) and the same fire is retried; a
+ * fire refused for another reason maxAttempts times goes to the dead-letter
+ * topic (a log line and gust_trigger_dead_letters_total), and only then are
+ * its offsets committed. */
+#include <librdkafka/rdkafka.h>
+#include <string.h>
+
+#include "gust/log.h"
+#include "trigger.h"
+
+typedef struct kafka_state {
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *q;
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_t *dlq;
+	rd_kafka_message_t **msgs; /* held, in consumption order */
+	size_t n, cap;
+	size_t nfire; /* msgs[0..nfire) are in the fire */
+	trig_fire *fire;
+	int attempts;
+	bool paused;
+	uint64_t first_ms; /* when msgs[0] was read */
+	int dlq_failed;
+} kafka_state;
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0 && c >= 0xc2) {
+			k = 1;
+		} else if ((c & 0xf0) == 0xe0) {
+			k = 2;
+		} else if ((c & 0xf8) == 0xf0 && c <= 0xf4) {
+			k = 3;
+		} else {
+			return false;
+		}
+		for (size_t j = 1; j <= k; j++)
+			if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
+				return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* A key or value as JSON: null, a string, base64, or (JSON data) itself. */
+static void kafka_json_bytes(gust_buf *b, const void *p, size_t n, bool binary, bool json)
+{
+	if (p == NULL) {
+		gust_buf_puts(b, "null");
+		return;
+	}
+	if (json && n) {
+		json_t *v = json_loadb(p, n, JSON_DECODE_ANY, NULL);
+		if (v) {
+			json_decref(v);
+			/* valid JSON travels as its own bytes, never re-encoded */
+			gust_buf_append(b, p, n);
+			return;
+		}
+	}
+	if (!binary && utf8_valid(p, n)) {
+		gust_buf_json_str(b, p, n);
+		return;
+	}
+	char *s = gust_b64_encode(p, n);
+	gust_buf_printf(b, "\"%s\"", s);
+	free(s);
+}
+
+static void kafka_close(trig_feed *f)
+{
+	kafka_state *s = f->state;
+	if (s == NULL)
+		return;
+	trig_fire_free(s->fire);
+	for (size_t i = 0; i < s->n; i++)
+		rd_kafka_message_destroy(s->msgs[i]);
+	free(s->msgs);
+	if (s->q)
+		rd_kafka_queue_destroy(s->q);
+	if (s->rk) {
+		rd_kafka_assign(s->rk, NULL);
+		rd_kafka_consumer_close(s->rk);
+		rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
+	if (s->parts)
+		rd_kafka_topic_partition_list_destroy(s->parts);
+	if (s->dlq) {
+		rd_kafka_flush(s->dlq, 2000);
+		rd_kafka_destroy(s->dlq);
+	}
+	free(s);
+	f->state = NULL;
+}
+
+static int kafka_set(rd_kafka_conf_t *conf, const char *k, const char *v, gust_error **err)
+{
+	char errstr[256];
+	if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		return gust_error_set(err, GUST_EINVAL, "kafka %s: %s", k, errstr);
+	return 0;
+}
+
+static int kafka_open(trig_feed *f, gust_error **err)
+{
+	kafka_state *s = gust_xcalloc(1, sizeof(*s));
+	f->state = s;
+	char errstr[512], wait[32];
+	snprintf(wait, sizeof(wait), "%lld", f->t->cfg.kafka_fetch_wait_ms);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	int rv;
+	if ((rv = kafka_set(conf, "bootstrap.servers", f->cfg.brokers, err)) != 0 ||
+	    (rv = kafka_set(conf, "group.id", f->cfg.group, err)) != 0 ||
+	    (rv = kafka_set(conf, "enable.auto.commit", "false", err)) != 0 ||
+	    (rv = kafka_set(conf, "enable.auto.offset.store", "false", err)) != 0 ||
+	    (rv = kafka_set(conf, "auto.offset.reset", f->cfg.start_latest ? "latest" : "earliest",
+	                    err)) != 0 ||
+	    (rv = kafka_set(conf, "fetch.wait.max.ms", wait, err)) != 0 ||
+	    (rv = kafka_set(conf, "queued.max.messages.kbytes", "4096", err)) != 0) {
+		rd_kafka_conf_destroy(conf);
+		return rv;
+	}
+	s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (s->rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		return gust_error_set(err, GUST_EINVAL, "kafka consumer: %s", errstr);
+	}
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, f->cfg.topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(s->rk, 0, rkt, &md, 5000);
+	rd_kafka_topic_destroy(rkt);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return gust_error_set(err, GUST_EUNAVAIL, "kafka metadata from %s: %s",
+		                      f->cfg.brokers, rd_kafka_err2str(e));
+	if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+		rv = gust_error_set(err, GUST_ENOENT, "kafka topic '%s': %s", f->cfg.topic,
+		                    md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
+		                                  : "not found");
+		rd_kafka_metadata_destroy(md);
+		return rv;
+	}
+	s->parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+	for (int i = 0; i < md->topics[0].partition_cnt; i++)
+		rd_kafka_topic_partition_list_add(s->parts, f->cfg.topic,
+		                                  md->topics[0].partitions[i].id)
+		    ->offset = RD_KAFKA_OFFSET_STORED;
+	rd_kafka_metadata_destroy(md);
+	if ((e = rd_kafka_assign(s->rk, s->parts)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return gust_error_set(err, GUST_EUNAVAIL, "kafka assign: %s", rd_kafka_err2str(e));
+	s->q = rd_kafka_queue_get_consumer(s->rk);
+	return 0;
+}
+
+/* Commits the offsets after msgs[0..n). */
+static int kafka_commit(kafka_state *s, size_t n)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = s->msgs[i];
+		const char *topic = rd_kafka_topic_name(m->rkt);
+		rd_kafka_topic_partition_t *p =
+		    rd_kafka_topic_partition_list_find(l, topic, m->partition);
+		if (p == NULL)
+			p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
+		if (m->offset + 1 > p->offset)
+			p->offset = m->offset + 1;
+	}
+	rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, l, 0);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		/* The activations are journaled; a lost commit only means the
+		 * next owner fires these again (duplicates, never gaps). */
+		gust_log_warn("TRIG-KAFKA-COMMIT", "offset commit failed: %s", rd_kafka_err2str(e));
+		return -1;
+	}
+	return 0;
+}
+
+static void kafka_drop_front(kafka_state *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_message_destroy(s->msgs[i]);
+	memmove(s->msgs, s->msgs + n, (s->n - n) * sizeof(*s->msgs));
+	s->n -= n;
+	s->nfire = 0;
+	if (s->n)
+		s->first_ms = gust_now_ms();
+}
+
+static void kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	if (m->err && m->_private)
+		(*(int *)m->_private)++;
+}
+
+/* Sends msgs[0..n) to the dead-letter topic; 0 when every one is stored. */
+static int kafka_dead_letter(trig_feed *f, kafka_state *s, size_t n, const char *why)
+{
+	char errstr[256];
+	if (s->dlq == NULL) {
+		rd_kafka_conf_t *conf = rd_kafka_conf_new();
+		rd_kafka_conf_set(conf, "bootstrap.servers", f->cfg.brokers, errstr,
+		                  sizeof(errstr));
+		rd_kafka_conf_set(conf, "linger.ms", "1", errstr, sizeof(errstr));
+		rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr);
+		s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+		if (s->dlq == NULL) {
+			rd_kafka_conf_destroy(conf);
+			return -1;
+		}
+	}
+	s->dlq_failed = 0;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = s->msgs[i];
+		const char *topic = rd_kafka_topic_name(m->rkt);
+		char part[16], off[24];
+		snprintf(part, sizeof(part), "%d", (int)m->partition);
+		snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+		    s->dlq, RD_KAFKA_V_TOPIC(f->cfg.dead_letter),
+		    RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_HEADER("gust-topic", topic, -1),
+		    RD_KAFKA_V_HEADER("gust-partition", part, -1),
+		    RD_KAFKA_V_HEADER("gust-offset", off, -1),
+		    RD_KAFKA_V_HEADER("gust-trigger", f->key, -1),
+		    RD_KAFKA_V_HEADER("gust-error", why, -1), RD_KAFKA_V_OPAQUE(&s->dlq_failed),
+		    RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+			s->dlq_failed++;
+	}
+	if (rd_kafka_flush(s->dlq, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR || s->dlq_failed)
+		return -1;
+	return 0;
+}
+
+/* Builds the fire of msgs[0..) up to the payload limit; sets s->nfire. */
+static trig_fire *kafka_build(trig_feed *f, kafka_state *s)
+{
+	gust_buf b = {0};
+	size_t limit = (size_t)f->t->cfg.max_payload;
+	gust_buf_puts(&b, "{\"messages\":[");
+	size_t i;
+	for (i = 0; i < s->n; i++) {
+		rd_kafka_message_t *m = s->msgs[i];
+		size_t mark = b.len;
+		if (i)
+			gust_buf_puts(&b, ",");
+		gust_buf_puts(&b, "{\"topic\":");
+		const char *topic = rd_kafka_topic_name(m->rkt);
+		gust_buf_json_str(&b, topic, strlen(topic));
+		gust_buf_printf(&b, ",\"partition\":%d,\"offset\":%lld,\"key\":", (int)m->partition,
+		                (long long)m->offset);
+		kafka_json_bytes(&b, m->key, m->key_len, f->cfg.binary_key, false);
+		gust_buf_puts(&b, ",\"value\":");
+		kafka_json_bytes(&b, m->payload, m->len, f->cfg.binary_value, f->cfg.json_data);
+		gust_buf_puts(&b, "}");
+		if (b.len + 2 > limit && i > 0) {
+			b.len = mark; /* the rest waits for the next fire */
+			break;
+		}
+	}
+	gust_buf_puts(&b, "]}");
+	s->nfire = i;
+	if (b.len > limit) {
+		/* A single message over the limit can never be delivered. */
+		gust_buf_free(&b);
+		s->nfire = 1;
+		return NULL;
+	}
+	trig_fire *x = trig_fire_new(f, b.data, b.len, f->cfg.in_order);
+	gust_buf_free(&b);
+	return x;
+}
+
+static int kafka_poll(trig_feed *f)
+{
+	kafka_state *s = f->state;
+	trig *t = f->t;
+	int src = TRIG_SRC_KAFKA;
+	if (s->fire == NULL && s->nfire == 0) {
+		size_t want = (size_t)f->cfg.batch_size;
+		if (s->cap < want) {
+			s->msgs = gust_xrealloc(s->msgs, want * sizeof(*s->msgs));
+			s->cap = want;
+		}
+		if (s->n < want) {
+			uint64_t now = gust_now_ms();
+			int64_t left = s->n
+			                   ? (int64_t)(s->first_ms + (uint64_t)f->cfg.max_wait_ms) -
+			                         (int64_t)now
+			                   : 200;
+			if (left < 0)
+				left = 0;
+			if (left > 200)
+				left = 200;
+			ssize_t got = rd_kafka_consume_batch_queue(s->q, (int)left, s->msgs + s->n,
+			                                           want - s->n);
+			size_t before = s->n;
+			for (ssize_t i = 0; i < got; i++) {
+				rd_kafka_message_t *m = s->msgs[before + (size_t)i];
+				if (m->err) {
+					if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+						gust_log_warn("TRIG-KAFKA-ERR", "feed %s: %s",
+						              f->key, rd_kafka_message_errstr(m));
+					rd_kafka_message_destroy(m);
+					continue;
+				}
+				if (s->n == 0)
+					s->first_ms = gust_now_ms();
+				s->msgs[s->n++] = m;
+			}
+			gust_counter_add(t->m_events[src], s->n - before);
+			if (s->n == 0)
+				return 0;
+			if (s->n < want &&
+			    gust_now_ms() < s->first_ms + (uint64_t)f->cfg.max_wait_ms)
+				return 0; /* the batch may still grow */
+		}
+		s->fire = kafka_build(f, s);
+		s->attempts = 0;
+		if (s->fire == NULL) {
+			gust_log_error(
+			    "TRIG-KAFKA-TOOBIG",
+			    "feed %s: message %d/%lld is larger than max_payload; sending "
+			    "it to the dead-letter topic %s",
+			    f->key, (int)s->msgs[0]->partition, (long long)s->msgs[0]->offset,
+			    f->cfg.dead_letter);
+			if (kafka_dead_letter(f, s, 1, "larger than the payload limit") != 0) {
+				s->nfire = 0;
+				trig_feed_backoff(f);
+				return 0;
+			}
+			gust_counter_add(t->m_dead[src], 1);
+			kafka_commit(s, 1);
+			kafka_drop_front(s, 1);
+			return 0;
+		}
+	}
+	char why[256];
+	int o = trig_fire_count(s->fire) ? trig_fire_send(s->fire, why, sizeof(why)) : TRIG_OK;
+	if (o == TRIG_RETRY) {
+		if (!s->paused) {
+			/* Not rd_kafka_pause_partitions: with librdkafka 2.0.2 a
+			 * consumer closed while paused never finishes
+			 * rd_kafka_destroy (seen here: its broker thread keeps a
+			 * reference). Not polling pauses the partitions just as
+			 * well: the fetcher stops at queued.max.messages.kbytes
+			 * and the held batch is retried as it is. */
+			s->paused = true;
+			gust_log_info("TRIG-KAFKA-PAUSE", "feed %s paused: %s", f->key, why);
+		}
+		trig_feed_backoff(f);
+		return 0;
+	}
+	if (o == TRIG_FAILED && ++s->attempts < f->cfg.max_attempts) {
+		gust_log_warn("TRIG-KAFKA-RETRY", "feed %s: attempt %d of %d failed: %s", f->key,
+		              s->attempts, f->cfg.max_attempts, why);
+		trig_feed_backoff(f);
+		return 0;
+	}
+	if (o == TRIG_FAILED) {
+		if (kafka_dead_letter(f, s, s->nfire, why) != 0) {
+			gust_log_error(
+			    "TRIG-KAFKA-DLQ-FAIL",
+			    "feed %s: cannot write the dead-letter topic %s; holding the "
+			    "batch",
+			    f->key, f->cfg.dead_letter);
+			trig_feed_backoff(f);
+			return 0;
+		}
+		gust_log_error("TRIG-KAFKA-DEAD",
+		               "feed %s: %zu messages from %d/%lld sent to dead-letter topic %s "
+		               "after %d attempts: %s",
+		               f->key, s->nfire, (int)s->msgs[0]->partition,
+		               (long long)s->msgs[0]->offset, f->cfg.dead_letter, s->attempts, why);
+		gust_counter_add(t->m_dead[src], s->nfire);
+	}
+	if (s->paused) {
+		s->paused = false;
+		gust_log_info("TRIG-KAFKA-RESUME", "feed %s resumed", f->key);
+	}
+	trig_feed_backoff_reset(f);
+	kafka_commit(s, s->nfire);
+	gust_counter_add(t->m_acked[src], s->nfire);
+	trig_fire_free(s->fire);
+	s->fire = NULL;
+	kafka_drop_front(s, s->nfire);
+	return 0;
+}
+
+const trig_source_ops trig_kafka_ops = {"kafka", kafka_open, kafka_poll, kafka_close};

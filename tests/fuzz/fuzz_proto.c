@@ -95,7 +95,12 @@ static void fuzz_request(const uint8_t *data, size_t size)
 	Gust__ActivationRequest *q = gust__activation_request__unpack(NULL, size, data);
 	if (q == NULL)
 		return;
-	/* Re-pack and unpack: the same fields. */
+	/* Re-pack and unpack: the same fields. Not with unknown fields:
+	 * libprotobuf-c keeps one numbered 0 when its tag is a padded varint
+	 * (0x80 0x00) but refuses the 0x00 it packs it back as; nothing in Gust
+	 * re-packs a received request (the bytes travel as they came). */
+	if (q->base.n_unknown_fields > 0)
+		goto sched;
 	size_t n = gust__activation_request__get_packed_size(q);
 	uint8_t *buf = gust_xmalloc(n);
 	FUZZ_CHECK(gust__activation_request__pack(q, buf) == n, "packed size");
@@ -105,6 +110,7 @@ static void fuzz_request(const uint8_t *data, size_t size)
 	gust__activation_request__free_unpacked(q2, NULL);
 	free(buf);
 
+sched:;
 	/* The scheduler's worker: what it refuses as malformed (worker_request). */
 	static sched s;
 	if (q->activation_id[0] == '\0' || strlen(q->activation_id) >= 64 ||

@@ -91,6 +91,14 @@ static void etcd_watch_deliver(gust_etcd_watch *w, json_t *events)
 			              w->prefix);
 			continue;
 		}
+		/* INT64_MAX is what strtoll makes of a larger number: a broken or
+		 * hostile peer. Such an event would wrap the resume revision. */
+		if (ev->kv.mod_revision >= INT64_MAX) {
+			gust_log_warn("ETCD-WATCH-BADEVENT", "watch %s: revision out of range",
+			              w->prefix);
+			gust_kv_clear(&ev->kv);
+			continue;
+		}
 		/* A resumed stream starts at next_rev; older ones are already delivered. */
 		if (ev->kv.mod_revision < next) {
 			gust_kv_clear(&ev->kv);
@@ -138,7 +146,7 @@ static void etcd_watch_line(gust_etcd_watch *w, const char *line, size_t len)
 		w->created = true;
 		/* A watch "from now" pins now down, so a reconnect misses nothing. */
 		int64_t now = etcd_json_i64(json_object_get(res, "header"), "revision");
-		if (atomic_load(&w->next_rev) == 0 && now > 0)
+		if (atomic_load(&w->next_rev) == 0 && now > 0 && now < INT64_MAX)
 			atomic_store(&w->next_rev, now + 1);
 	}
 	int64_t compact = etcd_json_i64(res, "compact_revision");

@@ -149,6 +149,37 @@ void gust_buf_printf(gust_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (at most n bytes), or 0
+ * (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
 void gust_buf_json_str(gust_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -158,6 +189,18 @@ void gust_buf_json_str(gust_buf *b, const char *s, size_t n)
 		unsigned char c = (unsigned char)s[i];
 		char esc[7];
 		size_t el = 0;
+		if (c >= 0x80) {
+			/* Logs and names come from anywhere: keep well-formed UTF-8,
+			 * turn anything else into U+FFFD so the JSON stays valid. */
+			size_t ul = utf8_seq((const unsigned char *)s + i, n - i);
+			if (ul == 0) {
+				gust_buf_append(b, "\\ufffd", 6);
+			} else {
+				gust_buf_append(b, s + i, ul);
+				i += ul - 1;
+			}
+			continue;
+		}
 		switch (c) {
 		case '"':
 			el = 2, esc[0] = '\\', esc[1] = '"';

@@ -197,6 +197,13 @@ bool gw_params_check(gw_req *r, const char *body, size_t len)
 {
 	if (len == 0)
 		return true;
+	/* jansson accepts a NUL right after a number ({"a":4\0}); a raw NUL can
+	 * never be valid JSON, and must not reach the runtime's one-line protocol. */
+	if (memchr(body, '\0', len) != NULL) {
+		gw_reply_error(r, 400, "EINVAL",
+		               "The request content was malformed: a NUL byte in the parameters");
+		return false;
+	}
 	json_error_t je;
 	json_t *p = json_loadb(body, len, 0, &je);
 	bool obj = json_is_object(p);

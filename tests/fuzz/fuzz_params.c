@@ -35,8 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(strchr(inner, '\n') == NULL && strchr(inner, '\r') == NULL, "newline");
 	free(wrapped);
 
-	/* gw_params_check: empty or a JSON object (flags 0, as the gateway). */
+	/* gw_params_check: empty, or a JSON object (flags 0, as the gateway) with
+	 * no raw NUL byte (jansson lets one through after a number). */
 	json_t *caller = blen ? json_loadb(body, blen, 0, NULL) : json_object();
+	if (blen && memchr(body, 0, blen) != NULL) {
+		json_decref(caller);
+		caller = NULL;
+	}
 	if (json_is_object(caller)) {
 		size_t n = 0;
 		/* The defaults: the list's, or none (NULL and "" are both "none"). */

@@ -9,7 +9,8 @@
  * an nftables table ip gust_<h> that masquerades the /24 out of any other
  * interface, drops what sandboxes send to the host itself, and lets into the
  * bridge only replies. Each egress sandbox gets a veth pair: gv<h6><n> on the
- * bridge, eth0 with 10.213.N.n inside, and a default route. The veth dies with
+ * bridge (an isolated port: sandboxes cannot reach each other), eth0 with
+ * 10.213.N.n inside, and a default route. The veth dies with
  * the sandbox's network namespace; the bridge and the table go when the
  * invoker stops, and inv_net_sweep removes what a killed invoker left.
  *
@@ -79,6 +80,25 @@ static int net_run(char *const argv[], const char *stdin_text)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+/* net_run with stderr to /dev/null: for deletions that may find nothing. */
+static int net_run_quiet(char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	pid_t pid;
+	int rv = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rv != 0)
+		return -1;
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
 static int net_forward(int set)
 {
 	int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDWR | O_CLOEXEC);
@@ -111,16 +131,7 @@ void inv_net_sweep(const char *tag)
 	char *del_br[] = {"/usr/sbin/ip", "link", "del", bridge, NULL};
 	char *del_t[] = {"/usr/sbin/nft", "delete", "table", "ip", table, NULL};
 	/* Quietly: usually there is nothing to remove. */
-	int fd = dup(2), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0 && null >= 0)
-		dup2(null, 2);
-	int a = net_run(del_br, NULL), b = net_run(del_t, NULL);
-	if (fd >= 0) {
-		dup2(fd, 2);
-		close(fd);
-	}
-	if (null >= 0)
-		close(null);
+	int a = net_run_quiet(del_br), b = net_run_quiet(del_t);
 	if (a == 0 || b == 0)
 		gust_log_warn("INV-SWEEP-NET", "removed egress bridge/table of an earlier run (%s)",
 		              hash);
@@ -195,12 +206,17 @@ int inv_net_attach(inv_net *n, pid_t pid, int *ipp, gust_error **err)
 	char *add[] = {"/usr/sbin/ip", "link", "add",  host,    "type", "veth",
 	               "peer",         "name", "eth0", "netns", ps,     NULL};
 	char *br[] = {"/usr/sbin/ip", "link", "set", host, "master", n->bridge, "up", NULL};
+	/* Isolated ports talk only to the bridge (the host), never to each other:
+	 * one namespace's egress sandbox cannot reach another's. */
+	char *iso[] = {"/usr/sbin/ip", "link",     "set", host, "type",
+	               "bridge_slave", "isolated", "on",  NULL};
 	snprintf(script, sizeof(script),
 	         "addr add 10.213.%d.%d/24 dev eth0\nlink set eth0 up\n"
 	         "route add default via 10.213.%d.1\n",
 	         n->octet, ip, n->octet);
 	char *in[] = {"/usr/bin/nsenter", "-t", ps, "-n", "/usr/sbin/ip", "-batch", "-", NULL};
-	if (net_run(add, NULL) != 0 || net_run(br, NULL) != 0 || net_run(in, script) != 0) {
+	if (net_run(add, NULL) != 0 || net_run(br, NULL) != 0 || net_run(iso, NULL) != 0 ||
+	    net_run(in, script) != 0) {
 		char *del[] = {"/usr/sbin/ip", "link", "del", host, NULL};
 		net_run(del, NULL);
 		inv_net_release(n, ip);
@@ -214,6 +230,13 @@ void inv_net_release(inv_net *n, int ip)
 {
 	if (n == NULL || ip < 2 || ip >= NET_IPS - 1)
 		return;
+	/* The kernel tears a dead network namespace down later, veth included:
+	 * remove our end now, so that the name and address are free for the
+	 * next sandbox and nothing outlives the invoker. */
+	char host[16];
+	snprintf(host, sizeof(host), "gv%.6s%03d", n->hash, ip);
+	char *del[] = {"/usr/sbin/ip", "link", "del", host, NULL};
+	net_run_quiet(del);
 	pthread_mutex_lock(&n->lock);
 	n->used[ip] = false;
 	pthread_mutex_unlock(&n->lock);

@@ -22,13 +22,26 @@ NS = "gusteg%d-%d" % (os.getpid() % 100000, R)
 HOST_IF, NS_IF = "gte%d" % R, "gtp%d" % R
 HOST_IP, SRV_IP = "10.216.%d.1" % R, "10.216.%d.2" % R
 
-PROBE = ("import urllib.request\n"
+PROBE = ("import socket, urllib.request\n"
          "def main(a):\n"
+         "    if a.get('peer'):\n"
+         "        # Another sandbox: 'refused' means its address answered.\n"
+         "        try:\n"
+         "            socket.create_connection((a['peer'], 9), timeout=1).close()\n"
+         "            return {'peer': 'open'}\n"
+         "        except ConnectionRefusedError:\n"
+         "            return {'peer': 'refused'}\n"
+         "        except OSError as e:\n"
+         "            return {'peer': 'unreachable', 'why': str(e)}\n"
+         "    if a.get('whoami'):\n"
+         "        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         "        s.connect(('%s', 8000))\n"
+         "        return {'ip': s.getsockname()[0]}\n"
          "    try:\n"
          "        with urllib.request.urlopen('http://%s:8000/gust-egress', timeout=2) as r:\n"
          "            return {'reached': True, 'status': r.status}\n"
          "    except Exception as e:\n"
-         "        return {'reached': False, 'why': str(e)}\n") % SRV_IP
+         "        return {'reached': False, 'why': str(e)}\n") % (SRV_IP, SRV_IP)
 
 
 def sh(*argv):
@@ -82,6 +95,18 @@ try:
               st == 200 and b.get("reached") is True and b.get("status") == 200, (st, b))
         st, b, _ = invoke("out")
         check("and again, warm", st == 200 and b.get("reached") is True, (st, b))
+
+    @case
+    def egress_sandboxes_are_isolated_from_each_other():
+        assert put("out2", [{"key": "egress", "value": True}])
+        st, me, _ = c.api("POST", "/api/v1/namespaces/_/actions/out?blocking=true&result=true",
+                          {"whoami": True}, AUTH)
+        check("an egress sandbox has a bridge address", st == 200 and
+              str(me.get("ip", "")).startswith("10.213."), (st, me))
+        st, b, _ = c.api("POST", "/api/v1/namespaces/_/actions/out2?blocking=true&result=true",
+                         {"peer": me.get("ip")}, AUTH)
+        check("another egress sandbox cannot reach it (isolated bridge ports)",
+              st == 200 and b.get("peer") == "unreachable", (st, b))
 
     @case
     def default_sandbox_cannot():

@@ -79,11 +79,19 @@ static int gw_build(gw *g, gust_error **err)
 	return 0;
 }
 
+static int drop_dialer(void *arg, const char *key, void *value)
+{
+	free(value); /* the dialer itself closes with the socket */
+	return 1;
+}
+
 static void gw_destroy(gw *g)
 {
 	gw_http_stop(g);
 	gw_cache_stop(g);
 	nng_close(g->sched);
+	gust_map_filter(&g->dialers, drop_dialer, NULL);
+	gust_map_free(&g->dialers);
 	if (g->etcd)
 		gust_etcd_close(g->etcd);
 	if (g->redis)

@@ -26,6 +26,13 @@ sched_act *sched_act_new(sched *s, nng_msg *req, const Gust__ActivationRequest *
 	snprintf(a->key, sizeof(a->key), "%s/%s@%s", q->namespace_, q->action, q->version);
 	snprintf(a->ns, sizeof(a->ns), "%s", q->user && q->user[0] ? q->user : q->namespace_);
 	a->memory_mb = q->memory_mb > 0 ? q->memory_mb : 256;
+	/* A sandbox that runs `concurrency` activations at once holds its memory
+	 * once: charge each activation its share (at least 1 MB). */
+	if (q->concurrency > 1) {
+		a->memory_mb /= q->concurrency;
+		if (a->memory_mb < 1)
+			a->memory_mb = 1;
+	}
 	a->timeout_ms = q->timeout_ms > 0 ? q->timeout_ms : 60000;
 	a->blocking = q->blocking;
 	a->attempts = q->attempt;

@@ -391,32 +391,36 @@ int gust_cron_parse(const char *expr, gust_cron *c, gust_error **err)
 		                      "cron '%s': expected 5 fields (min hour dom mon dow) or 6 "
 		                      "(seconds first)",
 		                      expr);
+	static const char *const what[] = {"second",       "minute", "hour",
+	                                   "day of month", "month",  "day of week"};
 	int o = n == 6 ? 1 : 0;
-	uint64_t v;
+	int bad = -1;
+	uint64_t v = 0;
 	bool star;
 	if (n == 6) {
 		if (!cron_field(fields[0], 0, 59, NULL, 0, &c->sec, &star))
-			goto bad;
+			bad = 0;
 	} else {
 		c->sec = 1; /* second 0 */
 	}
-	if (!cron_field(fields[o], 0, 59, NULL, 0, &c->min, &star))
-		goto bad;
-	if (!cron_field(fields[o + 1], 0, 23, NULL, 0, &v, &star))
-		goto bad;
+	if (bad < 0 && !cron_field(fields[o], 0, 59, NULL, 0, &c->min, &star))
+		bad = 1;
+	if (bad < 0 && !cron_field(fields[o + 1], 0, 23, NULL, 0, &v, &star))
+		bad = 2;
 	c->hour = (uint32_t)v;
-	if (!cron_field(fields[o + 2], 1, 31, NULL, 0, &v, &c->dom_star))
-		goto bad;
+	if (bad < 0 && !cron_field(fields[o + 2], 1, 31, NULL, 0, &v, &c->dom_star))
+		bad = 3;
 	c->dom = (uint32_t)v;
-	if (!cron_field(fields[o + 3], 1, 12, cron_mon_names, 12, &v, &star))
-		goto bad;
+	if (bad < 0 && !cron_field(fields[o + 3], 1, 12, cron_mon_names, 12, &v, &star))
+		bad = 4;
 	c->mon = (uint32_t)v;
-	if (!cron_field(fields[o + 4], 0, 6, cron_dow_names, 7, &v, &c->dow_star))
-		goto bad;
+	if (bad < 0 && !cron_field(fields[o + 4], 0, 6, cron_dow_names, 7, &v, &c->dow_star))
+		bad = 5;
 	c->dow = (uint32_t)v;
-	return 0;
-bad:
-	return gust_error_set(err, GUST_EINVAL, "cron '%s': a field is not valid", expr);
+	if (bad < 0)
+		return 0;
+	return gust_error_set(err, GUST_EINVAL, "cron '%s': the %s field '%s' is not valid", expr,
+	                      what[bad], fields[bad == 0 ? 0 : o + bad - 1]);
 }
 
 static bool cron_day_ok(const gust_cron *c, const struct tm *tm)
@@ -465,6 +469,28 @@ int64_t gust_cron_next(const gust_cron *c, int64_t after)
 }
 
 /* ---- feeds --------------------------------------------------------------- */
+
+int64_t gust_feed_next(const gust_feed *c, int64_t after)
+{
+	int64_t next;
+	if (c->start_ms && after < c->start_ms - 1)
+		after = c->start_ms - 1;
+	if (c->has_cron) {
+		int64_t s = gust_cron_next(&c->cron, after < 0 ? -1 : after / 1000);
+		next = s < 0 ? -1 : s * 1000;
+	} else {
+		if (c->interval_ms <= 0)
+			return -1;
+		/* intervals count from startDate (or the epoch), so every instance
+		 * agrees on the ticks */
+		int64_t base = c->start_ms;
+		int64_t k = after < base ? 0 : (after - base) / c->interval_ms + 1;
+		next = base + k * c->interval_ms;
+	}
+	if (next >= 0 && c->stop_ms && next >= c->stop_ms)
+		return -1;
+	return next;
+}
 
 static const struct {
 	const char *name;

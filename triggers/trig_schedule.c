@@ -21,30 +21,11 @@ typedef struct sched_state {
 	int attempts;
 } sched_state;
 
-/* The first tick strictly after `after` (ms), or -1. */
-static int64_t sched_next(const gust_feed *c, int64_t after)
-{
-	int64_t next;
-	if (c->start_ms && after < c->start_ms - 1)
-		after = c->start_ms - 1;
-	if (c->has_cron) {
-		int64_t s = gust_cron_next(&c->cron, after < 0 ? -1 : after / 1000);
-		next = s < 0 ? -1 : s * 1000;
-	} else {
-		int64_t base = c->start_ms;
-		int64_t k = after < base ? 0 : (after - base) / c->interval_ms + 1;
-		next = base + k * c->interval_ms;
-	}
-	if (next >= 0 && c->stop_ms && next >= c->stop_ms)
-		return -1;
-	return next;
-}
-
 static int sched_open(trig_feed *f, gust_error **err)
 {
 	sched_state *s = gust_xcalloc(1, sizeof(*s));
 	f->state = s;
-	s->next_ms = sched_next(&f->cfg, gust_wall_ms() - TICK_GRACE_MS);
+	s->next_ms = gust_feed_next(&f->cfg, gust_wall_ms() - TICK_GRACE_MS);
 	return 0;
 }
 
@@ -108,10 +89,10 @@ static int sched_poll(trig_feed *f)
 			return 0;
 		}
 		int64_t tick = s->next_ms;
-		s->next_ms = sched_next(&f->cfg, tick);
+		s->next_ms = gust_feed_next(&f->cfg, tick);
 		if (now - tick > TICK_GRACE_MS + t->cfg.schedule_backup_delay_ms) {
 			/* far behind (a stall): skip to the current period */
-			s->next_ms = sched_next(&f->cfg, now - TICK_GRACE_MS);
+			s->next_ms = gust_feed_next(&f->cfg, now - TICK_GRACE_MS);
 			return 0;
 		}
 		if (!sched_claim(f, tick))

@@ -134,6 +134,9 @@ int gust_feed_parse(json_t *trigger, gust_feed *f, gust_error **err);
 void gust_feed_clear(gust_feed *f);
 /* True for the names a feed of kind consumes (they are not fire params). */
 bool gust_feed_is_param(int kind, const char *key);
+/* A schedule's first tick strictly after `after` (ms since the epoch), within
+ * its startDate and stopDate; -1 when there is none. */
+int64_t gust_feed_next(const gust_feed *c, int64_t after);
 const char *gust_feed_kind_name(int kind);
 
 #endif

@@ -204,7 +204,25 @@ def sandbox_io():
                                  b"e" * 30 + b"\n" + SENT + b"\n"))
 
 
+def resp():
+    def cmd(*args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        return out
+    put("resp", "get", cmd("GET", "gust:state:ns:k"))
+    put("resp", "pipeline", cmd("SET", "k", "v", "PX", "100") + cmd("INCR", "n") +
+        cmd("HGETALL", "h") + cmd("MULTI") + cmd("EXEC"))
+    put("resp", "auth", cmd("AUTH", "default", "x") + cmd("FLUSHALL"))
+    put("resp", "binary", cmd("SET", "k", bytes(range(256))))
+    put("resp", "partial", cmd("LPUSH", "l", "a", "b")[:-3])
+    put("resp", "inline", b"PING\r\n")
+    put("resp", "bad-len", b"*2\r\n$3\r\nGET\r\n$99999999999\r\n")
+
+
 if __name__ == "__main__":
+    resp()
     proto()
     params()
     b64()

@@ -201,7 +201,7 @@ int inv_net_attach(inv_net *n, pid_t pid, int *ipp, gust_error **err)
 	if (rv != 0)
 		return rv;
 	char host[16], ps[16], script[256];
-	snprintf(host, sizeof(host), "gv%.6s%03d", n->hash, ip);
+	snprintf(host, sizeof(host), "gv%.6s%03u", n->hash, (unsigned)ip % 1000u);
 	snprintf(ps, sizeof(ps), "%d", (int)pid);
 	char *add[] = {"/usr/sbin/ip", "link", "add",  host,    "type", "veth",
 	               "peer",         "name", "eth0", "netns", ps,     NULL};
@@ -234,7 +234,7 @@ void inv_net_release(inv_net *n, int ip)
 	 * remove our end now, so that the name and address are free for the
 	 * next sandbox and nothing outlives the invoker. */
 	char host[16];
-	snprintf(host, sizeof(host), "gv%.6s%03d", n->hash, ip);
+	snprintf(host, sizeof(host), "gv%.6s%03u", n->hash, (unsigned)ip % 1000u);
 	char *del[] = {"/usr/sbin/ip", "link", "del", host, NULL};
 	net_run_quiet(del);
 	pthread_mutex_lock(&n->lock);

@@ -18,6 +18,7 @@
 
 #include "gust/log.h"
 #include "gust/record.h"
+#include "gust/state.h"
 #include "invoker.h"
 
 typedef struct inv_code {
@@ -85,8 +86,9 @@ void inv_pool_submit(inv *v, inv_job *job)
 	pthread_mutex_unlock(&v->lock);
 }
 
-static void slot_free(inv_slot *s)
+static void slot_free(inv *v, inv_slot *s)
 {
+	inv_state_detach(v, s->state_ep);
 	inv_sandbox_destroy(s->sb);
 	inv_net_release(s->net, s->net_ip);
 	free(s->key);
@@ -216,7 +218,7 @@ static void slot_bury(inv *v, inv_slot *dead)
 		pthread_cond_signal(&v->reaper_cv);
 		pthread_mutex_unlock(&v->lock);
 	} else {
-		slot_free(dead);
+		slot_free(v, dead);
 	}
 }
 
@@ -318,12 +320,26 @@ static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
 		    0)
 			slot->net = v->net;
 	}
+	/* The state cache: a socket in the sandbox, for its namespace only. */
+	gust_buf env = {0};
+	gust_buf_puts(&env, "{}");
+	if (rv == 0 && v->state != NULL) {
+		rv = inv_state_attach(v, inv_sandbox_run_dir(slot->sb), q->namespace_,
+		                      &slot->state_ep, &err);
+		cleanup_free char *prefix = gust_state_prefix(q->namespace_);
+		gust_buf_reset(&env);
+		gust_buf_puts(&env, "{\"GUST_STATE_SOCKET\":\"/run/gust/state.sock\","
+		                    "\"GUST_STATE_PREFIX\":");
+		gust_buf_json_str(&env, prefix, strlen(prefix));
+		gust_buf_puts(&env, "}");
+	}
 	if (rv == 0) {
 		inv_sandbox_set_concurrency(slot->sb, slot->conc);
 		rv = inv_sandbox_init(slot->sb, code, code_len, q->main[0] ? q->main : "main",
-		                      q->binary, "{}", q->timeout_ms > 0 ? q->timeout_ms : 60000,
-		                      rr, &err);
+		                      q->binary, env.data,
+		                      q->timeout_ms > 0 ? q->timeout_ms : 60000, rr, &err);
 	}
+	gust_buf_free(&env);
 	if (rv == 0 && slot->conc > 1)
 		rv = inv_sandbox_mux_start(slot->sb, pool_mux_done, v, &err);
 	gust_counter_add(v->m_cold, 1);
@@ -341,6 +357,8 @@ static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
 		gust_log_warn("INV-INIT-FAIL", "activation %s (%s/%s): %s", q->activation_id,
 		              q->namespace_, q->action, m);
 		/* A runtime whose init failed holds no action: never reuse it. */
+		inv_state_detach(v, slot->state_ep);
+		slot->state_ep = NULL;
 		if (slot->sb != NULL) {
 			inv_sandbox_destroy(slot->sb);
 			slot->sb = NULL;
@@ -459,7 +477,7 @@ static void *pool_worker(void *arg)
 		}
 		pthread_mutex_unlock(&v->lock);
 		if (evict)
-			slot_free(evict);
+			slot_free(v, evict);
 		if (slot)
 			pool_run(v, job, slot, cold);
 		pthread_mutex_lock(&v->lock);
@@ -498,7 +516,7 @@ static void *pool_reaper(void *arg)
 				inv_slot *n = victims->next;
 				gust_log_debug("INV-EVICT-IDLE", "evicting idle sandbox of %s",
 				               victims->key);
-				slot_free(victims);
+				slot_free(v, victims);
 				victims = n;
 			}
 			pthread_mutex_lock(&v->lock);
@@ -551,12 +569,12 @@ void inv_pool_stop(inv *v)
 	while (v->slots) {
 		inv_slot *s = v->slots;
 		v->slots = s->next;
-		slot_free(s);
+		slot_free(v, s);
 	}
 	while (v->graveyard) {
 		inv_slot *s = v->graveyard;
 		v->graveyard = s->next;
-		slot_free(s);
+		slot_free(v, s);
 	}
 	gust_map_filter(&v->code, code_drop, NULL);
 	gust_map_free(&v->code);

@@ -36,6 +36,10 @@ int inv_sweep_state(const char *state_dir)
 			continue;
 		cleanup_free char *dir = gust_xasprintf("%s/%s", top, de->d_name);
 		cleanup_free char *root = gust_xasprintf("%s/root", dir);
+		cleanup_free char *run = gust_xasprintf("%s/run", dir);
+		cleanup_free char *sock = gust_xasprintf("%s/run/state.sock", dir);
+		(void)unlink(sock);
+		(void)rmdir(run);
 		/* A root can only still be mounted on the host if something outside
 		 * Gust propagated it here; detach rather than fail. */
 		if (rmdir(root) < 0 && errno == EBUSY && umount2(root, MNT_DETACH) == 0)

@@ -28,6 +28,8 @@ typedef struct inv_job inv_job;
 typedef struct inv_slot inv_slot;
 typedef struct inv_stem_kind inv_stem_kind;
 typedef struct inv_net inv_net;
+typedef struct inv_state inv_state;
+typedef struct inv_state_ep inv_state_ep;
 
 /* The smallest memory limit an action may have: user memory / this is the
  * most sandboxes that can exist at once. */
@@ -82,6 +84,7 @@ struct inv_slot {
 	bool gone;    /* unlinked (its sandbox died); freed when inflight reaches 0 */
 	inv_net *net; /* set when its sandbox has egress: net_ip is its address */
 	int net_ip;
+	inv_state_ep *state_ep; /* its state socket, once it has its namespace */
 	uint64_t last_used_ms;
 	inv_slot *next;
 };
@@ -95,6 +98,7 @@ struct inv {
 	gust_etcd *etcd;
 	gust_etcd_lease_keeper *lease;
 	gust_redis_writer *records;
+	inv_state *state; /* the state cache proxy (inv_state.c) */
 	nng_socket rep;
 	char *address;
 	inv_job *jobs;
@@ -182,6 +186,16 @@ int inv_net_open(const char *tag, inv_net **np);
 int inv_net_attach(inv_net *n, pid_t pid, int *ip, gust_error **err);
 void inv_net_release(inv_net *n, int ip);
 void inv_net_close(inv_net *n);
+
+/* inv_state.c: the state cache proxy. attach makes the namespace's ACL user
+ * if this process has not yet (etcd and Redis: a worker thread only) and a
+ * listening socket in the sandbox's run dir (*ep: give it to detach, which
+ * is safe on NULL, before the sandbox is destroyed). */
+int inv_state_start(inv *v, gust_error **err);
+void inv_state_stop(inv *v);
+int inv_state_attach(inv *v, const char *run_dir, const char *ns, inv_state_ep **ep,
+                     gust_error **err);
+void inv_state_detach(inv *v, inv_state_ep *ep);
 
 /* inv_record.c */
 void inv_record_write(inv *v, const Gust__ActivationRequest *req,

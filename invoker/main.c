@@ -194,6 +194,8 @@ static int inv_build(inv *v, gust_error **err)
 		return gust_error_wrap(err, "config key 'etcd'");
 	if ((rv = gust_redis_writer_start(v->cfg.redis, &v->records, err)) != 0)
 		return gust_error_wrap(err, "config key 'redis'");
+	if ((rv = inv_state_start(v, err)) != 0)
+		return rv;
 	if ((rv = inv_pool_start(v, err)) != 0)
 		return rv;
 	if ((rv = inv_stem_start(v, err)) != 0)
@@ -225,6 +227,7 @@ static void inv_destroy(inv *v)
 	/* After the pool: a sandbox dies with the thread that made it
 	 * (PR_SET_PDEATHSIG), and adopted stem cells were made by this one. */
 	inv_stem_stop(v);
+	inv_state_stop(v); /* after the sandboxes, which detach their sockets */
 	inv_server_stop(v);
 	inv_net_close(v->net); /* after the sandboxes: their veths are gone */
 	inv_cgroups_close(v->cgroups);

@@ -254,6 +254,21 @@ out:
 	return rv;
 }
 
+/* The sandbox's users must reach the socket in the run dir (the dirs above it
+ * stay 0700: the child attaches a detached copy of the mount). */
+static int inv_chmod_run(const char *path, gust_error **err)
+{
+	if (chmod(path, 0755) < 0)
+		return gust_error_set(err, inv_errno_code(errno), "sandbox: chmod %s: %s", path,
+		                      strerror(errno));
+	return 0;
+}
+
+const char *inv_sandbox_run_dir(const inv_sandbox *sb)
+{
+	return sb->run;
+}
+
 int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error **err)
 {
 	const char *rel = NULL;
@@ -311,8 +326,10 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	top = gust_xasprintf("%s/sandboxes", cfg->state_dir);
 	sb->dir = gust_xasprintf("%s/%s", top, id);
 	sb->root = gust_xasprintf("%s/root", sb->dir);
+	sb->run = gust_xasprintf("%s/run", sb->dir);
 	if ((rv = inv_mkdir(cfg->state_dir, err)) != 0 || (rv = inv_mkdir(top, err)) != 0 ||
-	    (rv = inv_mkdir(sb->dir, err)) != 0 || (rv = inv_mkdir(sb->root, err)) != 0) {
+	    (rv = inv_mkdir(sb->dir, err)) != 0 || (rv = inv_mkdir(sb->root, err)) != 0 ||
+	    (rv = inv_mkdir(sb->run, err)) != 0 || (rv = inv_chmod_run(sb->run, err)) != 0) {
 		inv_sandbox_destroy(sb);
 		return rv;
 	}
@@ -337,6 +354,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	inv_child_plan plan = {
 	    .root = sb->root,
 	    .runtime_dir = rtdir,
+	    .run_dir = sb->run,
 	    .exec_path = argv[0],
 	    .launcher = native,
 	    .init = init,
@@ -422,11 +440,14 @@ void inv_sandbox_destroy(inv_sandbox *sb)
 	inv_cgroup_destroy(sb->cg);
 	/* The mounts lived in the sandbox's own mount namespace, gone with pid 1:
 	 * on the host only the empty dirs remain. */
+	if (sb->run != NULL && rmdir(sb->run) < 0 && errno != ENOENT)
+		gust_log_warn("INV-SANDBOX-RMDIR", "rmdir %s: %s", sb->run, strerror(errno));
 	if (sb->root != NULL && rmdir(sb->root) < 0 && errno != ENOENT)
 		gust_log_warn("INV-SANDBOX-RMDIR", "rmdir %s: %s", sb->root, strerror(errno));
 	if (sb->dir != NULL && rmdir(sb->dir) < 0 && errno != ENOENT)
 		gust_log_warn("INV-SANDBOX-RMDIR", "rmdir %s: %s", sb->dir, strerror(errno));
 	free(sb->root);
+	free(sb->run);
 	free(sb->dir);
 	free(sb);
 }

@@ -116,6 +116,8 @@ void inv_sandbox_mux_run(inv_sandbox *sb, const char *id, const char *line, size
 
 /* True while the launcher is alive and the last run left it usable. */
 bool inv_sandbox_alive(const inv_sandbox *sb);
+/* The host dir seen inside as /run/gust (where the state socket goes). */
+const char *inv_sandbox_run_dir(const inv_sandbox *sb);
 pid_t inv_sandbox_pid(const inv_sandbox *sb);
 
 /* Kills the whole process tree, reaps it and removes its root dir. Safe on NULL. */

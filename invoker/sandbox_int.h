@@ -42,6 +42,8 @@ typedef struct inv_stream {
 struct inv_sandbox {
 	char *dir;  /* <state_dir>/sandboxes/<id> */
 	char *root; /* dir/root: the mount point of the sandbox's root tmpfs */
+	char *run;  /* dir/run (0755): bind-mounted read-only at /run/gust; the state
+	               cache's socket is made in it once the sandbox has a namespace */
 	pid_t pid;  /* pid 1 of the sandbox, in our pid namespace */
 	int pidfd;
 	int in_fd; /* the launcher's stdin (non-blocking write end) */
@@ -89,6 +91,7 @@ typedef struct inv_sync_msg {
 typedef struct inv_child_plan {
 	const char *root;        /* host path of the (empty) root dir */
 	const char *runtime_dir; /* absolute host path, bind-mounted read-only at /gust */
+	const char *run_dir;     /* absolute host path, bind-mounted read-only at /run/gust */
 	const char *exec_path;   /* path inside the sandbox */
 	const char *launcher;    /* absolute host path bind-mounted at /launcher, or NULL */
 	const char *init;        /* absolute host path of gust-sandbox-init, bind-mounted at

@@ -314,6 +314,12 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "open runtime dir";
 		return -1;
 	}
+	int rd = -1;
+	if (p->run_dir != NULL && (rd = (int)syscall(SYS_open_tree, AT_FDCWD, p->run_dir,
+	                                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0) {
+		*what = "open run dir";
+		return -1;
+	}
 	int it = -1;
 	if (p->init != NULL && (it = (int)syscall(SYS_open_tree, AT_FDCWD, p->init,
 	                                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0) {
@@ -334,7 +340,7 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 	}
 	if (inv_become_ns_root(p, what) < 0)
 		return -1;
-	static const char *const dirs[] = {"usr", "gust", "etc", "tmp", "proc"};
+	static const char *const dirs[] = {"usr", "gust", "etc", "tmp", "proc", "run", "run/gust"};
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (mkdir(dirs[i], 0755) < 0) {
 			*what = "mkdir in root";
@@ -355,6 +361,20 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 	if (inv_remount_ro("gust", 0) < 0) {
 		*what = "remount /gust read-only";
 		return -1;
+	}
+	if (rd >= 0) {
+		if (syscall(SYS_move_mount, rd, "", AT_FDCWD, "run/gust", MOVE_MOUNT_F_EMPTY_PATH) <
+		    0) {
+			*what = "attach run dir at /run/gust";
+			return -1;
+		}
+		close(rd);
+		/* Read-only: the action cannot plant files there; connecting to
+		 * the socket in it needs no write access to the mount. */
+		if (inv_remount_ro("run/gust", 0) < 0) {
+			*what = "remount /run/gust read-only";
+			return -1;
+		}
 	}
 	if (it >= 0) {
 		int fd = open(".init", O_WRONLY | O_CREAT | O_CLOEXEC, 0755);

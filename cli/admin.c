@@ -18,7 +18,9 @@
 
 #include "cli.h"
 #include "gust/etcd.h"
+#include "gust/redis.h"
 #include "gust/sha256.h"
+#include "gust/state.h"
 #include "gust/util.h"
 
 #define P_NAMESPACES "/gust/namespaces/"
@@ -231,6 +233,63 @@ static json_t *parse_record(const gust_kv *kv)
 	return j;
 }
 
+/* The Redis of the state cache: GUST_REDIS, as the daemons read it. */
+static int admin_redis(redisContext **rp)
+{
+	const char *addr = getenv("GUST_REDIS");
+	gust_error *err = NULL;
+	if (addr == NULL || addr[0] == '\0')
+		addr = "127.0.0.1:6379";
+	int rv = gust_redis_connect(addr, 3000, rp, &err);
+	if (rv != 0) {
+		cli_error("cannot reach redis at %s (GUST_REDIS): %s", addr, gust_error_msg(err));
+		gust_error_free(err);
+	}
+	return rv;
+}
+
+/* The namespace's state cache user: its password in etcd, its ACL user in
+ * Redis. An unreachable Redis only warns: invokers make the user on first use. */
+static void ns_state_create(gust_etcd *e, const char *ns)
+{
+	gust_error *err = NULL;
+	cleanup_free char *pw = NULL;
+	redisContext *r = NULL;
+	int rv = gust_state_password(e, ns, true, &pw, &err);
+	if (rv == 0 && admin_redis(&r) != 0)
+		return;
+	if (rv == 0)
+		rv = gust_state_acl_set(r, ns, pw, &err);
+	if (rv != 0)
+		fprintf(stderr,
+		        "warning: the state cache user of %s is not set (%s); invokers "
+		        "set it on first use\n",
+		        ns, gust_error_msg(err));
+	gust_error_free(err);
+	if (r != NULL)
+		redisFree(r);
+}
+
+/* Removes the ACL user, the namespace's state keys and its password. */
+static int ns_state_delete(const cli *c, gust_etcd *e, const char *ns)
+{
+	gust_error *err = NULL;
+	redisContext *r = NULL;
+	if (admin_redis(&r) != 0)
+		return CLI_EFAIL;
+	int rv = gust_state_acl_delete(r, ns, &err);
+	redisFree(r);
+	if (rv != 0) {
+		cli_error("cannot remove the state cache user of %s: %s", ns, gust_error_msg(err));
+		gust_error_free(err);
+		return CLI_EFAIL;
+	}
+	cleanup_free char *key = gust_xasprintf("%s%s", GUST_STATE_ETCD_PREFIX, ns);
+	if ((rv = gust_etcd_delete(e, key, false, NULL, &err)) != 0)
+		return etcd_fail(c, "cannot delete the state cache password", rv, err);
+	return CLI_OK;
+}
+
 static int ns_create(cli *c, gust_etcd *e, const char *ns)
 {
 	gust_error *err = NULL;
@@ -253,6 +312,7 @@ static int ns_create(cli *c, gust_etcd *e, const char *ns)
 	}
 	if (rv != 0)
 		return etcd_fail(c, "cannot create the namespace", rv, err);
+	ns_state_create(e, ns);
 	printf("ok: created namespace %s\n", ns);
 	return CLI_OK;
 }
@@ -312,6 +372,9 @@ static int ns_delete(cli *c, gust_etcd *e, const char *ns)
 
 	int64_t nkeys = 0, nentities = 0;
 	if ((rv = delete_ns_keys(c, e, ns, &nkeys)) != CLI_OK)
+		return rv;
+	/* Before the namespace record, so a failure here can be retried. */
+	if ((rv = ns_state_delete(c, e, ns)) != CLI_OK)
 		return rv;
 	for (size_t i = 0; i < sizeof(ns_owned_prefixes) / sizeof(ns_owned_prefixes[0]); i++) {
 		cleanup_free char *prefix = NULL;

@@ -6,6 +6,7 @@ nor write another's keys nor run server commands, through the proxy or
 (with the namespace's own credentials) straight at Redis."""
 import json
 import socket
+import subprocess
 import threading
 import time
 
@@ -202,6 +203,25 @@ try:
             check("redis refuses the namespace user: %s" % " ".join(cmd[:2]),
                   str(r).startswith("ERR") and ("NOPERM" in str(r) or cmd[0] == "DEBUG"), r)
         s.close()
+
+    @case
+    def admin_lifecycle():
+        def admin(*args):
+            return subprocess.run([c.bin("gust"), "admin", "namespace"] + list(args),
+                                  env=c.common_env(), capture_output=True, text=True, timeout=30)
+        r = admin("create", "life")
+        check("namespace create", r.returncode == 0, r.stderr)
+        rec = json.loads(c.etcd_get("/gust/state/life") or "{}")
+        check("password stored in etcd", len(rec.get("password", "")) == 40, rec)
+        acl = c.redis("ACL", "GETUSER", "gust-ns-life")
+        check("ACL user created with the namespace", acl is not None and
+              b"~gust:state:life:*" in acl[acl.index(b"keys") + 1], acl)
+        c.redis("SET", "gust:state:life:k", "v")
+        r = admin("delete", "life")
+        check("namespace delete", r.returncode == 0, r.stderr)
+        check("ACL user removed with it", c.redis("ACL", "GETUSER", "gust-ns-life") is None)
+        check("its state removed", c.redis("EXISTS", "gust:state:life:k") == 0)
+        check("its password removed", c.etcd_get("/gust/state/life") is None)
 
     check("redis still up", c.procs["redis"].alive())
 finally:

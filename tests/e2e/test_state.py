@@ -43,6 +43,22 @@ def main(a):
         return {"out": out}
 '''
 
+NODE = r'''
+const state = require('gust_state');
+async function main() {
+  await state.set('nk', 5, {ttl: 10});
+  const get = await state.get('nk');
+  const n = await state.incr('nk');
+  const cas = await state.cas('nc', null, 'a');
+  const cas2 = await state.cas('nc', 'zzz', 'b');
+  await state.delete('nh', 'nl');
+  await state.hset('nh', {a: 1});
+  await state.rpush('nl', 'x', 'y');
+  return {get, n, cas, cas2, h: await state.hgetall('nh'), l: await state.lrange('nl'),
+          py: await state.get('a')};
+}
+'''
+
 # A raw socket: what any Redis client in any runtime would send.
 RAW = r'''
 import socket
@@ -203,6 +219,14 @@ try:
             check("redis refuses the namespace user: %s" % " ".join(cmd[:2]),
                   str(r).startswith("ERR") and ("NOPERM" in str(r) or cmd[0] == "DEBUG"), r)
         s.close()
+
+    @case
+    def nodejs_module():
+        put("nst", NODE, kind="nodejs:20")
+        got = invoke("nst", {})
+        check("node: set, incr, get, cas, hash, list", got == {
+            "get": "5", "n": 6, "cas": True, "cas2": False, "h": {"a": "1"}, "l": ["x", "y"],
+            "py": "two"}, got)
 
     @case
     def admin_lifecycle():

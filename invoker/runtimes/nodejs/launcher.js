@@ -14,6 +14,10 @@ const path = require('path');
 const readline = require('readline');
 const Module = require('module');
 
+// require('gust_state') finds the built-in state module next to us.
+process.env.NODE_PATH = __dirname + (process.env.NODE_PATH ? ':' + process.env.NODE_PATH : '');
+Module._initPaths();
+
 const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
 const ACTION_DIR = '/tmp/action';
 const IDENT = /^[A-Za-z_$][\w$]*$/;

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""State cache latency (docs/state.md, bench/RESULTS.md "state cache").
+
+Starts a cluster, runs a Python action that times N GET and N SET calls of
+the built-in gust_state module from inside its sandbox (through the
+invoker's proxy), and, in the same run against the same Redis: the same
+client code from outside any sandbox straight at Redis (what the proxy hop
+costs), and redis-benchmark with one client (-c 1) for GET and SET.
+
+    PYTHONPATH=tests/lib GUST_BUILD_DIR=build python3 bench/state.py [N]
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+from cluster import Cluster  # noqa: E402
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+
+TIMER = r'''
+import time
+def timeit(state, n):
+    out = {}
+    state.set("bench", "x" * 16)
+    for op in ("get", "set"):
+        lat = []
+        t0 = time.perf_counter()
+        for i in range(n):
+            a = time.perf_counter_ns()
+            if op == "get":
+                state.get("bench")
+            else:
+                state.set("bench", "x" * 16)
+            lat.append(time.perf_counter_ns() - a)
+        el = time.perf_counter() - t0
+        lat.sort()
+        out[op] = {"p50_us": lat[n // 2] / 1000, "p99_us": lat[n * 99 // 100] / 1000,
+                   "ops_s": round(n / el)}
+    return out
+'''
+
+ACTION = TIMER + r'''
+import gust_state
+def main(a):
+    return timeit(gust_state, a["n"])
+'''
+
+
+def direct(port, n):
+    """The same module, outside the sandbox, straight at Redis over TCP."""
+    import socket
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "invoker",
+                                    "runtimes", "python"))
+    import gust_state
+    s = socket.create_connection(("127.0.0.1", port))
+    gust_state._sock, gust_state._rfile = s, s.makefile("rb")
+    ns = {}
+    exec(TIMER, ns)
+    return ns["timeit"](gust_state, n)
+
+
+def redis_benchmark(port, n):
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "-c", "1", "-n", str(n), "-t",
+                          "get,set", "-d", "16", "--precision", "3", "-q", "--csv"],
+                         capture_output=True, text=True, timeout=120).stdout
+    res = {}
+    for line in out.splitlines()[1:]:
+        f = [x.strip('"') for x in line.split('","')]
+        # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95","p99","max"
+        res[f[0].lower()] = {"ops_s": round(float(f[1])), "p50_us": float(f[4]) * 1000,
+                             "p99_us": float(f[6]) * 1000}
+    return res
+
+
+def main():
+    c = Cluster("benchstate", memory_mb=1024).__enter__()
+    try:
+        c.create_namespace("bench")
+        auth = c.create_key("bench")
+        time.sleep(0.3)
+        st, b, _ = c.api("PUT", "/api/v1/namespaces/_/actions/st?overwrite=true",
+                         {"exec": {"kind": "python:3", "code": ACTION}}, auth)
+        assert st == 200, b
+        path = "/api/v1/namespaces/_/actions/st?blocking=true&result=true"
+        c.api("POST", path, {"n": 100}, auth)  # warm
+        st, inside, _ = c.api("POST", path, {"n": N}, auth)
+        assert st == 200, inside
+        res = {"n": N, "python_in_sandbox_via_proxy": inside,
+               "python_direct_tcp": direct(c.redis_port, N),
+               "redis_benchmark_c1": redis_benchmark(c.redis_port, N * 4)}
+        print(json.dumps(res, indent=1))
+    finally:
+        c.__exit__(None, None, None)
+
+
+if __name__ == "__main__":
+    main()

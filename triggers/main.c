@@ -26,6 +26,10 @@ const gust_cfg_key trig_config_table[] = {
      "etcd lease time: the feeds of a dead instance move within about this long"},
     {"max_payload", GUST_CFG_INT, K(max_payload), "1048576", 4096, 33554432,
      "GUST_TRIGGER_MAX_PAYLOAD", "bytes of events in one fire (the activation's params)"},
+    {"fires_in_flight", GUST_CFG_INT, K(fires_in_flight), "4", 1, 64,
+     "GUST_TRIGGER_FIRES_IN_FLIGHT",
+     "fires a Kafka feed keeps in flight to the scheduler (inOrder feeds: 1); offsets are "
+     "committed in order"},
     {"ack_timeout_ms", GUST_CFG_INT, K(ack_timeout_ms), "10000", 100, 600000,
      "GUST_TRIGGER_ACK_TIMEOUT_MS",
      "wait this long for the scheduler's acknowledgement before retrying the fire"},
@@ -99,6 +103,8 @@ static void trig_metrics_init(trig *t)
 	    "gust_trigger_pubsub_dropped_total",
 	    "pub/sub messages given up after their attempts (pub/sub is at most once)", NULL);
 	t->m_feeds = gust_gauge_new("gust_trigger_feeds", "feeds running in this instance", NULL);
+	t->m_paused = gust_gauge_new("gust_trigger_feeds_paused",
+	                             "feeds paused because the scheduler pushed back", NULL);
 	t->m_fire_latency =
 	    gust_histogram_new("gust_trigger_fire_seconds",
 	                       "from sending a fire to the scheduler's acknowledgement", NULL);

@@ -26,6 +26,8 @@ struct trig_fire {
 	fire_req *reqs;
 	size_t n;
 	bool blocking;
+	bool started; /* sends under way (trig_fire_start) */
+	uint64_t t0;  /* when the first send started */
 };
 
 static json_t *fire_lookup(void *arg, const char *kind, const char *id)
@@ -140,13 +142,13 @@ static int fire_classify(trig_fire *x, Gust__ActivationResult *res, char *why, s
 	return TRIG_FAILED;
 }
 
-int trig_fire_send(trig_fire *x, char *why, size_t whylen)
+void trig_fire_start(trig_fire *x)
 {
 	trig *t = x->f->t;
-	int outcome = TRIG_OK;
-	uint64_t t0 = gust_now_us();
-	if (why && whylen)
-		why[0] = '\0';
+	if (x->started)
+		return;
+	x->started = true;
+	x->t0 = gust_now_us();
 	/* Start every send, then collect: the rules' requests travel together. */
 	for (size_t i = 0; i < x->n; i++) {
 		fire_req *r = &x->reqs[i];
@@ -160,8 +162,7 @@ int trig_fire_send(trig_fire *x, char *why, size_t whylen)
 			if (m)
 				nng_msg_free(m);
 			fire_req_close(r);
-			outcome = TRIG_RETRY;
-			continue;
+			continue; /* no aio: trig_fire_wait counts it pushed back */
 		}
 		r->ctx_open = true;
 		nng_aio_set_msg(r->aio, m);
@@ -169,6 +170,33 @@ int trig_fire_send(trig_fire *x, char *why, size_t whylen)
 		 * none, give up soon and let the feed back off (and stop when told). */
 		nng_aio_set_timeout(r->aio, 1000);
 		nng_ctx_send(r->ctx, r->aio);
+	}
+}
+
+int trig_fire_send(trig_fire *x, char *why, size_t whylen)
+{
+	trig_fire_start(x);
+	return trig_fire_wait(x, why, whylen);
+}
+
+int trig_fire_wait(trig_fire *x, char *why, size_t whylen)
+{
+	trig *t = x->f->t;
+	int outcome = TRIG_OK;
+	if (!x->started)
+		trig_fire_start(x);
+	x->started = false;
+	uint64_t t0 = x->t0;
+	if (why && whylen)
+		why[0] = '\0';
+	for (size_t i = 0; i < x->n; i++) {
+		fire_req *r = &x->reqs[i];
+		if (!r->done && r->aio == NULL) {
+			if (why && !why[0])
+				snprintf(why, whylen, "cannot send to the scheduler");
+			if (outcome == TRIG_OK)
+				outcome = TRIG_RETRY;
+		}
 	}
 	for (size_t i = 0; i < x->n; i++) {
 		fire_req *r = &x->reqs[i];

@@ -52,6 +52,7 @@ typedef struct trig_config {
 	long long metrics_port;
 	long long lease_ttl_s;
 	long long max_payload;
+	long long fires_in_flight;
 	long long ack_timeout_ms;
 	long long backoff_max_ms;
 	long long kafka_fetch_wait_ms;
@@ -122,8 +123,14 @@ enum trig_outcome {
  * results (in-order delivery) instead of their acceptance. */
 trig_fire *trig_fire_new(trig_feed *f, const char *payload, size_t len, bool blocking);
 /* Sends the requests not yet acknowledged and waits; why (may be NULL) gets
- * the reason of a non-OK outcome. */
+ * the reason of a non-OK outcome. trig_fire_send = trig_fire_start, then
+ * trig_fire_wait: a feed may start several fires before it collects the
+ * first (each request has its own nng context, so their answers never mix).
+ * trig_fire_start on a started fire does nothing; trig_fire_wait collects
+ * every started request, so a fire is never left with sends under way. */
 int trig_fire_send(trig_fire *x, char *why, size_t whylen);
+void trig_fire_start(trig_fire *x);
+int trig_fire_wait(trig_fire *x, char *why, size_t whylen);
 /* Writes the trigger's activation record (if it caused anything) and frees x. */
 void trig_fire_free(trig_fire *x);
 size_t trig_fire_count(trig_fire *x); /* requests (active rules) */
@@ -196,6 +203,7 @@ struct trig {
 	gust_metric *m_failed;
 	gust_metric *m_dropped;
 	gust_metric *m_feeds;
+	gust_metric *m_paused;
 	gust_metric *m_fire_latency;
 };
 

@@ -10,13 +10,18 @@
 #include "cli.h"
 #include "gust/util.h"
 
-enum { E_PARAM = 1, E_PARAM_FILE, E_ANNOT, E_SHARED, E_LIMIT, E_SKIP, E_COUNT };
+enum { E_PARAM = 1, E_PARAM_FILE, E_ANNOT, E_SHARED, E_LIMIT, E_SKIP, E_COUNT, E_FEED };
 
 static const cli_opt ent_opts[] = {
-    {"param", 'p', 2, E_PARAM},      {"param-file", 'P', 1, E_PARAM_FILE},
-    {"annotation", 'a', 2, E_ANNOT}, {"shared", 0, 1, E_SHARED},
-    {"limit", 'l', 1, E_LIMIT},      {"skip", 's', 1, E_SKIP},
-    {"count", 0, 0, E_COUNT},        {NULL, 0, 0, 0},
+    {"param", 'p', 2, E_PARAM},
+    {"param-file", 'P', 1, E_PARAM_FILE},
+    {"annotation", 'a', 2, E_ANNOT},
+    {"shared", 0, 1, E_SHARED},
+    {"limit", 'l', 1, E_LIMIT},
+    {"skip", 's', 1, E_SKIP},
+    {"count", 0, 0, E_COUNT},
+    {"feed", 0, 1, E_FEED},
+    {NULL, 0, 0, 0},
 };
 
 typedef struct ent_args {
@@ -28,6 +33,7 @@ typedef struct ent_args {
 	int shared; /* -1 not given */
 	long long limit, skip;
 	bool count;
+	const char *feed; /* triggers: --feed KIND */
 } ent_args;
 
 static int ent_parse(cli *c, cli_args *a, ent_args *e)
@@ -73,6 +79,9 @@ static int ent_parse(cli *c, cli_args *a, ent_args *e)
 			break;
 		case E_COUNT:
 			e->count = true;
+			break;
+		case E_FEED:
+			e->feed = vals[0];
 			break;
 		}
 	}
@@ -221,8 +230,30 @@ static int ent_run(cli *c, cli_args *a, const char *topic, const char *coll)
 	if ((rv = cli_entity_path(c, coll, name, &path, NULL)) != CLI_OK)
 		goto out;
 	rv = CLI_EUSAGE;
+	if (e.feed && (strcmp(topic, "trigger") != 0 ||
+	               (strcmp(verb, "create") != 0 && strcmp(verb, "update") != 0))) {
+		rv = cli_usage_error(c, "--feed goes with trigger create or update");
+		goto out;
+	}
 	if (strcmp(verb, "create") == 0 || strcmp(verb, "update") == 0) {
 		bool upd = verb[0] == 'u';
+		if (e.feed) {
+			static const char *const kinds[] = {"kafka", "redis-stream", "redis-pubsub",
+			                                    "schedule"};
+			bool known = false;
+			for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+				known = known || strcmp(e.feed, kinds[k]) == 0;
+			if (!known) {
+				rv = cli_usage_error(
+				    c,
+				    "--feed wants kafka, redis-stream, redis-pubsub "
+				    "or schedule, not '%s'",
+				    e.feed);
+				goto out;
+			}
+			/* the gateway checks the parameters against the feed */
+			json_object_set_new(e.annots, "feed", json_string(e.feed));
+		}
 		body = ent_body(&e, upd);
 		if (strcmp(topic, "rule") == 0 && e.npos >= 3) {
 			json_object_set_new(body, "trigger", json_string(e.pos[1]));
@@ -268,6 +299,21 @@ static int ent_run(cli *c, cli_args *a, const char *topic, const char *coll)
 					printf("ok: got %s ", topic);
 					cli_put_safe(stdout, name);
 					putchar('\n');
+					size_t k;
+					json_t *an;
+					json_array_foreach(json_object_get(j, "annotations"), k, an)
+					{
+						const char *v =
+						    json_string_value(json_object_get(an, "value"));
+						if (v && strcmp(json_string_value(
+						                    json_object_get(an, "key"))
+						                    ?: "",
+						                "feed") == 0) {
+							printf("feed: ");
+							cli_put_safe(stdout, v);
+							putchar('\n');
+						}
+					}
 					rv = cli_print_json(stdout, j);
 				}
 				json_decref(j);
@@ -309,7 +355,9 @@ void cli_help_trigger(FILE *out)
 {
 	fputs("usage: gust trigger <command> [args] [flags]\n"
 	      "\n"
-	      "  create NAME [-p K V]... [-P FILE] [-a K V]...\n"
+	      "  create NAME [--feed KIND] [-p K V]... [-P FILE] [-a K V]...\n"
+	      "      KIND: kafka, redis-stream, redis-pubsub or schedule; the -p parameters\n"
+	      "      configure it (docs/triggers.md), e.g. --feed kafka -p brokers H:P -p topic T\n"
 	      "  update NAME [same flags]\n"
 	      "  fire NAME [-p K V]... [-P FILE]   fire it: every active rule invokes its action\n"
 	      "  get NAME | list [--limit N] [--skip N] [--count] | delete NAME\n",

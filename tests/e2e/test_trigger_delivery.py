@@ -221,6 +221,26 @@ try:
               seen("guest", "seen"))
 
     @case
+    def cli_feed():
+        env = dict(os.environ, GUST_APIHOST=c.api_host, GUST_AUTH=AUTH, GUST_ETCD=c.etcd_url,
+                   GUST_CONFIG_FILE=os.path.join(c.dir, "gust-config"))
+
+        def gust(*args):
+            p = subprocess.run([c.bin("gust")] + list(args), capture_output=True, text=True,
+                               env=env, timeout=30)
+            return p.returncode, p.stdout, p.stderr
+        rc, out, err = gust("trigger", "create", "clitick", "--feed", "schedule",
+                            "-p", "intervalSeconds", "3600")
+        check("gust trigger create --feed schedule", rc == 0, (rc, out, err))
+        rc, out, err = gust("trigger", "get", "clitick")
+        check("gust trigger get shows the feed", rc == 0 and "feed: schedule" in out, (rc, out, err))
+        rc, out, err = gust("trigger", "create", "clibad", "--feed", "kafka", "-p", "topic", "t")
+        check("a bad feed is one line on stderr",
+              rc != 0 and err.count("\n") == 1 and "brokers" in err and not out, (rc, out, err))
+        rc, out, err = gust("trigger", "create", "clibad", "--feed", "ftp")
+        check("an unknown feed is refused", rc != 0 and err.count("\n") == 1, (rc, out, err))
+
+    @case
     def stops_on_sigterm():
         p = c.procs["trigger0"].p
         p.terminate()

@@ -40,6 +40,8 @@ int gust_fire_action_from_json(json_t *rec, gust_fire_action *a)
 	{
 		if (strcmp(fire_jstr(ann, "key", ""), "egress") == 0)
 			a->egress = json_is_true(json_object_get(ann, "value"));
+		else if (strcmp(fire_jstr(ann, "key", ""), "binding") == 0)
+			a->binding = json_object_get(ann, "value");
 	}
 	return 0;
 }
@@ -111,6 +113,11 @@ Gust__ActivationRequest *gust_fire_request_new(const gust_fire_action *a, const 
 	if (a->concurrency > 0)
 		q->concurrency = a->concurrency;
 	q->egress = a->egress;
+	/* Carried as written; the invoker checks it and records what is wrong
+	 * with it, so a bad binding is never dropped silently. */
+	char *binding = a->binding ? json_dumps(a->binding, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	if (binding != NULL)
+		q->binding = binding;
 	q->code_key = gust_xstrdup(a->code_key);
 	q->subject = gust_xstrdup(user);
 	q->user = gust_xstrdup(user);
@@ -142,6 +149,8 @@ void gust_fire_request_free(Gust__ActivationRequest *q)
 	free(q->user);
 	if (q->cause != protobuf_c_empty_string)
 		free(q->cause);
+	if (q->binding != protobuf_c_empty_string)
+		free(q->binding);
 	free(q);
 }
 

@@ -134,17 +134,21 @@ static void invoke_cb(void *arg)
 	invoke_finish(r);
 }
 
-/* limits.concurrency and the "egress" annotation of a cached action. Read
- * from its stored record; a one-entry cache per thread keeps the parse off
- * the hot path for an action invoked again (a record never changes once
- * cached: an update is a new gw_action with a new mod_revision). */
-static void areq_extras(const gw_action *a, int32_t *concurrency, bool *egress)
+/* limits.concurrency and the "egress" and "binding" annotations of a cached
+ * action. Read from its stored record; a one-entry cache per thread keeps the
+ * parse off the hot path for an action invoked again (a record never changes
+ * once cached: an update is a new gw_action with a new mod_revision).
+ * *binding is borrowed from the cache: valid until this thread's next call. */
+static void areq_extras(const gw_action *a, int32_t *concurrency, bool *egress, json_t **binding)
 {
 	static __thread const gw_action *c_act;
 	static __thread int64_t c_rev;
 	static __thread int32_t c_conc;
 	static __thread bool c_egress;
+	static __thread json_t *c_binding;
 	if (c_act != a || c_rev != a->mod_revision) {
+		json_decref(c_binding);
+		c_binding = NULL;
 		json_t *o = a->json ? json_loads(a->json, 0, NULL) : NULL;
 		json_int_t n = json_integer_value(
 		    json_object_get(json_object_get(o, "limits"), "concurrency"));
@@ -157,6 +161,10 @@ static void areq_extras(const gw_action *a, int32_t *concurrency, bool *egress)
 			const char *k = json_string_value(json_object_get(ann, "key"));
 			if (k != NULL && strcmp(k, "egress") == 0)
 				c_egress = json_is_true(json_object_get(ann, "value"));
+			else if (k != NULL && strcmp(k, "binding") == 0) {
+				json_decref(c_binding); /* the last one wins, as for egress */
+				c_binding = json_incref(json_object_get(ann, "value"));
+			}
 		}
 		json_decref(o);
 		c_act = a;
@@ -164,6 +172,7 @@ static void areq_extras(const gw_action *a, int32_t *concurrency, bool *egress)
 	}
 	*concurrency = c_conc;
 	*egress = c_egress;
+	*binding = c_binding;
 }
 
 Gust__ActivationRequest *gw_areq_new(gw *g, const char *user, gw_action *a, const char *defaults,
@@ -182,7 +191,7 @@ Gust__ActivationRequest *gw_areq_new(gw *g, const char *user, gw_action *a, cons
 	    .code_key = a->code_key,
 	};
 	int32_t conc;
-	areq_extras(a, &conc, &fa.egress);
+	areq_extras(a, &conc, &fa.egress, &fa.binding);
 	fa.concurrency = conc;
 	return gust_fire_request_new(&fa, user, g->cfg.api_host,
 	                             defaults ? defaults : a->params_inner, params, len, cause);

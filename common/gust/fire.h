@@ -37,6 +37,7 @@ typedef struct gust_fire_action {
 	const char *code_key;
 	int concurrency; /* limits.concurrency; 0 = leave unset (1) */
 	bool egress;     /* annotation "egress": true */
+	json_t *binding; /* annotation "binding": its value (borrowed), or NULL */
 } gust_fire_action;
 
 /* Fills a from a stored action record (strings point into rec). Sequences

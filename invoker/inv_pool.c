@@ -272,12 +272,16 @@ static void pool_complete(pool_act *a, inv_run_result *rr)
 	else if (!slot->gone)
 		inv_status_poke(v); /* an idle warm sandbox: tell the scheduler now */
 
-	inv_record_write(v, q, res);
 	nng_msg *m = NULL;
-	if (gust_msg_pack(&res->base, &m) == 0)
+	if (gust_msg_pack(&res->base, &m) != 0)
+		m = NULL;
+	if (q->binding != NULL && q->binding[0] != '\0' && v->binder != NULL) {
+		/* It answers once the publish is queued durably, and records. */
+		inv_binding_complete(v, a->job, res, m);
+	} else {
+		inv_record_write(v, q, res);
 		inv_server_reply(a->job, m);
-	else
-		inv_server_reply(a->job, NULL);
+	}
 	free(res->result.data);
 	inv_run_result_clear(rr);
 	free(a);

@@ -30,6 +30,7 @@ typedef struct inv_stem_kind inv_stem_kind;
 typedef struct inv_net inv_net;
 typedef struct inv_state inv_state;
 typedef struct inv_state_ep inv_state_ep;
+typedef struct inv_binder inv_binder;
 
 /* The smallest memory limit an action may have: user memory / this is the
  * most sandboxes that can exist at once. */
@@ -57,6 +58,7 @@ typedef struct inv_config {
 	long long pids_max;
 	char *stem_cells;
 	char *native_launcher;
+	long long binding_timeout_ms;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];
@@ -98,7 +100,8 @@ struct inv {
 	gust_etcd *etcd;
 	gust_etcd_lease_keeper *lease;
 	gust_redis_writer *records;
-	inv_state *state; /* the state cache proxy (inv_state.c) */
+	inv_state *state;   /* the state cache proxy (inv_state.c) */
+	inv_binder *binder; /* output bindings (inv_binding.c) */
 	nng_socket rep;
 	char *address;
 	inv_job *jobs;
@@ -197,8 +200,18 @@ int inv_state_attach(inv *v, const char *run_dir, const char *ns, inv_state_ep *
                      gust_error **err);
 void inv_state_detach(inv *v, inv_state_ep *ep);
 
-/* inv_record.c */
+/* inv_binding.c: output bindings (docs/state.md). complete takes over an
+ * activation whose request has a binding: it records it and answers job
+ * with msg (taken; NULL: no answer) once the publish is queued durably. */
+int inv_binding_start(inv *v, gust_error **err);
+void inv_binding_stop(inv *v);
+void inv_binding_complete(inv *v, inv_job *job, const Gust__ActivationResult *res, nng_msg *msg);
+
+/* inv_record.c: write queues the record of an activation; put queues a
+ * record already made (JSON text, copied). */
 void inv_record_write(inv *v, const Gust__ActivationRequest *req,
                       const Gust__ActivationResult *res);
+void inv_record_put(inv *v, const char *id, const char *ns, int64_t start_ms, const char *rec,
+                    size_t len);
 
 #endif

@@ -56,6 +56,10 @@ const gust_cfg_key inv_config_table[] = {
     {"native_launcher", GUST_CFG_STR, K(native_launcher), GUST_NATIVE_LAUNCHER_DEFAULT, 0, 4096,
      "GUST_INVOKER_NATIVE_LAUNCHER",
      "the C launcher of native actions (empty: runtime_dir's native/launcher script)"},
+    {"binding_timeout_ms", GUST_CFG_INT, K(binding_timeout_ms), "5000", 100, 300000,
+     "GUST_INVOKER_BINDING_TIMEOUT_MS",
+     "how long one attempt to publish to an output binding may take (Kafka's "
+     "message.timeout.ms, Redis's timeout) before it counts as failed and is retried"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -196,6 +200,8 @@ static int inv_build(inv *v, gust_error **err)
 		return gust_error_wrap(err, "config key 'redis'");
 	if ((rv = inv_state_start(v, err)) != 0)
 		return rv;
+	if ((rv = inv_binding_start(v, err)) != 0)
+		return rv;
 	if ((rv = inv_pool_start(v, err)) != 0)
 		return rv;
 	if ((rv = inv_stem_start(v, err)) != 0)
@@ -227,7 +233,8 @@ static void inv_destroy(inv *v)
 	/* After the pool: a sandbox dies with the thread that made it
 	 * (PR_SET_PDEATHSIG), and adopted stem cells were made by this one. */
 	inv_stem_stop(v);
-	inv_state_stop(v); /* after the sandboxes, which detach their sockets */
+	inv_state_stop(v);   /* after the sandboxes, which detach their sockets */
+	inv_binding_stop(v); /* after the pool: answers what it made durable */
 	inv_server_stop(v);
 	inv_net_close(v->net); /* after the sandboxes: their veths are gone */
 	inv_cgroups_close(v->cgroups);

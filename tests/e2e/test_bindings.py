@@ -5,7 +5,8 @@
 3. Failures are recorded and retried: a Redis list binding whose key has the
    wrong type records "pending" with the error, and is delivered once the key
    is deleted; a Kafka binding to a dead broker records "pending"; an invalid
-   binding records "invalid".
+   binding records "invalid"; an entry left by an invoker killed with SIGKILL
+   is published by its next run.
 4. A two-stage pipeline built only from triggers and bindings: topic "in" ->
    Kafka feed trigger + rule -> action A bound to topic "mid" -> Kafka feed
    trigger + rule -> action B. Every one of N messages produced with kcat into
@@ -221,6 +222,22 @@ try:
               "(%.1f s)" % (N, len(want & set(seen)), len(missing), dups, time.time() - t1),
               flush=True)
         check("pipeline: every message through both stages", not missing, sorted(missing)[:10])
+
+    @case
+    def picked_up_after_restart():
+        c.redis("SET", "wronglist2", "not a list")
+        put_action("tolist2", ECHO, {"redis": {"list": "wronglist2"}})
+        aid = invoke("tolist2", {"n": 9})
+        ok = wait_until(lambda: (binding_ann(aid) or {}).get("status") == "pending", 5)
+        check("restart: pending before the kill", ok, binding_ann(aid))
+        c.procs["invoker0"].kill()
+        c.redis("DEL", "wronglist2")
+        c.start_invoker(0)
+        ok = wait_until(lambda: c.redis("LLEN", "wronglist2") == 1, 20)
+        check("restart: the new run publishes what the killed one left", ok,
+              c.redis("LRANGE", "wronglist2", 0, -1))
+        ok = wait_until(lambda: (binding_ann(aid) or {}).get("status") == "published", 5)
+        check("restart: record says published", ok, binding_ann(aid))
 
     print("metrics: published %d, failures %d, pending %d; %.1f s" % (
         inv_metric("gust_invoker_binding_published_total"),

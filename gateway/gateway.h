@@ -114,7 +114,8 @@ struct gw_cache {
 };
 
 struct gw {
-	_Atomic int jobs; /* gw_jobs.c: threads running sequences and fires */
+	_Atomic int jobs;      /* gw_jobs.c: threads running sequences and fires */
+	_Atomic int suspended; /* HTTP connections waiting on nng (see gw_destroy) */
 	gw_config cfg;
 	struct MHD_Daemon *mhd;
 	gust_etcd *etcd;
@@ -281,5 +282,10 @@ void gw_activations_route(gw_req *r, gw_key *k, const char *ns, const char *rest
 /* gw_jobs.c: sequences and trigger fires run on threads of their own, at most
  * max_jobs at once. Returns 0, or GUST_EBUSY when that many are running. */
 int gw_job_start(gw *g, void *(*fn)(void *), void *arg);
+
+/* Suspend/resume a request's connection, counted: MHD aborts if it is
+ * stopped while any connection is suspended. */
+void gw_suspend(gw_req *r);
+void gw_resume(gw_req *r);
 
 #endif

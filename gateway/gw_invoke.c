@@ -86,7 +86,7 @@ static void invoke_finish(gw_req *r)
 {
 	r->state = GW_REQ_READY;
 	/* Last: once resumed, MHD may answer and free r on another thread. */
-	MHD_resume_connection(r->conn);
+	gw_resume(r);
 }
 
 static void invoke_cb(void *arg)
@@ -273,7 +273,7 @@ void gw_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults, 
 	r->ctx_open = true;
 	/* Suspend before the send: the callback may resume us at any moment after. */
 	r->state = GW_REQ_WAIT;
-	MHD_suspend_connection(r->conn);
+	gw_suspend(r);
 	nng_aio_set_msg(r->aio, m);
 	nng_aio_set_timeout(r->aio, 5000);
 	nng_ctx_send(r->ctx, r->aio);

@@ -46,3 +46,17 @@ int gw_job_start(gw *g, void *(*fn)(void *), void *arg)
 	}
 	return 0;
 }
+
+void gw_suspend(gw_req *r)
+{
+	atomic_fetch_add(&r->g->suspended, 1);
+	MHD_suspend_connection(r->conn);
+}
+
+void gw_resume(gw_req *r)
+{
+	gw *g = r->g;
+	/* r may be answered and freed by an HTTP thread as soon as it resumes. */
+	MHD_resume_connection(r->conn);
+	atomic_fetch_sub(&g->suspended, 1);
+}

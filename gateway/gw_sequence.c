@@ -180,7 +180,7 @@ static void seq_answer_locked(seq_run *sr, const seq_out *o, const char *record)
 		gw_reply_json(r, o->status == 0 ? 200 : 502, record ? record : "{}");
 	}
 	r->state = GW_REQ_READY;
-	MHD_resume_connection(r->conn);
+	gw_resume(r);
 }
 
 static void seq_timer_cb(void *arg)
@@ -241,7 +241,7 @@ void gw_sequence_invoke(gw_req *r, const char *user, gw_action *a, const char *d
 	if (blocking) {
 		sr->req = r;
 		r->state = GW_REQ_WAIT;
-		MHD_suspend_connection(r->conn);
+		gw_suspend(r);
 		if (nng_aio_alloc(&sr->timer, seq_timer_cb, sr) == 0)
 			nng_sleep_aio((nng_duration)r->wait_ms, sr->timer);
 	}

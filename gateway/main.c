@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gateway.h"
 #include "gust/log.h"
@@ -87,9 +88,16 @@ static int drop_dialer(void *arg, const char *key, void *value)
 
 static void gw_destroy(gw *g)
 {
+	/* Closing the scheduler socket fails every request waiting on it, which
+	 * answers (503) and resumes its connection; MHD must not be stopped while
+	 * any is still suspended. Sequences wait on their own calls, which fail
+	 * the same way. */
+	nng_close(g->sched);
+	for (int i = 0; i < 500 && atomic_load(&g->suspended) > 0; i++)
+		usleep(10 * 1000);
+	usleep(100 * 1000); /* let MHD's threads take the resumed connections in */
 	gw_http_stop(g);
 	gw_cache_stop(g);
-	nng_close(g->sched);
 	gust_map_filter(&g->dialers, drop_dialer, NULL);
 	gust_map_free(&g->dialers);
 	if (g->etcd)

@@ -3,7 +3,9 @@
 
 Starts a cluster, runs a Python action that times N GET and N SET calls of
 the built-in gust_state module from inside its sandbox (through the
-invoker's proxy), and, in the same run against the same Redis: the same
+invoker's proxy), then a native action (bench/state_native.c, raw RESP over
+/run/gust/state.sock, built static here) doing the same, and, in the same run
+against the same Redis: the same
 client code from outside any sandbox straight at Redis (what the proxy hop
 costs), and redis-benchmark with one client (-c 1) for GET and SET.
 
@@ -11,8 +13,10 @@ costs), and redis-benchmark with one client (-c 1) for GET and SET.
 """
 import json
 import os
+import base64
 import re
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -76,6 +80,15 @@ def redis_benchmark(port, n):
     return res
 
 
+def native_code():
+    """bench/state_native.c built static (the sandbox has no libc of ours), base64."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "state_native.c")
+    out = os.path.join(tempfile.mkdtemp(prefix="gust-bench-"), "state_native")
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-static", "-o", out, src], check=True)
+    with open(out, "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
 def main():
     c = Cluster("benchstate", memory_mb=1024).__enter__()
     try:
@@ -89,7 +102,16 @@ def main():
         c.api("POST", path, {"n": 100}, auth)  # warm
         st, inside, _ = c.api("POST", path, {"n": N}, auth)
         assert st == 200, inside
+        st, b, _ = c.api("PUT", "/api/v1/namespaces/_/actions/stn?overwrite=true",
+                         {"exec": {"kind": "native", "code": native_code(), "binary": True}},
+                         auth)
+        assert st == 200, b
+        npath = "/api/v1/namespaces/_/actions/stn?blocking=true&result=true"
+        c.api("POST", npath, {"n": 100}, auth)  # warm
+        st, native, _ = c.api("POST", npath, {"n": N}, auth)
+        assert st == 200, native
         res = {"n": N, "python_in_sandbox_via_proxy": inside,
+               "native_in_sandbox_via_proxy": native,
                "python_direct_tcp": direct(c.redis_port, N),
                "redis_benchmark_c1": redis_benchmark(c.redis_port, N * 4)}
         print(json.dumps(res, indent=1))

@@ -34,4 +34,12 @@ void inv_record_write(inv *v, const Gust__ActivationRequest *req, const Gust__Ac
 	gust_record_json(req, res, &rec);
 	inv_record_put(v, req->activation_id, req->namespace_, res->start_ms, rec.data, rec.len);
 	gust_buf_free(&rec);
+	/* A journaled activation leaves the scheduler's journal here, on the same
+	 * connection and after its record: Redis runs a connection's commands in
+	 * order, and the writer resends a broken batch whole, so the entry can
+	 * only go once the record is stored. */
+	if (req->journal_id && req->journal_id[0]) {
+		const char *xdel[] = {"XDEL", "gust:journal", req->journal_id};
+		gust_redis_writer_cmd(v->records, 3, xdel, NULL);
+	}
 }

@@ -138,6 +138,7 @@ static void *sched_cron(void *arg)
 		usleep(100 * 1000);
 		sched_members_check(s);
 		if (++tick % 10 == 0) {
+			sched_journal_forget(s, 10000);
 			if (sched_is_leader(s))
 				sched_journal_recover(s);
 			sched_pump(s);

@@ -1,8 +1,8 @@
 /* sched_journal.c - the journal of accepted activations: a Redis stream.
  *
  * A non-blocking or trigger activation is appended (XADD) before it is
- * acknowledged and removed (XDEL) when its result is in, so whatever is in
- * the stream was accepted and has not finished. One thread owns the Redis
+ * acknowledged, and removed (XDEL) by the invoker right after its record, so
+ * whatever is in the stream was accepted and has no record yet. One thread owns the Redis
  * connection and sends whatever is queued as one pipeline: under load,
  * appends are batched (group commit) without anyone waiting for a timer.
  * A new leader, and every leader once a second, replays the entries that no
@@ -19,7 +19,7 @@
 #define JOURNAL_KEY "gust:journal"
 #define REPLAY_GRACE_MS 2000
 
-enum { J_APPEND, J_DEL, J_RECOVER };
+enum { J_APPEND, J_RECOVER };
 
 typedef struct jop {
 	int type;
@@ -78,12 +78,37 @@ void sched_journal_append(sched *s, sched_act *a, sched_worker *w)
 
 void sched_journal_done(sched *s, sched_act *a)
 {
-	if (!a->journaled) {
-		sched_finish(s, a);
-		sched_act_free(a);
-		return;
+	/* The invoker removes the entry itself, after the record, on its Redis
+	 * connection (invoker/inv_record.c): so an entry leaves the journal only
+	 * once its record is stored. Until that lands, remember the id so that
+	 * a replay does not take the entry for an orphan. */
+	if (a->journaled) {
+		pthread_mutex_lock(&s->qlock);
+		gust_map_put(&s->done_ids, a->id, (void *)(uintptr_t)gust_now_ms());
+		pthread_mutex_unlock(&s->qlock);
 	}
-	journal_post(s->journal, J_DEL, a, NULL);
+	sched_finish(s, a);
+	sched_act_free(a);
+}
+
+static int done_expired(void *arg, const char *key, void *value)
+{
+	return gust_now_ms() - (uint64_t)(uintptr_t)value > *(uint64_t *)arg;
+}
+
+void sched_journal_forget(sched *s, uint64_t older_than_ms)
+{
+	pthread_mutex_lock(&s->qlock);
+	gust_map_filter(&s->done_ids, done_expired, &older_than_ms);
+	pthread_mutex_unlock(&s->qlock);
+}
+
+static bool journal_recently_done(sched *s, const char *id)
+{
+	pthread_mutex_lock(&s->qlock);
+	bool done = gust_map_get(&s->done_ids, id) != NULL;
+	pthread_mutex_unlock(&s->qlock);
+	return done;
 }
 
 void sched_journal_recover(sched *s)
@@ -127,9 +152,6 @@ static bool journal_pipeline(sched_journal *j, jop *batch)
 			size_t lens[] = {4, strlen(JOURNAL_KEY),    1, 1, strlen(op->a->id),
 			                 1, nng_msg_len(op->a->req)};
 			redisAppendCommandArgv(j->c, 7, argv, lens);
-		} else if (op->type == J_DEL) {
-			const char *argv[] = {"XDEL", JOURNAL_KEY, op->a->journal_id};
-			redisAppendCommandArgv(j->c, 3, argv, NULL);
 		}
 	}
 	for (jop *op = batch; op; op = op->next) {
@@ -204,7 +226,8 @@ static void journal_replay(sched_journal *j)
 				freeReplyObject(redisCommand(j->c, "XDEL %s %s", JOURNAL_KEY, eid));
 				continue;
 			}
-			if (sched_inflight_has(s, q->activation_id)) {
+			if (sched_inflight_has(s, q->activation_id) ||
+			    journal_recently_done(s, q->activation_id)) {
 				gust__activation_request__free_unpacked(q, NULL);
 				continue;
 			}
@@ -256,7 +279,6 @@ static void *journal_main(void *arg)
 		pthread_mutex_unlock(&j->lock);
 
 		bool ok = journal_connect(j) && journal_pipeline(j, batch);
-		jop *retry = NULL, **rtail = &retry;
 		bool recover = false;
 		for (jop *op = batch, *next; op; op = next) {
 			next = op->next;
@@ -269,23 +291,13 @@ static void *journal_main(void *arg)
 				sched_worker_journaled(op->w, op->a,
 				                       ok && op->a->journaled ? 0 : GUST_EUNAVAIL);
 				free(op);
-			} else if (ok) {
-				sched_finish(j->s, op->a);
-				sched_act_free(op->a);
-				free(op);
-			} else {
-				*rtail = op; /* keep removals until Redis is back */
-				rtail = &op->next;
 			}
 		}
 		if (recover && ok)
 			journal_replay(j);
 		pthread_mutex_lock(&j->lock);
-		if (retry) {
-			*rtail = j->head;
-			if (j->head == NULL)
-				j->tail = rtail;
-			j->head = retry;
+		if (!ok) {
+			/* Redis is away: its callers were refused (503); do not spin. */
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += (long)backoff_ms * 1000000L;

@@ -86,6 +86,8 @@ void sched_queue_fini(sched *s)
 	gust_map_filter(&s->queues, drop_queue, NULL);
 	gust_map_filter(&s->nss, drop_ns, NULL);
 	gust_map_filter(&s->inflight, drop_none, NULL);
+	gust_map_filter(&s->done_ids, drop_none, NULL);
+	gust_map_free(&s->done_ids);
 	gust_map_free(&s->queues);
 	gust_map_free(&s->nss);
 	gust_map_free(&s->inflight);

@@ -153,8 +153,12 @@ void sched_journal_stop(sched *s);
 /* Appends a's request to the journal; calls sched_worker_journaled(w, a, rv)
  * from the journal thread when Redis has it. */
 void sched_journal_append(sched *s, sched_act *a, sched_worker *w);
-/* Removes a finished activation's entry, then frees a. */
+/* A journaled activation has its result: finish and free a. Its entry is
+ * removed by the invoker together with the record. */
 void sched_journal_done(sched *s, sched_act *a);
+/* Forgets finished ids older than this: a replay then takes their entries,
+ * still there if the invoker died before storing the record. */
+void sched_journal_forget(sched *s, uint64_t older_than_ms);
 /* Replays entries that no activation in flight here owns (after a leader change). */
 void sched_journal_recover(sched *s);
 
@@ -187,6 +191,7 @@ struct sched {
 	gust_map queues;   /* key -> sched_queue */
 	gust_map nss;      /* ns -> sched_ns */
 	gust_map inflight; /* activation id -> sched_act (placed or queued) */
+	gust_map done_ids; /* journaled ids finished lately -> monotonic ms */
 	sched_ns **ready;  /* namespaces with queued work, in turn order */
 	size_t nready;
 	/* namespace limits, under nslock */

@@ -42,7 +42,8 @@ struct bind_entry {
 	char *binding;
 	char *result;
 	size_t result_len;
-	char *record; /* without the binding annotation */
+	char *journal_id; /* the scheduler's journal entry ("" none) */
+	char *record;     /* without the binding annotation */
 	size_t record_len;
 	int attempts;
 	inv_job *job; /* until answered (queue thread) */
@@ -75,6 +76,7 @@ static void bind_entry_free(bind_entry *e)
 	free(e->id);
 	free(e->ns);
 	free(e->binding);
+	free(e->journal_id);
 	free(e->result);
 	free(e->record);
 	if (e->msg)
@@ -109,6 +111,18 @@ static void bind_record(inv *v, const char *id, const char *ns, int64_t start_ms
 	}
 	inv_record_put(v, id, ns, start_ms, b.data, b.len);
 	gust_buf_free(&b);
+}
+
+/* After the activation's record: its entry leaves the scheduler's journal on
+ * the records connection, so only once the record is stored, as
+ * inv_record_write does for an unbound activation. XDEL is idempotent: a
+ * retry's record repeats it harmlessly. */
+static void bind_journal_done(inv *v, const char *journal_id)
+{
+	if (journal_id == NULL || journal_id[0] == '\0')
+		return;
+	const char *xdel[] = {"XDEL", "gust:journal", journal_id};
+	gust_redis_writer_cmd(v->records, 3, xdel, NULL);
 }
 
 /* {"status": status, "target": label, "attempts": n, "error": error} */
@@ -157,6 +171,7 @@ void inv_binding_complete(inv *v, inv_job *job, const Gust__ActivationResult *re
 		}
 		bind_record(v, q->activation_id, q->namespace_, res->start_ms, rec.data, rec.len,
 		            ann);
+		bind_journal_done(v, q->journal_id);
 		gust_buf_free(&rec);
 		inv_server_reply(job, msg);
 		return;
@@ -166,6 +181,7 @@ void inv_binding_complete(inv *v, inv_job *job, const Gust__ActivationResult *re
 	e->ns = gust_xstrdup(q->namespace_);
 	e->start_ms = res->start_ms;
 	e->binding = gust_xstrdup(q->binding);
+	e->journal_id = gust_xstrdup(q->journal_id ? q->journal_id : "");
 	e->result = gust_xstrndup((const char *)res->result.data, res->result.len);
 	e->result_len = res->result.len;
 	e->record_len = rec.len;
@@ -198,18 +214,20 @@ static int bind_persist(inv_binder *b, bind_entry *list)
 		cleanup_free char *key = bind_entry_key(b, e->id);
 		char start[32];
 		snprintf(start, sizeof(start), "%lld", (long long)e->start_ms);
-		const char *hset[] = {"HSET",   key,       "ns",       e->ns,    "start",
-		                      start,    "binding", e->binding, "result", e->result,
-		                      "record", e->record, "attempts", "0"};
+		const char *hset[] = {"HSET",     key,       "ns",      e->ns,
+		                      "start",    start,     "binding", e->binding,
+		                      "result",   e->result, "record",  e->record,
+		                      "attempts", "0",       "journal", e->journal_id};
 		size_t hl[] = {4, strlen(key),
 		               2, strlen(e->ns),
 		               5, strlen(start),
 		               7, strlen(e->binding),
 		               6, e->result_len,
 		               6, e->record_len,
-		               8, 1};
+		               8, 1,
+		               7, strlen(e->journal_id)};
 		const char *zadd[] = {"ZADD", b->zkey, score, e->id};
-		if (redisAppendCommandArgv(b->qc, 14, hset, hl) != REDIS_OK ||
+		if (redisAppendCommandArgv(b->qc, 16, hset, hl) != REDIS_OK ||
 		    redisAppendCommandArgv(b->qc, 4, zadd, NULL) != REDIS_OK)
 			goto broken;
 		n += 2;
@@ -325,6 +343,7 @@ static void bind_settle(inv_binder *b, bind_entry *e, const inv_bind_target *t,
 		gust_counter_add(b->m_published, 1);
 		cleanup_free char *ann = bind_ann("published", t->label, e->attempts, NULL);
 		bind_record(v, e->id, e->ns, e->start_ms, e->record, e->record_len, ann);
+		bind_journal_done(v, e->journal_id);
 		const char *del[] = {"DEL", key};
 		freeReplyObject(bind_cmd(b, 2, del, NULL));
 		const char *zrem[] = {"ZREM", b->zkey, e->id};
@@ -337,6 +356,7 @@ static void bind_settle(inv_binder *b, bind_entry *e, const inv_bind_target *t,
 	              e->attempts, m->error ? m->error : "failed");
 	cleanup_free char *ann = bind_ann("pending", t->label, e->attempts, m->error);
 	bind_record(v, e->id, e->ns, e->start_ms, e->record, e->record_len, ann);
+	bind_journal_done(v, e->journal_id);
 	int shift = e->attempts - 1 < 5 ? e->attempts - 1 : 5;
 	int64_t delay = 1000LL << shift;
 	if (delay > BIND_BACKOFF_MAX_MS)
@@ -439,6 +459,7 @@ static size_t bind_scan(inv_binder *b, bool all)
 		           *rec = bind_field(h, "record", &cl);
 		const char *start = bind_field(h, "start", NULL),
 		           *att = bind_field(h, "attempts", NULL);
+		const char *jid = bind_field(h, "journal", NULL);
 		if (ns == NULL || binding == NULL || result == NULL || rec == NULL) {
 			/* An index entry without its hash: nothing left to publish. */
 			if (h != NULL && h->type == REDIS_REPLY_ARRAY && h->elements == 0) {
@@ -452,6 +473,7 @@ static size_t bind_scan(inv_binder *b, bool all)
 		e->id = gust_xstrdup(id);
 		e->ns = gust_xstrdup(ns);
 		e->binding = gust_xstrdup(binding);
+		e->journal_id = gust_xstrdup(jid ? jid : "");
 		e->result = gust_xstrndup(result, rl);
 		e->result_len = rl;
 		e->record = gust_xstrndup(rec, cl);

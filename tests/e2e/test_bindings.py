@@ -222,6 +222,11 @@ try:
               "(%.1f s)" % (N, len(want & set(seen)), len(missing), dups, time.time() - t1),
               flush=True)
         check("pipeline: every message through both stages", not missing, sorted(missing)[:10])
+        # Bound activations leave the scheduler's journal too (whoever removes the entry:
+        # the scheduler on the answer, or the invoker after the record).
+        check("pipeline: the journal empties",
+              wait_until(lambda: c.redis("XLEN", "gust:journal") == 0, 10),
+              c.redis("XLEN", "gust:journal"))
 
     @case
     def picked_up_after_restart():

@@ -137,6 +137,7 @@ static void *sched_cron(void *arg)
 	while (!atomic_load(&s->stopping)) {
 		usleep(100 * 1000);
 		sched_members_check(s);
+		sched_members_reap(s);
 		if (++tick % 10 == 0) {
 			sched_journal_forget(s, 10000);
 			if (sched_is_leader(s))

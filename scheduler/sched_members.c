@@ -29,9 +29,28 @@ static void members_remove_at(sched *s, size_t i)
 	inv->gone = true;
 	gust_log_info("SCHED-INVOKER-DOWN", "invoker %s (%s) left placement", inv->id,
 	              inv->address);
-	/* Closing now fails the requests in flight on it (their workers answer). */
-	nng_close(inv->sock);
-	sched_invoker_unref(inv);
+	/* Its socket is closed by sched_members_reap, after the lock is let go:
+	 * nng_close waits for the callbacks of the activations in flight there,
+	 * and those take this lock (placing a retry, releasing the slot). */
+	s->graveyard = gust_xrealloc(s->graveyard, (s->ngraveyard + 1) * sizeof(*s->graveyard));
+	s->graveyard[s->ngraveyard++] = inv;
+}
+
+void sched_members_reap(sched *s)
+{
+	pthread_rwlock_wrlock(&s->inv_lock);
+	sched_invoker **dead = s->graveyard;
+	size_t n = s->ngraveyard;
+	s->graveyard = NULL;
+	s->ngraveyard = 0;
+	pthread_rwlock_unlock(&s->inv_lock);
+	for (size_t i = 0; i < n; i++) {
+		/* Closing fails the requests in flight on it: their activations
+		 * answer their callers (502) or go back to their queues. */
+		nng_close(dead[i]->sock);
+		sched_invoker_unref(dead[i]);
+	}
+	free(dead);
 }
 
 static ssize_t members_find(sched *s, const char *id)
@@ -118,6 +137,8 @@ void sched_members_check(sched *s)
 	if (removed)
 		gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
 	pthread_rwlock_unlock(&s->inv_lock);
+	if (removed)
+		sched_members_reap(s);
 }
 
 static void members_events(void *arg, const gust_watch_event *evs, size_t n, int64_t rev)
@@ -136,6 +157,7 @@ static void members_events(void *arg, const gust_watch_event *evs, size_t n, int
 	}
 	gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
 	pthread_rwlock_unlock(&s->inv_lock);
+	sched_members_reap(s);
 	/* A new invoker is new capacity. */
 	sched_pump(s);
 }
@@ -156,6 +178,8 @@ static void members_reset(void *arg, const gust_kvs *snap)
 		members_put(s, snap->kvs[j].value, snap->kvs[j].value_len);
 	gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
 	pthread_rwlock_unlock(&s->inv_lock);
+	sched_members_reap(s);
+	sched_pump(s);
 }
 
 int sched_members_start(sched *s, gust_error **err)
@@ -175,4 +199,5 @@ void sched_members_stop(sched *s)
 	free(s->invokers);
 	s->invokers = NULL;
 	pthread_rwlock_unlock(&s->inv_lock);
+	sched_members_reap(s);
 }

@@ -40,6 +40,9 @@ static void status_apply(sched *s, Gust__InvokerStatus *st)
 		break;
 	}
 	pthread_rwlock_unlock(&s->inv_lock);
+	/* An invoker replaced at a new address waits in the graveyard for the
+	 * cron thread: closing its socket here, on an nng callback thread, could
+	 * wait for callbacks that need this very thread. */
 }
 
 static void status_cb(void *arg)

@@ -107,6 +107,9 @@ int sched_members_start(sched *s, gust_error **err);
 void sched_members_stop(sched *s);
 /* Under inv_lock (write): adds or refreshes an invoker. */
 void sched_members_add(sched *s, const char *id, const char *addr, int mem);
+/* Closes the sockets of invokers taken out of the table (outside the lock:
+ * closing waits for callbacks that take it). Call after unlocking. */
+void sched_members_reap(sched *s);
 /* Takes invokers whose status stopped arriving out of placement. */
 void sched_members_check(sched *s);
 
@@ -182,7 +185,9 @@ struct sched {
 	char *address;        /* what we advertise for activations */
 	char *status_address; /* what we advertise for invoker status */
 	pthread_rwlock_t inv_lock;
-	sched_invoker **invokers; /* sorted by id */
+	sched_invoker **invokers;  /* sorted by id */
+	sched_invoker **graveyard; /* out of the table, socket not yet closed */
+	size_t ngraveyard;
 	size_t ninvokers;
 	sched_worker *workers;
 	size_t nworkers;

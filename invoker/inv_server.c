@@ -17,6 +17,8 @@ static void job_recv(inv_job *j)
 
 void inv_server_reply(inv_job *j, nng_msg *msg)
 {
+	if (j->state == J_RUN)
+		atomic_fetch_sub(&j->v->running, 1);
 	if (j->req) {
 		gust__activation_request__free_unpacked(j->req, NULL);
 		j->req = NULL;
@@ -68,6 +70,7 @@ static void job_cb(void *arg)
 	}
 	j->recv_ms = (uint64_t)gust_wall_ms();
 	j->state = J_RUN;
+	atomic_fetch_add(&j->v->running, 1);
 	inv_pool_submit(j->v, j);
 }
 

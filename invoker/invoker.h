@@ -13,6 +13,7 @@
 
 #include <nng/nng.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "gust/config.h"
@@ -49,6 +50,7 @@ typedef struct inv_config {
 	long long contexts;
 	long long idle_timeout_s;
 	long long record_ttl_s;
+	long long drain_timeout_s;
 	long long lease_ttl_s;
 	char *metrics_host;
 	long long metrics_port;
@@ -92,6 +94,7 @@ struct inv_slot {
 };
 
 struct inv {
+	_Atomic int running; /* requests taken and not yet answered (for the drain) */
 	inv_config cfg;
 	char *tag; /* <id>-<hash of the state dir>: names our cgroups, netdevs, nft table */
 	inv_cgroups *cgroups;

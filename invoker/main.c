@@ -38,6 +38,9 @@ const gust_cfg_key inv_config_table[] = {
      "GUST_INVOKER_IDLE_TIMEOUT_S", "an idle warm sandbox is evicted after this long"},
     {"record_ttl_s", GUST_CFG_INT, K(record_ttl_s), "86400", 10, 31536000, "GUST_RECORD_TTL_S",
      "time to live of activation records in Redis"},
+    {"drain_timeout_s", GUST_CFG_INT, K(drain_timeout_s), "30", 0, 3600,
+     "GUST_INVOKER_DRAIN_TIMEOUT_S",
+     "on SIGTERM, how long activations already taken may run before the invoker stops"},
     {"lease_ttl_s", GUST_CFG_INT, K(lease_ttl_s), "3", 2, 300, "GUST_INVOKER_LEASE_TTL_S",
      "etcd lease time of this invoker's registration"},
     {"metrics_host", GUST_CFG_STR, K(metrics_host), "127.0.0.1", 1, 64, "GUST_INVOKER_METRICS_HOST",
@@ -224,9 +227,18 @@ static int inv_build(inv *v, gust_error **err)
 
 static void inv_destroy(inv *v)
 {
-	/* Leave placement first, so that no new work arrives while we stop. */
+	/* Leave placement first, so that no new work arrives while we stop; then
+	 * let what was taken finish (up to drain_timeout_s), so a rolling restart
+	 * answers its blocking callers instead of failing them. */
 	if (v->lease)
 		gust_etcd_lease_keeper_stop(v->lease, true);
+	if (v->threads != NULL && atomic_load(&v->running) > 0) {
+		gust_log_info("INV-DRAIN", "draining %d activations (at most %lld s)",
+		              atomic_load(&v->running), v->cfg.drain_timeout_s);
+		uint64_t until = gust_now_ms() + (uint64_t)v->cfg.drain_timeout_s * 1000;
+		while (atomic_load(&v->running) > 0 && gust_now_ms() < until)
+			usleep(20 * 1000);
+	}
 	gust_admin_http_stop(v->admin);
 	inv_status_stop(v);
 	inv_pool_stop(v);

@@ -27,6 +27,8 @@ static void members_remove_at(sched *s, size_t i)
 	        (s->ninvokers - i - 1) * sizeof(s->invokers[0]));
 	s->ninvokers--;
 	inv->gone = true;
+	/* From now on status_ms tells whether it is still alive (see reap). */
+	inv->status_ms = gust_now_ms();
 	gust_log_info("SCHED-INVOKER-DOWN", "invoker %s (%s) left placement", inv->id,
 	              inv->address);
 	/* Its socket is closed by sched_members_reap, after the lock is let go:
@@ -36,17 +38,34 @@ static void members_remove_at(sched *s, size_t i)
 	s->graveyard[s->ngraveyard++] = inv;
 }
 
+/*
+ * An invoker out of placement keeps its socket while it finishes what it
+ * has (a drain: it left on purpose and still sends status), and loses it as
+ * soon as it has nothing in flight or has been silent for status_timeout_ms
+ * (dead or cut off: closing fails its activations now, so blocking callers
+ * get their 502 and journaled ones run elsewhere, instead of waiting out
+ * their deadlines). A killed invoker's connections reset on their own.
+ */
 void sched_members_reap(sched *s)
 {
+	uint64_t now = gust_now_ms();
+	bool all = atomic_load(&s->stopping);
+	sched_invoker **dead = NULL;
+	size_t n = 0;
 	pthread_rwlock_wrlock(&s->inv_lock);
-	sched_invoker **dead = s->graveyard;
-	size_t n = s->ngraveyard;
-	s->graveyard = NULL;
-	s->ngraveyard = 0;
+	for (size_t i = 0; i < s->ngraveyard;) {
+		sched_invoker *inv = s->graveyard[i];
+		if (all || atomic_load(&inv->inflight) == 0 ||
+		    now - inv->status_ms > (uint64_t)s->cfg.status_timeout_ms) {
+			dead = gust_xrealloc(dead, (n + 1) * sizeof(*dead));
+			dead[n++] = inv;
+			s->graveyard[i] = s->graveyard[--s->ngraveyard];
+		} else {
+			i++;
+		}
+	}
 	pthread_rwlock_unlock(&s->inv_lock);
 	for (size_t i = 0; i < n; i++) {
-		/* Closing fails the requests in flight on it: their activations
-		 * answer their callers (502) or go back to their queues. */
 		nng_close(dead[i]->sock);
 		sched_invoker_unref(dead[i]);
 	}
@@ -147,10 +166,13 @@ static void members_events(void *arg, const gust_watch_event *evs, size_t n, int
 	pthread_rwlock_wrlock(&s->inv_lock);
 	for (size_t i = 0; i < n; i++) {
 		const gust_kv *kv = &evs[i].kv;
+		const char *id = kv->key + strlen(P_INV);
 		if (evs[i].type == GUST_WATCH_PUT) {
+			gust_map_put(&s->registered, id, (void *)1);
 			members_put(s, kv->value, kv->value_len);
 		} else {
-			ssize_t at = members_find(s, kv->key + strlen(P_INV));
+			gust_map_del(&s->registered, id);
+			ssize_t at = members_find(s, id);
 			if (at >= 0)
 				members_remove_at(s, (size_t)at);
 		}
@@ -160,6 +182,11 @@ static void members_events(void *arg, const gust_watch_event *evs, size_t n, int
 	sched_members_reap(s);
 	/* A new invoker is new capacity. */
 	sched_pump(s);
+}
+
+static int drop_registered(void *arg, const char *key, void *value)
+{
+	return 1;
 }
 
 static void members_reset(void *arg, const gust_kvs *snap)
@@ -174,8 +201,11 @@ static void members_reset(void *arg, const gust_kvs *snap)
 		if (!found)
 			members_remove_at(s, i);
 	}
-	for (size_t j = 0; j < snap->n; j++)
+	gust_map_filter(&s->registered, drop_registered, NULL);
+	for (size_t j = 0; j < snap->n; j++) {
+		gust_map_put(&s->registered, snap->kvs[j].key + strlen(P_INV), (void *)1);
 		members_put(s, snap->kvs[j].value, snap->kvs[j].value_len);
+	}
 	gust_gauge_set(s->m_invokers, (int64_t)s->ninvokers);
 	pthread_rwlock_unlock(&s->inv_lock);
 	sched_members_reap(s);
@@ -198,6 +228,11 @@ void sched_members_stop(sched *s)
 		members_remove_at(s, s->ninvokers - 1);
 	free(s->invokers);
 	s->invokers = NULL;
+	gust_map_filter(&s->registered, drop_registered, NULL);
+	gust_map_free(&s->registered);
 	pthread_rwlock_unlock(&s->inv_lock);
+	atomic_store(&s->stopping, true);
 	sched_members_reap(s);
+	free(s->graveyard);
+	s->graveyard = NULL;
 }

@@ -22,8 +22,19 @@ static void status_apply(sched *s, Gust__InvokerStatus *st)
 	bool found = false;
 	for (size_t i = 0; i < s->ninvokers && !found; i++)
 		found = strcmp(s->invokers[i]->id, st->id) == 0;
-	/* Back from silence (taken out, lease still alive): in again. */
-	if (!found && st->address[0] && st->memory_mb > 0 && strlen(st->id) < 128)
+	/* Out of placement but still finishing work (draining): only note that
+	 * it is alive, so its socket stays open for the answers. */
+	for (size_t i = 0; i < s->ngraveyard && !found; i++) {
+		if (strcmp(s->graveyard[i]->id, st->id) == 0) {
+			s->graveyard[i]->status_ms = gust_now_ms();
+			pthread_rwlock_unlock(&s->inv_lock);
+			return;
+		}
+	}
+	/* Back from silence (taken out, lease still alive): in again. An
+	 * invoker whose key is gone (it left, or its lease lapsed) stays out. */
+	if (!found && st->address[0] && st->memory_mb > 0 && strlen(st->id) < 128 &&
+	    gust_map_get(&s->registered, st->id) != NULL)
 		sched_members_add(s, st->id, st->address, st->memory_mb);
 	for (size_t i = 0; i < s->ninvokers; i++) {
 		sched_invoker *inv = s->invokers[i];

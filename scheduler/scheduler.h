@@ -188,6 +188,7 @@ struct sched {
 	sched_invoker **invokers;  /* sorted by id */
 	sched_invoker **graveyard; /* out of the table, socket not yet closed */
 	size_t ngraveyard;
+	gust_map registered; /* invoker ids with a key in etcd (under inv_lock) */
 	size_t ninvokers;
 	sched_worker *workers;
 	size_t nworkers;

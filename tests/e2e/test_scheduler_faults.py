@@ -186,6 +186,31 @@ try:
         check("non-blocking over the limit: 429 too", st == 429, (st, body))
         st, body, _ = invoke("count", {"i": 1}, True)
         check("another namespace is not affected", st == 200, (st, body))
+    @case
+    def invoker_drains_on_sigterm():
+        # A rolling restart: SIGTERM takes the invoker out of placement, and
+        # the activations it already has finish and answer their callers.
+        import signal as _signal
+        put("drainme", SLOW, limits={"timeout": 20000})
+        alive = [n for n in ("invoker1", "invoker2") if c.procs.get(n) and c.procs[n].alive()]
+        # pin the work to one invoker: stop the others from taking it
+        res = []
+
+        def one(i):
+            res.append(invoke("drainme", {"s": 1.5, "i": i}, True)[:2])
+        check("warm-up drainme", invoke("drainme", {"s": 0}, True)[0] == 200)
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+        [t.start() for t in ts]
+        time.sleep(0.5)
+        for n in alive:
+            c.procs[n].p.send_signal(_signal.SIGTERM)
+        [t.join() for t in ts]
+        codes = sorted(st for st, _ in res)
+        check("callers of draining invokers got their results", codes == [200, 200, 200], res)
+        for n in alive:
+            rc = c.procs[n].p.wait(40)
+            check("%s exited cleanly after draining" % n, rc == 0, rc)
+
 finally:
     c.__exit__(None, None, None)
 finish()

@@ -28,9 +28,11 @@ docs/reliability.md's results section.
 import argparse
 import faulthandler
 import collections
+import json
 import concurrent.futures
 import datetime
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,17 +189,156 @@ class ExecCounter:
             time.sleep(0.2)
 
 
-def kafka_feed(c):
-    """The hook for the Kafka half of the load: produce to a topic bound by a
-    rule to the chaos action through the trigger daemons, and count what the
-    consumer group turned into activations. Returns None (not run) until
-    gust-trigger and a broker reachable from the ctl hosts exist."""
-    if not c.triggers or not c.kafka_bootstrap:
-        return None
-    # gust-kafka-mock listens on store3's loopback only (librdkafka's mock
-    # cluster cannot bind an address); the trigger daemons on ctl1/ctl2 cannot
-    # reach it until it can. See docs/reliability.md.
-    return None
+KFEED_ACTION = ("def main(a):\n"
+                "    return {'seen': [[m.get('partition'), m.get('offset'), m.get('value')]\n"
+                "                     for m in a.get('messages', [])]}\n")
+KAFKA_TOPIC = "chaosfeed"
+KAFKA_RATE = 20      # messages produced per second during a round
+KAFKA_WAIT_S = 60    # how long a round waits for every produced message to arrive
+
+
+class KafkaFeed:
+    """The Kafka half of the load. A trigger with a kafka feed on KAFKA_TOPIC
+    (run by whichever trigger daemon claims it) and a rule to the action kfeed,
+    which returns [partition, offset, value] of every message it was given.
+    Each round, kcat in the broker's host namespace produces KAFKA_RATE
+    messages/s whose values are "<round>-<seq>-<produce time ms>"; afterwards
+    the kfeed records in Redis are scanned for them: a value never seen is
+    missing, a value seen twice is a duplicate (an at-least-once redelivery)."""
+
+    def __init__(self, c, auth):
+        self.c, self.auth = c, auth
+        self.counts = collections.Counter()   # value -> times seen in records
+        self.first = {}                       # value -> earliest record start (ms)
+        self.seen_ids = set()
+        self.kfeed_starts = {}                # activation id -> start ms
+        self.t_scan_from = time.time() - 60
+        gw = c.gw_url(c.gateways[0])
+        st, b, _ = http("PUT", gw + "/api/v1/namespaces/_/actions/kfeed?overwrite=true",
+                        {"exec": {"kind": "python:3", "code": KFEED_ACTION}}, auth)
+        assert st == 200, (st, b)
+        params = {"brokers": c.kafka_bootstrap, "topic": KAFKA_TOPIC, "batchSize": 50,
+                  "maxWaitMs": 50, "startFrom": "earliest"}
+        st, b, _ = http("PUT", gw + "/api/v1/namespaces/_/triggers/kfeed-trigger?overwrite=true",
+                        {"annotations": [{"key": "feed", "value": "kafka"}],
+                         "parameters": [{"key": k, "value": v} for k, v in params.items()]}, auth)
+        assert st == 200, (st, b)
+        st, b, _ = http("PUT", gw + "/api/v1/namespaces/_/rules/kfeed-rule?overwrite=true",
+                        {"trigger": "/_/kfeed-trigger", "action": "/_/kfeed"}, auth)
+        assert st == 200, (st, b)
+        end = time.time() + 20
+        while time.time() < end and not self.owner():
+            time.sleep(0.2)
+        if not self.owner():
+            raise RuntimeError("no trigger daemon claimed the kafka feed")
+        # One message through end to end before the rounds start.
+        self.rnd, self.produced, self.proc, self.thread = "warm", [], None, None
+        self.start("warm")
+        time.sleep(0.5)
+        self.stop()
+        missing, _, _ = self.check(30)
+        if missing:
+            raise RuntimeError("the kafka feed delivered nothing within 30 s")
+
+    def owner(self):
+        v = self.c.etcd_get("/gust/feed-owners/guest/kfeed-trigger")
+        try:
+            return json.loads(v).get("owner") if v else None
+        except ValueError:
+            return None
+
+    def start(self, rnd):
+        self.rnd, self.produced = rnd, []
+        self.t_scan_from = time.time() - 60  # records start after their message was produced
+        self.stop_ev = threading.Event()
+        self.proc = self.c.in_host("store3", ["kcat", "-P", "-b", self.c.kafka_bootstrap,
+                                              "-t", KAFKA_TOPIC],
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        self.thread = threading.Thread(target=self._produce)
+        self.thread.start()
+
+    def _produce(self):
+        period, seq, nxt = 1.0 / KAFKA_RATE, 0, time.time()
+        try:
+            while not self.stop_ev.is_set():
+                v = "%s-%d-%d" % (self.rnd, seq, int(time.time() * 1000))
+                self.proc.stdin.write((v + "\n").encode())
+                self.proc.stdin.flush()
+                self.produced.append(v)
+                seq += 1
+                nxt += period
+                time.sleep(max(0, nxt - time.time()))
+        except OSError as e:
+            self.produce_error = "kcat: %s" % e
+
+    def stop(self):
+        """Stops producing; kcat flushes what it has and exits (0: every message
+        was acknowledged by the broker)."""
+        self.produce_error = None
+        self.stop_ev.set()
+        self.thread.join()
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+            if self.proc.returncode != 0:
+                self.produce_error = "kcat exited %d: %s" % (
+                    self.proc.returncode, self.proc.stderr.read().decode(errors="replace")[-300:])
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.produce_error = "kcat did not finish within 30 s"
+        self.proc.stderr.close()
+
+    def scan(self):
+        """Reads the kfeed records not read yet (the namespace's index in Redis)."""
+        try:
+            ids = self.c.redis("ZRANGEBYSCORE", "gust:acts:guest",
+                               int((self.t_scan_from) * 1000), "+inf") or []
+        except (OSError, RuntimeError):
+            return
+        new = [i for i in ids if i not in self.seen_ids]
+        for k in range(0, len(new), 500):
+            chunk = new[k:k + 500]
+            try:
+                raws = self.c.redis("MGET", *[b"gust:act:" + x for x in chunk])
+            except (OSError, RuntimeError):
+                return
+            for aid, raw in zip(chunk, raws):
+                rec = json.loads(raw) if raw else None
+                if rec is None:
+                    continue  # the index is written after the record: not yet
+                self.seen_ids.add(aid)
+                result = (rec.get("response") or {}).get("result")
+                if rec.get("name") != "kfeed" or not isinstance(result, dict) \
+                        or "seen" not in result:
+                    continue  # not the action's record (the trigger's has another name)
+                self.kfeed_starts[aid] = rec.get("start", 0)
+                for m in result["seen"]:
+                    v = m[2]
+                    self.counts[v] += 1
+                    self.first[v] = min(self.first.get(v, 1e18), rec.get("start", 0))
+
+    def check(self, timeout):
+        """(missing, duplicates, slowest delivery s) of this round's messages,
+        waiting up to timeout for the missing ones."""
+        end = time.time() + timeout
+        while True:
+            self.scan()
+            missing = [v for v in self.produced if not self.counts[v]]
+            if not missing or time.time() >= end:
+                break
+            time.sleep(0.5)
+        dups = sum(self.counts[v] - 1 for v in self.produced if self.counts[v] > 1)
+        delays = [(self.first[v] - int(v.rsplit("-", 1)[1])) / 1000.0
+                  for v in self.produced if v in self.first]
+        return missing, dups, max(delays) if delays else 0.0
+
+    def activations_between(self, t0, t1):
+        return sum(1 for s in self.kfeed_starts.values() if t0 * 1000 <= s <= t1 * 1000)
 
 
 def wait_records(c, auth, ids, timeout):
@@ -223,6 +364,7 @@ def wait_records(c, auth, ids, timeout):
 
 
 PROBES = [0]  # probe calls answered 200: executions that are not duplicates
+FEED = [None]  # the KafkaFeed of the cluster, when it runs
 
 
 def serves_normally(c, auth):
@@ -264,7 +406,11 @@ def fault_gateway_kill(c, rnd):
 
 
 def fault_trigger_kill(c, rnd):
-    return _kill(c, c.triggers[rnd % len(c.triggers)])
+    """Kills the daemon that runs the Kafka feed (when there is one), so that the
+    feed has to move: the next daemon in rank claims it once the dead one's
+    lease lapses and resumes from the group's committed offsets."""
+    owner = FEED[0].owner() if FEED[0] else None
+    return _kill(c, owner if owner in c.triggers else c.triggers[rnd % len(c.triggers)])
 
 
 def fault_host_cut(c, rnd):
@@ -308,9 +454,13 @@ FAULTS = collections.OrderedDict([
 
 def run_round(c, auth, fault, fn, rnd, counter):
     counter.sample()
-    exec0 = counter.total
+    exec0, t_exec0 = counter.total, time.time()
     probes0 = PROBES[0]
+    t_round = time.time()
     load = Load(c, auth)
+    feed = FEED[0]
+    if feed:
+        feed.start("r%d%s" % (rnd + 1, fault.split()[0][:3]))
     load.start()
     time.sleep(WARM_S)
     counter.sample()  # as close to the fault as can be: a killed invoker's last runs count
@@ -322,6 +472,8 @@ def run_round(c, auth, fault, fn, rnd, counter):
     t_undone = time.time()
     time.sleep(max(0, AFTER_S - (t_undone - t_fault)))
     load.stop()
+    if feed:
+        feed.stop()
     log("load stopped")
 
     nb_ids = [r[3] for r in load.nb if r[2] == 202 and r[3]]
@@ -333,6 +485,15 @@ def run_round(c, auth, fault, fn, rnd, counter):
     bl_ran = sum(1 for r in load.bl if r[2] == 200)
     bl_ran += len([r for r in bl_fail if r[3]]) - len(wait_records(c, auth, [r[3] for r in bl_fail if r[3]], 3))
     unknown = sum(1 for r in bl_fail if not r[3])
+    k = {}
+    if feed:
+        kmiss, kdups, kslow = feed.check(KAFKA_WAIT_S)
+        k = {"k_produced": len(feed.produced), "k_missing": len(kmiss), "k_dups": kdups,
+             "k_slowest": kslow, "k_error": feed.produce_error,
+             "k_missing_ex": kmiss[:5], "_produced": list(feed.produced), "_feed": feed,
+             "_produced_t0": t_round - 1}
+        log("kafka checked: %d produced, %d missing, %d duplicates" % (
+            len(feed.produced), len(kmiss), kdups))
     ok_at = None
     end = time.time() + NORMAL_WITHIN_S
     while time.time() < end:
@@ -342,8 +503,11 @@ def run_round(c, auth, fault, fn, rnd, counter):
         time.sleep(0.2)
     time.sleep(1.0)
     counter.sample()
+    t_end = time.time()
     execs = counter.total - exec0
-    dups = int(execs - len(set(nb_ids)) - bl_ran - (PROBES[0] - probes0))
+    # the feed's activations are executions too, each with its own record
+    kacts = feed.activations_between(t_exec0, t_end) if feed else 0
+    dups = int(execs - len(set(nb_ids)) - bl_ran - (PROBES[0] - probes0) - kacts)
     after = [r[1] - r[0] for r in load.bl if r[1] >= t_fault and r[2] == 200]
     bl_max = max(after) if after else 0.0
     # time to normal: the end of the last call that failed or was slow, from the fault
@@ -357,13 +521,19 @@ def run_round(c, auth, fault, fn, rnd, counter):
     res = {"fault": fault, "round": rnd + 1, "what": what, "accepted": len(nb_ids),
            "not_accepted": len(nb_not), "nb_errors": dict(nb_errors), "lost": len(missing),
            "dups": dups, "unknown": unknown, "blocking": len(load.bl), "bl_failed": len(bl_fail),
-           "bl_errors": dict(errors), "ttn": ttn, "executions": int(execs), "bl_max": bl_max}
+           "bl_errors": dict(errors), "ttn": ttn, "executions": int(execs), "bl_max": bl_max,
+           "k_acts": kacts}
+    res.update(k)
     print("  %-26s r%d %-28s accepted %4d lost %d dups %3d | blocking %4d failed %3d %s | "
           "not accepted %d %s | slowest OK %.1f s | normal after %s" % (
               fault, rnd + 1, what, res["accepted"], res["lost"], dups, res["blocking"],
               res["bl_failed"], dict(errors) or "", res["not_accepted"], dict(nb_errors) or "",
               bl_max,
               "%.1f s" % ttn if ttn is not None else "NEVER"), flush=True)
+    if k:
+        print("  %-26s    kafka: produced %d missing %d dups %d slowest delivery %.1f s%s" % (
+            "", k["k_produced"], k["k_missing"], k["k_dups"], k["k_slowest"],
+            " (%s)" % k["k_error"] if k["k_error"] else ""), flush=True)
     return res
 
 
@@ -376,27 +546,47 @@ def fmt_errors(d):
 
 
 def table(results, mode):
-    lines = ["| fault | rounds | accepted | lost | duplicates | blocking calls | failed: with | slowest answered (s) | not accepted (non-blocking): with | serves normally after (max) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| fault | rounds | accepted | lost | duplicates | blocking calls | failed: with | slowest answered (s) | not accepted (non-blocking): with | serves normally after (max) | Kafka produced | Kafka missing | Kafka duplicates | Kafka slowest delivery (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by = collections.OrderedDict()
     for r in results:
         by.setdefault(r["fault"], []).append(r)
     for fault, rs in by.items():
         if rs[0].get("skipped"):
-            lines.append("| %s | — | not run: %s | | | | | | | |" % (fault, rs[0]["skipped"]))
+            lines.append("| %s | — | not run: %s | | | | | | | | | | | |" % (fault, rs[0]["skipped"]))
             continue
         errs, nerrs = collections.Counter(), collections.Counter()
         for r in rs:
             errs.update(r["bl_errors"])
             nerrs.update(r["nb_errors"])
         ttns = [r["ttn"] for r in rs]
-        lines.append("| %s | %d | %d | **%d** | %d | %d | %d: %s | %.1f | %d: %s | %s |" % (
+        if all("k_produced" in r for r in rs):
+            kafka = "%d | **%d** | %d | %.1f" % (
+                sum(r["k_produced"] for r in rs), sum(r["k_missing"] for r in rs),
+                sum(r["k_dups"] for r in rs), max(r["k_slowest"] for r in rs))
+        else:
+            kafka = "not run | | |"
+        lines.append("| %s | %d | %d | **%d** | %d | %d | %d: %s | %.1f | %d: %s | %s | %s |" % (
             fault, len(rs), sum(r["accepted"] for r in rs), sum(r["lost"] for r in rs),
             sum(r["dups"] for r in rs), sum(r["blocking"] for r in rs),
             sum(r["bl_failed"] for r in rs), fmt_errors(errs), max(r["bl_max"] for r in rs),
             sum(r["not_accepted"] for r in rs), fmt_errors(nerrs),
-            "never (within %d s)" % NORMAL_WITHIN_S if None in ttns else "%.1f s" % max(ttns)))
+            "never (within %d s)" % NORMAL_WITHIN_S if None in ttns else "%.1f s" % max(ttns),
+            kafka))
     return "\n".join(lines)
+
+
+def recount_kafka(results, feed):
+    """Duplicates that arrived after their round was checked (a redelivery
+    late behind a moved feed) are added before the cluster goes."""
+    if not feed:
+        return
+    feed.t_scan_from = min(r["_produced_t0"] for r in results if r.get("_feed") is feed) \
+        if any(r.get("_feed") is feed for r in results) else time.time()
+    feed.scan()
+    for r in results:
+        if r.get("_feed") is feed:
+            r["k_dups"] = sum(feed.counts[v] - 1 for v in r["_produced"] if feed.counts[v] > 1)
 
 
 def write_doc(path, text):
@@ -431,7 +621,7 @@ def main():
     feed = None
 
     def up():
-        c = NetCluster("chaos", invokers=3)
+        c = NetCluster("chaos", invokers=3, kafka_topics=[KAFKA_TOPIC + ":2"])
         c.__enter__()
         try:
             c.create_namespace("guest")
@@ -445,6 +635,9 @@ def main():
                 if serves_normally(c, auth):
                     break
                 time.sleep(0.2)
+            FEED[0] = None
+            if c.triggers and c.kafka_bootstrap and shutil.which("kcat"):
+                FEED[0] = KafkaFeed(c, auth)
         except BaseException:
             c.__exit__(*sys.exc_info())
             raise
@@ -452,10 +645,11 @@ def main():
 
     c, auth = up()
     try:
-        feed = kafka_feed(c)
+        feed = FEED[0]
         print("cluster up: %d hosts, %d invokers, etcd %s; Kafka feed: %s" % (
             len(c.hosts), len(c.invokers), c.etcd_endpoints,
-            "on" if feed else "not run (no gust-trigger/broker reachable across hosts)"), flush=True)
+            "on (broker %s on store3, relayed; feed run by %s)" % (c.kafka_bootstrap, feed.owner())
+            if feed else "not run (gust-trigger, gust-kafka-mock or kcat missing)"), flush=True)
         counter = ExecCounter(c)
         for fault in faults:
             if fault == "trigger daemon SIGKILL" and not c.triggers:
@@ -472,11 +666,13 @@ def main():
                     for name in c.schedulers:
                         print("    %s /health: %s" % (name, c.health(c.sched_url(name)) or "no answer"))
                     c.dump_logs(12)
+                    recount_kafka(results, FEED[0])
                     counter.stop_ev.set()
                     c.__exit__(None, None, None)
                     c, auth = up()
                     counter = ExecCounter(c)
         counter.stop_ev.set()
+        recount_kafka(results, FEED[0])
     finally:
         c.__exit__(None, None, None)
     try:
@@ -489,7 +685,11 @@ def main():
             "Redis master + replica. Kafka feed: %s." % (
                 "Short" if args.short else "Full", rounds, commit or "?",
                 datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), time.time() - t_start,
-                NB_RATE, BL_THREADS, "on" if feed else "not run"))
+                NB_RATE, BL_THREADS,
+                ("%d messages/s by kcat into a 2-partition topic of gust-kafka-mock on store3 (relayed "
+                 "to the trigger hosts by tests/cluster/tcprelay.py), a feed trigger run by one of 2 "
+                 "trigger daemons, a rule to an action that returns the offsets and values it got"
+                 % KAFKA_RATE) if feed else "not run"))
     text = head + "\n\n" + table(results, "short" if args.short else "full")
     print("\n" + text)
     if args.out:
@@ -499,9 +699,11 @@ def main():
     if args.doc:
         write_doc(args.doc, text)
     ran = [r for r in results if not r.get("skipped")]
-    bad = [r for r in ran if r["lost"] or r["ttn"] is None]
+    bad = [r for r in ran if r["lost"] or r["ttn"] is None or r.get("k_missing")]
     for r in bad:
-        print("FAIL %s round %d: lost %d, normal after %s" % (r["fault"], r["round"], r["lost"], r["ttn"]))
+        print("FAIL %s round %d: lost %d, normal after %s, kafka missing %s %s" % (
+            r["fault"], r["round"], r["lost"], r["ttn"], r.get("k_missing"),
+            r.get("k_missing_ex", "")))
     print("%d passed, %d failed" % (len(ran) - len(bad), len(bad)))
     sys.exit(1 if bad or not ran else 0)
 

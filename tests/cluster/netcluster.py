@@ -13,6 +13,13 @@ through its configuration (etcd endpoints, Redis address) and etcd:
     ctl2   10.214.0.22   gateway, scheduler, trigger daemon (when built)
     work1  10.214.0.31   invoker        ... workN 10.214.0.(30+N)
 
+The Kafka-protocol broker (gust-kafka-mock, librdkafka's mock cluster) can
+only listen on its namespace's loopback and advertises 127.0.0.1:<port> in its
+metadata, so tcprelay.py relays it: on store3 from 10.214.0.13:<port> to its
+loopback, and on every trigger host from 127.0.0.1:<port> to 10.214.0.13:<port>
+(kafka_bootstrap, "127.0.0.1:<port>", is then the same address on every host
+that runs a trigger daemon, and on store3 itself, where kcat produces).
+
 The test process reaches every daemon from the root namespace through the
 bridge. Everything the harness creates carries the gustc prefix; stop() removes
 all of it (processes, namespaces, veths, the bridge) and runs even when start
@@ -41,7 +48,7 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from cluster import Proc, skip  # noqa: E402  (the single-host harness's process wrapper)
+from cluster import Proc, skip, _resp_read  # noqa: E402  (the single-host harness's helpers)
 
 BUILD = os.environ.get("GUST_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 SOURCE = os.environ.get("GUST_SOURCE_DIR") or os.path.join(HERE, "..", "..")
@@ -129,7 +136,8 @@ class Host:
 
 class NetCluster:
     def __init__(self, tag="net", invokers=3, memory_mb=2048, log_level="info", keep=False,
-                 gateways=2, schedulers=2, triggers=2, invoker_args=(), scheduler_args=()):
+                 gateways=2, schedulers=2, triggers=2, invoker_args=(), scheduler_args=(),
+                 kafka_topics=(), kafka=True):
         if os.geteuid() != 0:
             skip("network namespaces and the invoker need root")
         for prog in ("etcd", "redis-server", "ip", "nsenter"):
@@ -155,6 +163,8 @@ class NetCluster:
         self.triggers = (["trigger%d" % i for i in range(1, triggers + 1)]
                          if self.have("gust-trigger") else [])
         self.kafka_bootstrap = None
+        self.kafka_topics = list(kafka_topics)
+        self.want_kafka = kafka
         self.etcd_endpoints = ",".join("http://%s:%d" % (self.hosts["store%d" % i].ip, ETCD_CLIENT)
                                        for i in (1, 2, 3))
         self.redis_addr = "%s:%d" % (self.hosts["store1"].ip, REDIS_PORT)
@@ -210,7 +220,7 @@ class NetCluster:
         self.wait_etcd()
         self.start_redis_master()
         self.start_redis_replica()
-        if self.have("gust-kafka-mock"):
+        if self.want_kafka and self.have("gust-kafka-mock"):
             self.start_kafka()
         for name in self.schedulers:
             self.start_scheduler(name)
@@ -314,18 +324,52 @@ class NetCluster:
         self._redis("redis2", "store2", ["--replicaof", self.hosts["store1"].ip, str(REDIS_PORT)])
 
     def start_kafka(self):
-        """The Kafka-protocol broker on store3. gust-kafka-mock (librdkafka's mock
-        cluster) listens on its namespace's loopback only, so it is reachable from
-        trigger daemons on other hosts only once it can bind a given address."""
+        """The Kafka-protocol broker on store3, relayed to the trigger hosts.
+        gust-kafka-mock listens on store3's loopback only and advertises
+        127.0.0.1:<port>, so a relay on store3 (10.214.0.13:<port> -> its
+        loopback) and one on each trigger host (its 127.0.0.1:<port> ->
+        10.214.0.13:<port>) make that same address work on every such host."""
         bf = os.path.join(self.dir, "kafka.bootstrap")
-        self._spawn("kafka", "store3", [self.bin("gust-kafka-mock"), "--brokers", "1",
-                                        "--bootstrap-file", bf])
+        argv = [self.bin("gust-kafka-mock"), "--brokers", "1", "--bootstrap-file", bf]
+        for t in self.kafka_topics:
+            argv += ["--topic", t]
+        self._spawn("kafka", "store3", argv)
         end = time.time() + 10
         while time.time() < end and not os.path.exists(bf):
             time.sleep(0.05)
-        if os.path.exists(bf):
-            with open(bf) as f:
-                self.kafka_bootstrap = f.read().strip().replace("BOOTSTRAP=", "")
+        if not os.path.exists(bf):
+            raise RuntimeError("gust-kafka-mock wrote no bootstrap file:\n" +
+                               self.procs["kafka"].tail())
+        time.sleep(0.05)  # written whole, but let the writer finish
+        with open(bf) as f:
+            self.kafka_bootstrap = f.read().strip().replace("BOOTSTRAP=", "")
+        broker_ip = self.hosts["store3"].ip
+        for hp in self.kafka_bootstrap.split(","):
+            port = int(hp.rpartition(":")[2])
+            self._relay("krelay-store3-%d" % port, "store3", "%s:%d" % (broker_ip, port),
+                        "127.0.0.1:%d" % port)
+            self.wait_tcp(broker_ip, port)
+            for i in range(1, len(self.triggers) + 1):
+                self._relay("krelay-ctl%d-%d" % (i, port), "ctl%d" % i, "127.0.0.1:%d" % port,
+                            "%s:%d" % (broker_ip, port))
+
+    def _relay(self, name, host, listen, target):
+        p = self._spawn(name, host, [sys.executable, "-u", os.path.join(HERE, "tcprelay.py"),
+                                     listen, target])
+        end = time.time() + 10
+        while time.time() < end:
+            if "listening" in p.tail(5):
+                return p
+            if not p.alive():
+                break
+            time.sleep(0.05)
+        raise RuntimeError("relay %s on %s did not start:\n%s" % (name, host, p.tail()))
+
+    def in_host(self, host, argv, **kw):
+        """subprocess.Popen of argv inside a host's network namespace (the caller
+        stops it; stop() kills whatever is left in the namespaces)."""
+        return subprocess.Popen(["nsenter", "--net=/run/netns/" + self.hosts[host].ns, "--"] + argv,
+                                start_new_session=True, **kw)
 
     # --- Gust's daemons --------------------------------------------------
     def start_scheduler(self, name):
@@ -463,6 +507,26 @@ class NetCluster:
             except OSError as e:
                 last = e
         raise last
+
+    def etcd_get(self, key):
+        """The value of a key as a string, or None."""
+        b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+        r = self.etcd("/v3/kv/range", {"key": b64(key)})
+        kvs = r.get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
+    def redis(self, *args):
+        """One command to the Redis master over RESP (stdlib only)."""
+        s = socket.create_connection((self.hosts["store1"].ip, REDIS_PORT), 5)
+        try:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            return _resp_read(s.makefile("rb"))
+        finally:
+            s.close()
 
     def etcd_put(self, key, value):
         b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731

@@ -41,7 +41,7 @@ const gust_cfg_key sched_config_table[] = {
     {"default_per_minute", GUST_CFG_INT, K(default_per_minute), "60", 1, 100000000,
      "GUST_DEFAULT_PER_MINUTE",
      "a namespace's invocations per minute unless its record says otherwise (OpenWhisk: 60)"},
-    {"status_timeout_ms", GUST_CFG_INT, K(status_timeout_ms), "3000", 500, 600000,
+    {"status_timeout_ms", GUST_CFG_INT, K(status_timeout_ms), "2500", 500, 600000,
      "GUST_SCHEDULER_STATUS_TIMEOUT_MS",
      "an invoker whose status stops arriving this long leaves placement"},
     {"max_attempts", GUST_CFG_INT, K(max_attempts), "5", 1, 1000, "GUST_SCHEDULER_MAX_ATTEMPTS",

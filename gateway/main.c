@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "gateway.h"
+#include "gust/daemon.h"
 #include "gust/log.h"
 #include "gust/msg.h"
 #include "gust/redis.h"
@@ -112,27 +113,10 @@ int main(int argc, char **argv)
 {
 	gw g = {0};
 	gust_error *err = NULL;
-	gust_log_set_name("gateway");
-	int rv = gust_cfg_load(gw_config_table, &g.cfg, "gust-gateway", argc, argv, &err);
-	if (rv == GUST_ECLOSED)
-		return 0;
-	if (rv != 0) {
-		fprintf(stderr, "gust-gateway: %s\n", gust_error_msg(err));
-		return 2;
-	}
-	int lvl = gust_log_level_parse(g.cfg.log_level);
-	if (lvl < 0) {
-		fprintf(stderr,
-		        "gust-gateway: config key 'log_level': '%s' is not one of debug, info, "
-		        "warn, error\n",
-		        g.cfg.log_level);
-		return 2;
-	}
-	gust_log_threshold = lvl;
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	int rv = gust_daemon_init(gw_config_table, &g.cfg, "gust-gateway", "gateway", argc, argv,
+	                          on_signal);
+	if (rv != 0)
+		return rv < 0 ? 0 : rv;
 	if ((rv = gw_build(&g, &err)) != 0) {
 		gust_log_error("GW-START", "%s", gust_error_msg(err));
 		gust_error_free(err);

@@ -4,6 +4,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <string.h>
 
+#include "gust/daemon.h"
 #include "gust/log.h"
 #include "invoker.h"
 
@@ -85,18 +86,7 @@ int inv_server_start(inv *v, gust_error **err)
 		return gust_error_set(err, GUST_EINVAL,
 		                      "config key 'listen': cannot listen on %s: %s", v->cfg.listen,
 		                      nng_strerror(rv));
-	if (v->cfg.advertise[0]) {
-		v->address = gust_xstrdup(v->cfg.advertise);
-	} else if (strncmp(v->cfg.listen, "tcp://", 6) == 0) {
-		int port = 0;
-		nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
-		const char *hp = v->cfg.listen + 6;
-		const char *colon = strrchr(hp, ':');
-		v->address =
-		    gust_xasprintf("tcp://%.*s:%d", (int)(colon ? colon - hp : 0), hp, port);
-	} else {
-		v->address = gust_xstrdup(v->cfg.listen);
-	}
+	v->address = gust_nng_public_url(l, v->cfg.listen, v->cfg.advertise);
 	v->njobs = (size_t)v->cfg.contexts;
 	v->jobs = gust_xcalloc(v->njobs, sizeof(inv_job));
 	for (size_t i = 0; i < v->njobs; i++) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gust/daemon.h"
 #include "gust/log.h"
 #include "invoker.h"
 
@@ -261,27 +262,10 @@ int main(int argc, char **argv)
 {
 	inv v = {0};
 	gust_error *err = NULL;
-	gust_log_set_name("invoker");
-	int rv = gust_cfg_load(inv_config_table, &v.cfg, "gust-invoker", argc, argv, &err);
-	if (rv == GUST_ECLOSED)
-		return 0;
-	if (rv != 0) {
-		fprintf(stderr, "gust-invoker: %s\n", gust_error_msg(err));
-		return 2;
-	}
-	int lvl = gust_log_level_parse(v.cfg.log_level);
-	if (lvl < 0) {
-		fprintf(stderr,
-		        "gust-invoker: config key 'log_level': '%s' is not one of debug, info, "
-		        "warn, error\n",
-		        v.cfg.log_level);
-		return 2;
-	}
-	gust_log_threshold = lvl;
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	int rv = gust_daemon_init(inv_config_table, &v.cfg, "gust-invoker", "invoker", argc, argv,
+	                          on_signal);
+	if (rv != 0)
+		return rv < 0 ? 0 : rv;
 	if ((rv = inv_build(&v, &err)) != 0) {
 		gust_log_error("INV-START", "%s", gust_error_msg(err));
 		gust_error_free(err);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gust/daemon.h"
 #include "gust/log.h"
 #include "scheduler.h"
 
@@ -113,18 +114,7 @@ static int sched_listen(sched *s, gust_error **err)
 		return gust_error_set(err, GUST_EINVAL,
 		                      "config key 'listen': cannot listen on %s: %s", s->cfg.listen,
 		                      nng_strerror(rv));
-	if (s->cfg.advertise[0]) {
-		s->address = gust_xstrdup(s->cfg.advertise);
-	} else if (strncmp(s->cfg.listen, "tcp://", 6) == 0) {
-		int port = 0;
-		nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
-		const char *hp = s->cfg.listen + 6;
-		const char *colon = strrchr(hp, ':');
-		s->address =
-		    gust_xasprintf("tcp://%.*s:%d", (int)(colon ? colon - hp : 0), hp, port);
-	} else {
-		s->address = gust_xstrdup(s->cfg.listen);
-	}
+	s->address = gust_nng_public_url(l, s->cfg.listen, s->cfg.advertise);
 	return 0;
 }
 
@@ -232,27 +222,10 @@ int main(int argc, char **argv)
 {
 	sched s = {0};
 	gust_error *err = NULL;
-	gust_log_set_name("scheduler");
-	int rv = gust_cfg_load(sched_config_table, &s.cfg, "gust-scheduler", argc, argv, &err);
-	if (rv == GUST_ECLOSED)
-		return 0;
-	if (rv != 0) {
-		fprintf(stderr, "gust-scheduler: %s\n", gust_error_msg(err));
-		return 2;
-	}
-	int lvl = gust_log_level_parse(s.cfg.log_level);
-	if (lvl < 0) {
-		fprintf(stderr,
-		        "gust-scheduler: config key 'log_level': '%s' is not one of debug, info, "
-		        "warn, error\n",
-		        s.cfg.log_level);
-		return 2;
-	}
-	gust_log_threshold = lvl;
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	int rv = gust_daemon_init(sched_config_table, &s.cfg, "gust-scheduler", "scheduler", argc,
+	                          argv, on_signal);
+	if (rv != 0)
+		return rv < 0 ? 0 : rv;
 	if ((rv = sched_build(&s, &err)) != 0) {
 		gust_log_error("SCHED-START", "%s", gust_error_msg(err));
 		gust_error_free(err);

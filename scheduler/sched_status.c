@@ -6,6 +6,7 @@
 #include <nng/protocol/pipeline0/pull.h>
 #include <string.h>
 
+#include "gust/daemon.h"
 #include "gust/log.h"
 #include "scheduler.h"
 
@@ -89,16 +90,7 @@ int sched_status_start(sched *s, gust_error **err)
 		return gust_error_set(err, GUST_EINVAL,
 		                      "config key 'status_listen': cannot listen on %s: %s",
 		                      s->cfg.status_listen, nng_strerror(rv));
-	if (strncmp(s->cfg.status_listen, "tcp://", 6) == 0) {
-		int port = 0;
-		nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
-		const char *hp = s->cfg.status_listen + 6;
-		const char *colon = strrchr(hp, ':');
-		s->status_address =
-		    gust_xasprintf("tcp://%.*s:%d", (int)(colon ? colon - hp : 0), hp, port);
-	} else {
-		s->status_address = gust_xstrdup(s->cfg.status_listen);
-	}
+	s->status_address = gust_nng_public_url(l, s->cfg.status_listen, NULL);
 	nng_recv_aio(s->status, status_aio);
 	return 0;
 }

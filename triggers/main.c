@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gust/daemon.h"
 #include "gust/log.h"
 #include "trigger.h"
 
@@ -164,30 +165,13 @@ int main(int argc, char **argv)
 	static trig t;
 	gust_error *err = NULL;
 	int rv;
-	gust_log_set_name("gust-trigger");
 	pthread_rwlock_init(&t.lock, NULL);
 	pthread_mutex_init(&t.dial_lock, NULL);
 	pthread_mutex_init(&t.feeds_lock, NULL);
-	rv = gust_cfg_load(trig_config_table, &t.cfg, "gust-trigger", argc, argv, &err);
-	if (rv == GUST_ECLOSED)
-		return 0;
-	if (rv != 0) {
-		fprintf(stderr, "gust-trigger: %s\n", gust_error_msg(err));
-		gust_error_free(err);
-		return 2;
-	}
-	int lvl = gust_log_level_parse(t.cfg.log_level);
-	if (lvl < 0) {
-		fprintf(stderr, "gust-trigger: config key 'log_level': '%s' is not a level\n",
-		        t.cfg.log_level);
-		return 2;
-	}
-	gust_log_threshold = lvl;
-	struct sigaction sa = {0};
-	sa.sa_handler = trig_on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	rv = gust_daemon_init(trig_config_table, &t.cfg, "gust-trigger", "gust-trigger", argc, argv,
+	                      trig_on_signal);
+	if (rv != 0)
+		return rv < 0 ? 0 : rv;
 	if ((rv = trig_build(&t, &err)) != 0) {
 		gust_log_error("TRIG-START", "cannot start: %s", gust_error_msg(err));
 		gust_error_free(err);

@@ -1,0 +1,56 @@
+/* daemon.c - the start-up every daemon shares (config, log level, signals)
+ * and the address it publishes for its nng listeners. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gust/daemon.h"
+#include "gust/log.h"
+#include "gust/util.h"
+
+int gust_daemon_init(const gust_cfg_key *table, void *cfg, const char *prog, const char *logname,
+                     int argc, char **argv, void (*on_signal)(int))
+{
+	gust_error *err = NULL;
+	gust_log_set_name(logname);
+	int rv = gust_cfg_load(table, cfg, prog, argc, argv, &err);
+	if (rv == GUST_ECLOSED)
+		return -1;
+	if (rv != 0) {
+		fprintf(stderr, "%s: %s\n", prog, gust_error_msg(err));
+		gust_error_free(err);
+		return 2;
+	}
+	for (const gust_cfg_key *k = table; k->name != NULL; k++) {
+		if (strcmp(k->name, "log_level") != 0 || k->type != GUST_CFG_STR)
+			continue;
+		const char *v = *(char **)(void *)((char *)cfg + k->offset);
+		int lvl = gust_log_level_parse(v);
+		if (lvl < 0) {
+			fprintf(stderr,
+			        "%s: config key 'log_level': '%s' is not one of debug, info, warn, "
+			        "error\n",
+			        prog, v);
+			return 2;
+		}
+		gust_log_threshold = lvl;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	return 0;
+}
+
+char *gust_nng_public_url(nng_listener l, const char *listen, const char *advertise)
+{
+	if (advertise != NULL && advertise[0] != '\0')
+		return gust_xstrdup(advertise);
+	if (strncmp(listen, "tcp://", 6) != 0)
+		return gust_xstrdup(listen);
+	int port = 0;
+	nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+	const char *hp = listen + 6;
+	const char *colon = strrchr(hp, ':');
+	return gust_xasprintf("tcp://%.*s:%d", (int)(colon ? colon - hp : 0), hp, port);
+}

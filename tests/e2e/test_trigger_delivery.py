@@ -191,7 +191,14 @@ try:
         # in order: each partition's offsets increase with the activations' start
         last = {}
         in_order = True
-        for rec in sorted(records("guest", "fails"), key=lambda r: r["start"]):
+        def order_key(r):
+            # start has millisecond resolution: two fires can start in the same
+            # millisecond, and then only their offsets can order them
+            at = [off for part, off in (r.get("response", {}).get("result") or {}).get("at", [])
+                  if part is not None]
+            return (r["start"], min(at) if at else -1)
+
+        for rec in sorted(records("guest", "fails"), key=order_key):
             for part, off in (rec.get("response", {}).get("result") or {}).get("at", []):
                 if part is None:
                     continue

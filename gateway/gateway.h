@@ -269,6 +269,12 @@ char *gw_params_inner(json_t *list);
 json_t *gw_kv_merge(json_t *a, json_t *b);
 /* Writes a record with compare-and-swap; answers errors; true on success. */
 bool gw_store(gw_req *r, const char *key, int64_t expect_rev, json_t *rec);
+/* Sets rec's "parameters" and "annotations" (lists of {key, value}) and
+ * "publish" from body where given. False after answering 400. */
+bool gw_entity_merge(gw_req *r, json_t *body, json_t *rec);
+/* Bumps rec's version, stores it under key (compare-and-swap against the
+ * old document's revision, 0 for a new one) and answers 200 with it. */
+void gw_entity_save(gw_req *r, const char *key, int64_t old_rev, json_t **rec);
 /* Deletes a record read at rev; answers errors; true on success. */
 bool gw_unstore(gw_req *r, const char *key, int64_t rev);
 

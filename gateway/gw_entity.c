@@ -1,6 +1,7 @@
 /* gw_entity.c - what the entity collections (actions, packages, triggers,
  * rules) share: query parsing, name rules, parameter lists, and compare-and-
  * swap writes to etcd that show in this gateway's cache at once. */
+#include <stdio.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -183,4 +184,39 @@ bool gw_unstore(gw_req *r, const char *key, int64_t rev)
 		gw_reply_gust_error(r, GUST_EUNAVAIL, gust_error_msg(e));
 	gust_error_free(e);
 	return rv == 0;
+}
+
+bool gw_entity_merge(gw_req *r, json_t *body, json_t *rec)
+{
+	static const char *const lists[] = {"parameters", "annotations"};
+	for (int i = 0; i < 2; i++) {
+		json_t *v = json_object_get(body, lists[i]);
+		if (!gw_valid_kv_list(v)) {
+			gw_reply_error(
+			    r, 400, "EINVAL",
+			    "The request content was malformed: '%s' must be an array of "
+			    "{\"key\", \"value\"}",
+			    lists[i]);
+			return false;
+		}
+		if (v)
+			json_object_set(rec, lists[i], v);
+	}
+	json_t *pub = json_object_get(body, "publish");
+	if (pub)
+		json_object_set_new(rec, "publish", json_boolean(json_is_true(pub)));
+	return true;
+}
+
+void gw_entity_save(gw_req *r, const char *key, int64_t old_rev, json_t **rec)
+{
+	unsigned x = 0, y = 0, z = 0;
+	sscanf(json_string_value(json_object_get(*rec, "version")) ?: "0.0.0", "%u.%u.%u", &x, &y,
+	       &z);
+	json_object_set_new(*rec, "version", json_sprintf("%u.%u.%u", x, y, z + 1));
+	json_object_set_new(*rec, "updated", json_integer(gust_wall_ms()));
+	if (gw_store(r, key, old_rev, *rec)) {
+		json_object_del(*rec, "updated");
+		gw_reply_jsonv(r, 200, steal_pointer(rec));
+	}
 }

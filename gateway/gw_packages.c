@@ -172,23 +172,8 @@ static void pkg_put(gw_req *r, const char *ns, const char *name)
 	          : json_pack("{s:s,s:s,s:s,s:b,s:[],s:[],s:{}}", "namespace", ns, "name", name,
 	                      "version", "0.0.0", "publish", false, "parameters", "annotations",
 	                      "binding");
-	const char *lists[] = {"parameters", "annotations"};
-	for (int i = 0; i < 2; i++) {
-		json_t *v = json_object_get(body, lists[i]);
-		if (!gw_valid_kv_list(v)) {
-			gw_reply_error(
-			    r, 400, "EINVAL",
-			    "The request content was malformed: '%s' must be an array of "
-			    "{\"key\", \"value\"}",
-			    lists[i]);
-			goto out;
-		}
-		if (v)
-			json_object_set(rec, lists[i], v);
-	}
-	json_t *pub = json_object_get(body, "publish");
-	if (pub)
-		json_object_set_new(rec, "publish", json_boolean(json_is_true(pub)));
+	if (!gw_entity_merge(r, body, rec))
+		goto out;
 	json_t *b = json_object_get(body, "binding");
 	if (b && !json_is_object(b)) {
 		gw_reply_error(r, 400, "EINVAL",
@@ -227,15 +212,7 @@ static void pkg_put(gw_req *r, const char *ns, const char *name)
 		json_object_set_new(rec, "binding",
 		                    json_pack("{s:s,s:s}", "namespace", bns, "name", bname));
 	}
-	unsigned a = 0, bb = 0, c = 0;
-	sscanf(json_string_value(json_object_get(rec, "version")) ?: "0.0.0", "%u.%u.%u", &a, &bb,
-	       &c);
-	json_object_set_new(rec, "version", json_sprintf("%u.%u.%u", a, bb, c + 1));
-	json_object_set_new(rec, "updated", json_integer(gust_wall_ms()));
-	if (gw_store(r, key, old ? old->rev : 0, rec)) {
-		json_object_del(rec, "updated");
-		gw_reply_jsonv(r, 200, steal_pointer(&rec));
-	}
+	gw_entity_save(r, key, old ? old->rev : 0, &rec);
 out:
 	json_decref(rec);
 	json_decref(body);

@@ -105,15 +105,7 @@ static void rule_put(gw_req *r, const char *ns, const char *name)
 	}
 	if (ann)
 		json_object_set(rec, "annotations", ann);
-	unsigned x = 0, y = 0, z = 0;
-	sscanf(json_string_value(json_object_get(rec, "version")) ?: "0.0.0", "%u.%u.%u", &x, &y,
-	       &z);
-	json_object_set_new(rec, "version", json_sprintf("%u.%u.%u", x, y, z + 1));
-	json_object_set_new(rec, "updated", json_integer(gust_wall_ms()));
-	if (gw_store(r, key, old ? old->rev : 0, rec)) {
-		json_object_del(rec, "updated");
-		gw_reply_jsonv(r, 200, steal_pointer(&rec));
-	}
+	gw_entity_save(r, key, old ? old->rev : 0, &rec);
 out:
 	json_decref(rec);
 	json_decref(body);

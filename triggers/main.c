@@ -106,6 +106,10 @@ static void trig_metrics_init(trig *t)
 	t->m_feeds = gust_gauge_new("gust_trigger_feeds", "feeds running in this instance", NULL);
 	t->m_paused = gust_gauge_new("gust_trigger_feeds_paused",
 	                             "feeds paused because the scheduler pushed back", NULL);
+	t->m_kafka_queued = gust_gauge_new("gust_trigger_kafka_queued_messages",
+	                                   "messages librdkafka has fetched that the Kafka feeds "
+	                                   "have not read (none while paused)",
+	                                   NULL);
 	t->m_fire_latency =
 	    gust_histogram_new("gust_trigger_fire_seconds",
 	                       "from sending a fire to the scheduler's acknowledgement", NULL);

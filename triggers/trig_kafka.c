@@ -12,10 +12,12 @@
  * collected, and they are collected in order: the offsets after a fire are
  * committed only when it and every fire before it were acknowledged, so a
  * commit never passes an event the scheduler has not taken. When it pushes
- * back, the feed stops reading (see kafka_pause; gust_trigger_feeds_paused),
- * the fires in flight are collected, and the
- * unacknowledged ones are retried with their activation ids after a pause;
- * the partitions resume with the first acknowledged retry. A fire refused for
+ * back, the feed pauses its partitions (rd_kafka_pause_partitions: the
+ * fetcher stops; gust_trigger_feeds_paused), the fires in flight are
+ * collected, and the unacknowledged ones are retried with their activation
+ * ids after a pause; the partitions resume, at the first message not yet
+ * read, with the first acknowledged retry (see kafka_pause for the two
+ * librdkafka 2.0.2 traps this avoids). A fire refused for
  * another reason maxAttempts times goes to the dead-letter topic (a log line
  * and gust_trigger_dead_letters_total), and only then are its offsets
  * committed. */
@@ -47,6 +49,7 @@ typedef struct kafka_state {
 	kafka_batch b[KAFKA_WINDOW_MAX]; /* in order; b[0] is collected first */
 	size_t nb;
 	bool paused;
+	int64_t queued;    /* last rd_kafka_queue_length(q) added to m_kafka_queued */
 	uint64_t first_ms; /* when msgs[nfired] was read */
 	int dlq_failed;
 } kafka_state;
@@ -112,8 +115,14 @@ static void kafka_close(trig_feed *f)
 	for (size_t i = 0; i < s->n; i++)
 		rd_kafka_message_destroy(s->msgs[i]);
 	free(s->msgs);
+	gust_gauge_add(f->t->m_kafka_queued, -s->queued);
 	if (s->q)
 		rd_kafka_queue_destroy(s->q);
+	/* Before rd_kafka_destroy: a partition list that librdkafka has
+	 * resolved holds a reference to each partition, and the handle's
+	 * broker threads wait for those forever (see kafka_pause). */
+	if (s->parts)
+		rd_kafka_topic_partition_list_destroy(s->parts);
 	if (s->rk) {
 		if (s->paused) {
 			gust_gauge_add(f->t->m_paused, -1);
@@ -123,8 +132,6 @@ static void kafka_close(trig_feed *f)
 		rd_kafka_consumer_close(s->rk);
 		rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	}
-	if (s->parts)
-		rd_kafka_topic_partition_list_destroy(s->parts);
 	if (s->dlq) {
 		rd_kafka_flush(s->dlq, 2000);
 		rd_kafka_destroy(s->dlq);
@@ -314,6 +321,15 @@ static void kafka_build(trig_feed *f, kafka_state *s)
 		s->first_ms = gust_now_ms();
 }
 
+/* Messages librdkafka has fetched that the feed has not read: while paused,
+ * none (the fetcher stops and drops what it had queued). */
+static void kafka_queued_update(trig_feed *f, kafka_state *s)
+{
+	int64_t n = (int64_t)rd_kafka_queue_length(s->q);
+	gust_gauge_add(f->t->m_kafka_queued, n - s->queued);
+	s->queued = n;
+}
+
 /* Reads what is there (waiting up to wait_ms) after the held messages. */
 static void kafka_read(trig_feed *f, kafka_state *s, size_t want, int wait_ms)
 {
@@ -341,20 +357,56 @@ static void kafka_read(trig_feed *f, kafka_state *s, size_t want, int wait_ms)
 		s->msgs[s->n++] = m;
 	}
 	gust_counter_add(f->t->m_events[TRIG_SRC_KAFKA], s->n - before);
+	kafka_queued_update(f, s);
+}
+
+/* A fresh copy of the assignment for one call. Never hand s->parts itself
+ * to pause, resume or seek: librdkafka 2.0.2 caches a reference to each
+ * partition in the list's elements (rd_kafka_topic_partition_ensure_toppar),
+ * released only when the list is destroyed, so a list that outlives the
+ * handle makes rd_kafka_destroy wait forever for its broker threads. */
+static rd_kafka_topic_partition_list_t *kafka_parts_copy(kafka_state *s)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->parts->cnt);
+	for (int i = 0; i < s->parts->cnt; i++)
+		rd_kafka_topic_partition_list_add(l, s->parts->elems[i].topic,
+		                                  s->parts->elems[i].partition);
+	return l;
+}
+
+/* Takes what the consumer queue holds after a pause: the pause's version
+ * barriers and the fetched messages it made stale (both dropped by
+ * librdkafka as they are served); a message still current is held like any
+ * other, so nothing read is lost. */
+static void kafka_drain(trig_feed *f, kafka_state *s)
+{
+	/* bounded: a fetch response in flight may still land, stale, after
+	 * the pause; it is dropped as it is served */
+	for (int i = 0; i < 16 && rd_kafka_queue_length(s->q) > 0; i++)
+		kafka_read(f, s, s->n - s->nfired + 256, 0);
 }
 
 static void kafka_pause(trig_feed *f, kafka_state *s, const char *why)
 {
 	if (s->paused)
 		return;
-	/* Not rd_kafka_pause_partitions: with librdkafka 2.0.2 (Debian 12) a
-	 * consumer that paused its partitions never finishes rd_kafka_destroy,
-	 * even after rd_kafka_resume_partitions and draining its queue, and
-	 * after a resume it delivered nothing for 500 ms (reproduced against
-	 * gust-kafka-mock; see docs/triggers.md). Not reading pauses the
-	 * partitions just as well: the fetcher stops at
-	 * queued.max.messages.kbytes, and the held messages wait in msgs, so
-	 * nothing is skipped. */
+	/* A real pause: the fetcher stops fetching these partitions and drops
+	 * what it had queued for them; on resume it fetches again from the
+	 * position after the last message read (held in msgs), so nothing is
+	 * skipped. The two traps of librdkafka 2.0.2 that once kept us from
+	 * pausing (a destroy that never returned, and nothing delivered for
+	 * up to a second after a resume) are the list references described at
+	 * kafka_parts_copy and the missing wakeup described at kafka_resume. */
+	rd_kafka_topic_partition_list_t *l = kafka_parts_copy(s);
+	rd_kafka_resp_err_t e = rd_kafka_pause_partitions(s->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		/* still safe: not reading stops the fetcher at
+		 * queued.max.messages.kbytes */
+		gust_log_warn("TRIG-KAFKA-PAUSE", "feed %s: pause: %s", f->key,
+		              rd_kafka_err2str(e));
+	kafka_drain(f, s);
+	kafka_queued_update(f, s);
 	s->paused = true;
 	gust_gauge_add(f->t->m_paused, 1);
 	gust_log_info("TRIG-KAFKA-PAUSE", "feed %s paused: %s", f->key, why);
@@ -364,6 +416,34 @@ static void kafka_resume(trig_feed *f, kafka_state *s)
 {
 	if (!s->paused)
 		return;
+	rd_kafka_topic_partition_list_t *l = kafka_parts_copy(s);
+	rd_kafka_resp_err_t e = rd_kafka_resume_partitions(s->rk, l);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		gust_log_warn("TRIG-KAFKA-RESUME", "feed %s: resume: %s", f->key,
+		              rd_kafka_err2str(e));
+	/* librdkafka 2.0.2 does not wake the broker thread on a resume: an
+	 * idle fetcher only sees it at its next timeout, up to a second later.
+	 * A seek does wake it; seek each partition read from to where the
+	 * feed stands (the position after its last message read), which is
+	 * where the resume would fetch from anyway. Partitions never read keep
+	 * their logical start. */
+	rd_kafka_position(s->rk, l);
+	rd_kafka_topic_partition_list_t *to = rd_kafka_topic_partition_list_new(l->cnt);
+	for (int i = 0; i < l->cnt; i++)
+		if (l->elems[i].offset >= 0)
+			rd_kafka_topic_partition_list_add(to, l->elems[i].topic,
+			                                  l->elems[i].partition)
+			    ->offset = l->elems[i].offset;
+	rd_kafka_topic_partition_list_destroy(l);
+	if (to->cnt) {
+		rd_kafka_error_t *err = rd_kafka_seek_partitions(s->rk, to, 2000);
+		if (err) {
+			gust_log_warn("TRIG-KAFKA-RESUME", "feed %s: seek: %s", f->key,
+			              rd_kafka_error_string(err));
+			rd_kafka_error_destroy(err);
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(to);
 	s->paused = false;
 	gust_gauge_add(f->t->m_paused, -1);
 	gust_log_info("TRIG-KAFKA-RESUME", "feed %s resumed", f->key);
@@ -422,6 +502,7 @@ static int kafka_poll(trig_feed *f)
 		if (s->nb == 0)
 			return 0;
 	}
+	kafka_queued_update(f, s); /* also while paused, when nothing is read */
 	if (s->nb == 0) {
 		trig_feed_backoff(f); /* paused with nothing held: wait for the scheduler */
 		return 0;

@@ -204,6 +204,7 @@ struct trig {
 	gust_metric *m_dropped;
 	gust_metric *m_feeds;
 	gust_metric *m_paused;
+	gust_metric *m_kafka_queued;
 	gust_metric *m_fire_latency;
 };
 

@@ -1,8 +1,10 @@
 """Feed delivery paths beyond the happy one, against the Kafka mock and Redis:
 
 1. Pushback: namespace "slow" allows one invocation a minute, so the
-   scheduler answers 429 after the first fire. The Kafka feed pauses (stops
-   reading; gust_trigger_feeds_paused 1), nothing more is acknowledged to the
+   scheduler answers 429 after the first fire. The Kafka feed pauses its
+   partitions (gust_trigger_feeds_paused 1; the fetcher stops: messages
+   produced while paused are not fetched, gust_trigger_kafka_queued_messages
+   stays 0), nothing more is acknowledged to the
    source, and an update of the trigger while paused restarts the feed (the
    close path). Then the
    limit is raised and every message arrives exactly once.
@@ -117,7 +119,22 @@ try:
         check("feed paused on 429",
               wait_until(lambda: metric("gust_trigger_feeds_paused") == 1, 10),
               metric("gust_trigger_feeds_paused"))
+        # A real pause: the fetcher stops and drops what it had queued, so
+        # messages produced now stay on the broker (when the feed only
+        # stopped reading, librdkafka kept fetching them into its queue).
+        check("paused: nothing fetched and unread",
+              wait_until(lambda: metric("gust_trigger_kafka_queued_messages") == 0, 5),
+              metric("gust_trigger_kafka_queued_messages"))
+        read0 = metric('gust_trigger_events_total{source="kafka"}')
+        more = ["p%d" % i for i in range(301, 501)]
+        check("produce 200 more while paused", produce("slow", more))
         time.sleep(1.0)
+        check("paused: the fetcher stopped (the new messages are not fetched)",
+              metric("gust_trigger_kafka_queued_messages") == 0
+              and metric('gust_trigger_events_total{source="kafka"}') == read0,
+              (metric("gust_trigger_kafka_queued_messages"),
+               metric('gust_trigger_events_total{source="kafka"}'), read0))
+        want += more
         check("pushbacks counted", metric("gust_trigger_pushbacks_total") > 0)
         check("nothing acknowledged while pushed back",
               metric('gust_trigger_events_acked_total{source="kafka"}') == acked0,

@@ -25,8 +25,9 @@
 static const char *b_rtdir;
 static char b_state[] = "/tmp/gust-bench-XXXXXX";
 static inv_cgroups *b_cg;
-static const char *b_launcher; /* native: the C launcher, or NULL for the script */
-static char *b_native_b64;     /* the native echo action, base64 */
+static inv_netns_pool *b_netns; /* as the invoker: network namespaces made ahead */
+static const char *b_launcher;  /* native: the C launcher, or NULL for the script */
+static char *b_native_b64;      /* the native echo action, base64 */
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -120,7 +121,8 @@ static inv_sandbox *b_create(const char *kind)
 	                       .memory_mb = 256,
 	                       .cgroups = b_cg,
 	                       .userns_base = 0x70000000u,
-	                       .native_launcher = b_launcher};
+	                       .native_launcher = b_launcher,
+	                       .netns = b_netns};
 	inv_sandbox *sb = NULL;
 	gust_error *err = NULL;
 	if (inv_sandbox_create(&cfg, &sb, &err) != 0) {
@@ -300,11 +302,22 @@ int main(int argc, char **argv)
 	snprintf(tag, sizeof(tag), "bench-%d", (int)getpid());
 	if (inv_cgroups_open("auto", tag, &b_cg, NULL) != 0)
 		return 2;
-	printf("cgroups %s, user namespace on, n=%d\n\n", inv_cgroups_backend(b_cg), n);
+	gust_error *e = NULL;
+	bool dyn = inv_cgroups_favor_dynmods(&e) == 0;
+	if (inv_netns_pool_open(4, &b_netns, NULL) != 0)
+		return 2;
+	printf("cgroups %s (favordynmods %s), user namespace on, network namespaces made ahead "
+	       "(pool of 4), n=%d\n\n",
+	       inv_cgroups_backend(b_cg), dyn ? "on" : gust_error_msg(e), n);
 	printf("| what | n | p50 ms | p99 ms | per s |\n|---|---|---|---|---|\n");
 	bench_baselines(n);
 	bench_native(n / 2);
 	bench_sandboxes(n);
+	uint64_t taken = 0, missed = 0;
+	inv_netns_pool_counts(b_netns, &taken, &missed);
+	printf("\nprepared network namespaces: %llu taken, %llu sandboxes found none ready\n",
+	       (unsigned long long)taken, (unsigned long long)missed);
+	inv_netns_pool_close(b_netns);
 	inv_cgroups_close(b_cg);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", b_state);

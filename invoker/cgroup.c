@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -289,4 +290,59 @@ void inv_cgroup_destroy(inv_cgroup *cg)
 		free(cg->dirs[i]);
 	}
 	free(cg);
+}
+
+/* Why: moving a process into a cgroup takes the kernel's global
+ * cgroup_threadgroup_rwsem for writing, and when nothing has moved for a while
+ * that waits for an RCU grace period: 1.1 ms on average here, 15 ms at worst,
+ * on the critical path of every sandbox. favordynmods (Linux 6.0+) keeps that
+ * lock in the mode where writers do not wait, at the price of a slightly
+ * slower fork and exit for readers. The lock is global, so the flag on any
+ * cgroup2 hierarchy (even one without controllers, as the v2 mount of a v1
+ * host) helps the v1 back-end as well. fspick + fsconfig change the
+ * superblock only, leaving the mount's own flags alone, which a
+ * mount(MS_REMOUNT) would reset. */
+#ifndef FSCONFIG_SET_FLAG
+#define FSCONFIG_SET_FLAG 0
+#define FSCONFIG_CMD_RECONFIGURE 7
+#endif
+#ifndef FSPICK_CLOEXEC
+#define FSPICK_CLOEXEC 1
+#endif
+int inv_cgroups_favor_dynmods(gust_error **err)
+{
+	FILE *f = setmntent("/proc/self/mounts", "re");
+	if (f == NULL)
+		return gust_error_set(err, GUST_EIO, "cgroup: /proc/self/mounts: %s",
+		                      strerror(errno));
+	int rv = 1; /* no cgroup2 mount */
+	struct mntent *me;
+	while (rv != 0 && (me = getmntent(f)) != NULL) {
+		if (strcmp(me->mnt_type, "cgroup2") != 0)
+			continue;
+		if (hasmntopt(me, "favordynmods") != NULL) {
+			rv = 0;
+			break;
+		}
+		int fd = (int)syscall(SYS_fspick, AT_FDCWD, me->mnt_dir, FSPICK_CLOEXEC);
+		if (fd < 0 ||
+		    syscall(SYS_fsconfig, fd, FSCONFIG_SET_FLAG, "favordynmods", NULL, 0) < 0 ||
+		    syscall(SYS_fsconfig, fd, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0) {
+			rv = gust_error_set(err, GUST_EIO, "cgroup: favordynmods on %s: %s",
+			                    me->mnt_dir, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		close(fd);
+		gust_log_info("INV-CG-DYNMODS",
+		              "cgroup2 at %s remounted with favordynmods: moving a sandbox into "
+		              "its cgroup no longer waits for an RCU grace period",
+		              me->mnt_dir);
+		rv = 0;
+	}
+	endmntent(f);
+	if (rv == 1)
+		rv = gust_error_set(err, GUST_ENOENT, "cgroup: no cgroup2 hierarchy is mounted");
+	return rv;
 }

@@ -34,6 +34,9 @@ typedef struct inv_cg_limits {
  * its processes first). With "none" (or *mp == NULL afterwards) sandboxes run
  * without cgroups. */
 int inv_cgroups_open(const char *mode, const char *tag, inv_cgroups **mp, gust_error **err);
+/* Sets favordynmods on the host's cgroup2 hierarchy (see cgroup.c for why);
+ * 0 when it is set or was already. */
+int inv_cgroups_favor_dynmods(gust_error **err);
 /* Removes what is left under gust/<tag> (groups and the tag dirs). Safe on NULL. */
 void inv_cgroups_close(inv_cgroups *m);
 /* "v1", "v2" or "none". */

@@ -307,7 +307,8 @@ static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
 	                      .cgroups = v->cgroups,
 	                      .userns_base = v->userns_base,
 	                      .log_limit = q->log_limit > 0 ? (size_t)q->log_limit : 10u << 20,
-	                      .native_launcher = v->cfg.native_launcher};
+	                      .native_launcher = v->cfg.native_launcher,
+	                      .netns = v->netns};
 	cleanup_free char *code = NULL;
 	size_t code_len = 0;
 	int rv = pool_code(v, q->code_key, &code, &code_len, &err);

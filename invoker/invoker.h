@@ -56,6 +56,8 @@ typedef struct inv_config {
 	long long metrics_port;
 	char *log_level;
 	char *cgroup;
+	bool cgroup_favordynmods;
+	long long netns_pool;
 	long long userns_base;
 	long long pids_max;
 	char *stem_cells;
@@ -98,8 +100,9 @@ struct inv {
 	inv_config cfg;
 	char *tag; /* <id>-<hash of the state dir>: names our cgroups, netdevs, nft table */
 	inv_cgroups *cgroups;
-	inv_net *net;         /* egress bridge and nftables table, made on first use */
-	unsigned userns_base; /* 0 when the kernel does not allow user namespaces */
+	inv_netns_pool *netns; /* network namespaces made ahead (sandbox_netns.c) */
+	inv_net *net;          /* egress bridge and nftables table, made on first use */
+	unsigned userns_base;  /* 0 when the kernel does not allow user namespaces */
 	gust_etcd *etcd;
 	gust_etcd_lease_keeper *lease;
 	gust_redis_writer *records;

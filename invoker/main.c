@@ -50,6 +50,13 @@ const gust_cfg_key inv_config_table[] = {
      "port for /health and /metrics (0: off)"},
     {"cgroup", GUST_CFG_STR, K(cgroup), "auto", 1, 8, "GUST_INVOKER_CGROUP",
      "cgroup back-end for sandbox limits: auto, v1, v2 or none"},
+    {"cgroup_favordynmods", GUST_CFG_BOOL, K(cgroup_favordynmods), "true", 0, 1,
+     "GUST_INVOKER_CGROUP_FAVORDYNMODS",
+     "set favordynmods on the host's cgroup2 hierarchy, so that moving a sandbox into its "
+     "cgroup does not wait for an RCU grace period (1-15 ms here); host-wide, kept after exit"},
+    {"netns_pool", GUST_CFG_INT, K(netns_pool), "4", 0, 64, "GUST_INVOKER_NETNS_POOL",
+     "network namespaces made ahead of need by a background thread (0: each sandbox makes "
+     "its own on its critical path)"},
     {"userns_base", GUST_CFG_INT, K(userns_base), "1879048192", 0, 4294901759LL,
      "GUST_INVOKER_USERNS_BASE",
      "host uid/gid of a sandbox's root; its 65536 ids follow (0: no user namespace)"},
@@ -162,6 +169,18 @@ static int inv_build(inv *v, gust_error **err)
 	inv_net_open(v->tag, &v->net);
 	if ((rv = inv_cgroups_open(v->cfg.cgroup, v->tag, &v->cgroups, err)) != 0)
 		return gust_error_wrap(err, "config key 'cgroup'");
+	if (v->cgroups != NULL && v->cfg.cgroup_favordynmods) {
+		gust_error *e = NULL;
+		if (inv_cgroups_favor_dynmods(&e) != 0)
+			gust_log_warn(
+			    "INV-CG-DYNMODS",
+			    "config key 'cgroup_favordynmods': %s; each sandbox start may "
+			    "wait for an RCU grace period",
+			    gust_error_msg(e));
+		gust_error_free(e);
+	}
+	if ((rv = inv_netns_pool_open((int)v->cfg.netns_pool, &v->netns, err)) != 0)
+		return gust_error_wrap(err, "config key 'netns_pool'");
 	v->userns_base = (unsigned)v->cfg.userns_base;
 	if (v->userns_base != 0 && !inv_userns_allowed()) {
 		gust_log_warn("INV-USERNS", "the kernel does not allow user namespaces: sandboxes "
@@ -250,6 +269,7 @@ static void inv_destroy(inv *v)
 	inv_binding_stop(v); /* after the pool: answers what it made durable */
 	inv_server_stop(v);
 	inv_net_close(v->net); /* after the sandboxes: their veths are gone */
+	inv_netns_pool_close(v->netns);
 	inv_cgroups_close(v->cgroups);
 	free(v->tag);
 	gust_redis_writer_stop(v->records, 2000);

@@ -167,8 +167,8 @@ static int inv_write_map(pid_t pid, const char *which, unsigned base, gust_error
 	return 0;
 }
 
-/* What the invoker does for a new pid 1 before it may go on: id maps,
- * cgroups, then the go byte. */
+/* What the invoker does for a new pid 1 before it may build its root: the id
+ * maps, then the first go byte. */
 static int inv_release(inv_sandbox *sb, const inv_sandbox_cfg *cfg, int sync_fd, gust_error **err)
 {
 	int rv;
@@ -176,15 +176,75 @@ static int inv_release(inv_sandbox *sb, const inv_sandbox_cfg *cfg, int sync_fd,
 	    ((rv = inv_write_map(sb->pid, "uid_map", cfg->userns_base, err)) != 0 ||
 	     (rv = inv_write_map(sb->pid, "gid_map", cfg->userns_base, err)) != 0))
 		return rv;
-	if (sb->cg != NULL && (rv = inv_cgroup_attach(sb->cg, sb->pid, err)) != 0)
-		return gust_error_wrap(err, "sandbox");
 	if (send(sync_fd, "g", 1, MSG_NOSIGNAL) != 1)
 		return gust_error_set(err, GUST_EIO, "sandbox: go: %s", strerror(errno));
 	return 0;
 }
 
-static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, inv_child_plan *plan,
+/* The sandbox's cgroup, made and joined while pid 1 builds its root on the
+ * other CPU; pid 1 waits for the second go byte before it enters its cgroup
+ * namespace and starts the launcher, so no user code runs outside the limits. */
+static int inv_limit(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id, int sync_fd,
                      gust_error **err)
+{
+	int rv;
+	if (cfg->cgroups != NULL) {
+		/* cpu shares in proportion to memory, as OpenWhisk: 256 MB is 1024. */
+		inv_cg_limits lim = {
+		    .memory_mb = cfg->memory_mb,
+		    .pids_max = cfg->pids_max > 0 ? cfg->pids_max : INV_PIDS_DEFAULT,
+		    .cpu_shares = cfg->memory_mb > 0 ? cfg->memory_mb * 4 : 1024,
+		};
+		if ((rv = inv_cgroup_create(cfg->cgroups, id, &lim, &sb->cg, err)) != 0 ||
+		    (rv = inv_cgroup_attach(sb->cg, sb->pid, err)) != 0)
+			return gust_error_wrap(err, "sandbox");
+	}
+	/* A failed send means pid 1 has given up already: wait_ready reads why. */
+	(void)send(sync_fd, "c", 1, MSG_NOSIGNAL);
+	return 0;
+}
+
+/* Clones pid 1 of the sandbox. With a network namespace made ahead, this
+ * thread enters it for the clone (the child inherits it) and returns to the
+ * host's: only the calling thread ever changes namespace. */
+static pid_t inv_clone(const inv_sandbox_cfg *cfg, inv_child_plan *plan, void *stack_top,
+                       int *pidfd)
+{
+	int flags =
+	    CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD | SIGCHLD;
+	if (plan->userns)
+		flags |= CLONE_NEWUSER;
+	int netfd = inv_netns_pool_take(cfg->netns);
+	if (netfd >= 0 && setns(netfd, CLONE_NEWNET) < 0) {
+		gust_log_warn("INV-NETNS-ENTER", "cannot enter a prepared network namespace: %s",
+		              strerror(errno));
+		close(netfd);
+		netfd = -1;
+	}
+	if (netfd < 0)
+		flags |= CLONE_NEWNET;
+	plan->net_ready = netfd >= 0;
+	pid_t pid = clone(inv_child_main, stack_top, flags, plan, pidfd);
+	int ce = errno;
+	if (netfd >= 0) {
+		if (setns(inv_netns_pool_host(cfg->netns), CLONE_NEWNET) < 0) {
+			/* Every socket this worker opened from now on would be in
+			 * a sandbox's empty namespace: stop rather than fail
+			 * strangely (setns to a namespace we hold open does not
+			 * fail in practice). */
+			gust_log_error("INV-NETNS-BACK",
+			               "cannot return to the host network namespace: %s",
+			               strerror(errno));
+			abort();
+		}
+		close(netfd);
+	}
+	errno = ce;
+	return pid;
+}
+
+static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id,
+                     inv_child_plan *plan, gust_error **err)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1}, res[2] = {-1, -1};
 	int sync[2] = {-1, -1};
@@ -216,11 +276,7 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, inv_child_plan
 	 * from the child: it must be rooted at the sandbox's cgroup, which pid 1
 	 * joins only after the clone. */
 	int pidfd = -1;
-	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-	            CLONE_PIDFD | SIGCHLD;
-	if (plan->userns)
-		flags |= CLONE_NEWUSER;
-	pid_t pid = clone(inv_child_main, (char *)stack + INV_CHILD_STACK, flags, plan, &pidfd);
+	pid_t pid = inv_clone(cfg, plan, (char *)stack + INV_CHILD_STACK, &pidfd);
 	int ce = errno;
 	munmap(stack, INV_CHILD_STACK);
 	if (pid < 0) {
@@ -238,7 +294,8 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, inv_child_plan
 	sb->out.fd = inv_steal_fd(&out[0]);
 	sb->err.fd = inv_steal_fd(&er[0]);
 	sb->res.fd = inv_steal_fd(&res[0]);
-	if ((rv = inv_release(sb, cfg, sync[0], err)) == 0)
+	if ((rv = inv_release(sb, cfg, sync[0], err)) == 0 &&
+	    (rv = inv_limit(sb, cfg, id, sync[0], err)) == 0)
 		rv = inv_wait_ready(sb, sync[0], err);
 out:
 	inv_closefd(&in[0]);
@@ -339,18 +396,6 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 		inv_sandbox_destroy(sb);
 		return rv;
 	}
-	if (cfg->cgroups != NULL) {
-		/* cpu shares in proportion to memory, as OpenWhisk: 256 MB is 1024. */
-		inv_cg_limits lim = {
-		    .memory_mb = cfg->memory_mb,
-		    .pids_max = cfg->pids_max > 0 ? cfg->pids_max : INV_PIDS_DEFAULT,
-		    .cpu_shares = cfg->memory_mb > 0 ? cfg->memory_mb * 4 : 1024,
-		};
-		if ((rv = inv_cgroup_create(cfg->cgroups, id, &lim, &sb->cg, err)) != 0) {
-			inv_sandbox_destroy(sb);
-			return gust_error_wrap(err, "sandbox");
-		}
-	}
 	inv_child_plan plan = {
 	    .root = sb->root,
 	    .runtime_dir = rtdir,
@@ -363,7 +408,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	    .seccomp = prog,
 	    .userns = cfg->userns_base != 0,
 	};
-	if ((rv = inv_start(sb, cfg, &plan, err)) != 0) {
+	if ((rv = inv_start(sb, cfg, id, &plan, err)) != 0) {
 		inv_sandbox_destroy(sb);
 		return rv;
 	}

@@ -38,6 +38,7 @@
 #include "gust/err.h"
 
 typedef struct inv_sandbox inv_sandbox;
+typedef struct inv_netns_pool inv_netns_pool;
 
 #define INV_PIDS_DEFAULT 256
 /* How many ids a sandbox's user namespace maps. */
@@ -58,6 +59,8 @@ typedef struct inv_sandbox_cfg {
 	const char *native_launcher; /* host path of gust-native-launcher (the C launcher),
 	                                bind-mounted at /launcher for kind native; NULL:
 	                                runtime_dir's native/launcher script */
+	inv_netns_pool *netns;       /* network namespaces made ahead (sandbox_netns.c); NULL or
+	                                empty: the clone makes one */
 } inv_sandbox_cfg;
 
 enum inv_run_status {
@@ -77,6 +80,19 @@ typedef struct inv_run_result {
 	uint64_t start_ms; /* wall clock */
 	uint64_t end_ms;
 } inv_run_result;
+
+/* Network namespaces made ahead of need by a thread of the pool, want at a
+ * time (0: no pool, *pp = NULL). take hands one over as an fd (the caller
+ * closes it) or returns -1 when the pool is empty; host is the invoker's own
+ * namespace, where a creating thread returns. */
+int inv_netns_pool_open(int want, inv_netns_pool **pp, gust_error **err);
+void inv_netns_pool_close(inv_netns_pool *p);
+int inv_netns_pool_take(inv_netns_pool *p);
+int inv_netns_pool_host(const inv_netns_pool *p);
+/* How many are made and waiting. */
+int inv_netns_pool_ready(inv_netns_pool *p);
+/* How many sandboxes took a prepared namespace, and how many found none. */
+void inv_netns_pool_counts(inv_netns_pool *p, uint64_t *taken, uint64_t *missed);
 
 /* Creates a sandbox and starts its launcher (a stem cell: no code yet). */
 int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error **err);

@@ -100,9 +100,10 @@ typedef struct inv_child_plan {
 	char *const *argv;
 	char *const *envp;
 	const struct sock_fprog *seccomp; /* applied by the launcher just before exec */
-	bool userns; /* in a new user namespace: become its root once the maps are written */
-	int sync_fd; /* child end of the SOCK_SEQPACKET sync pair */
-	int fds[4];  /* become the launcher's 0 (stdin, read end), 1, 2 and 3 (write ends) */
+	bool userns;    /* in a new user namespace: become its root once the maps are written */
+	bool net_ready; /* the network namespace was made ahead, lo up (sandbox_netns.c) */
+	int sync_fd;    /* child end of the SOCK_SEQPACKET sync pair */
+	int fds[4];     /* become the launcher's 0 (stdin, read end), 1, 2 and 3 (write ends) */
 } inv_child_plan;
 
 /* The sandbox's seccomp program, built on first use and kept for the life of

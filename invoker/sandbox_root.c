@@ -460,7 +460,7 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 		*what = "sethostname";
 		return -1;
 	}
-	if (inv_loopback_up() < 0) {
+	if (!p->net_ready && inv_loopback_up() < 0) {
 		*what = "bring lo up";
 		return -1;
 	}
@@ -536,6 +536,17 @@ __attribute__((noreturn)) static void inv_launcher(const inv_child_plan *p, int 
 	inv_child_fail(exec_fd, "exec launcher", errno);
 }
 
+typedef struct inv_launch_arg {
+	const inv_child_plan *plan;
+	int exec_fd;
+} inv_launch_arg;
+
+static int inv_launcher_main(void *arg)
+{
+	inv_launch_arg *la = arg;
+	inv_launcher(la->plan, la->exec_fd);
+}
+
 /* Resets what the invoker's thread left us: its signal handlers (which would
  * run the invoker's code in this copy) and its blocked-signal mask. */
 static void inv_reset_signals(void)
@@ -593,7 +604,7 @@ int inv_child_main(void *arg)
 		inv_child_fail(INV_SYNC_FD, "close_range", errno);
 	inv_reset_signals();
 
-	/* Wait for the invoker's go: our id maps and cgroups are in place. */
+	/* Wait for the invoker's first go: our id maps are in place. */
 	char go;
 	ssize_t gn;
 	do {
@@ -605,25 +616,36 @@ int inv_child_main(void *arg)
 	 * into the sandbox. */
 	if (syscall(SYS_setgroups, 0, NULL) < 0)
 		inv_child_fail(INV_SYNC_FD, "setgroups", errno);
+	if (inv_setup_root(p, &what) < 0)
+		inv_child_fail(INV_SYNC_FD, what, errno);
+
+	/* The second go: the invoker made our cgroup and moved us into it while
+	 * we built the root. Nothing of the action runs before this. */
+	do {
+		gn = read(INV_SYNC_FD, &go, 1);
+	} while (gn < 0 && errno == EINTR);
+	if (gn != 1)
+		_exit(126);
 	/* Rooted at our own cgroup: /proc/self/cgroup shows "/" and nothing of
 	 * the host's tree. */
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		inv_child_fail(INV_SYNC_FD, "new cgroup namespace", errno);
 
-	if (inv_setup_root(p, &what) < 0)
-		inv_child_fail(INV_SYNC_FD, what, errno);
-
 	int ep[2];
 	if (pipe2(ep, O_CLOEXEC) < 0)
 		inv_child_fail(INV_SYNC_FD, "pipe", errno);
-	/* A fork by raw clone: same semantics as fork(2) without glibc's handlers. */
-	pid_t launcher = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	/* The launcher starts as posix_spawn starts a child: in our memory, on a
+	 * stack of its own, with us suspended until it has exec'd or died
+	 * (CLONE_VFORK). No copy of the address space (which is still a copy of
+	 * the invoker's), and by the time we run again exec_fd already holds the
+	 * launcher's error or its EOF. It only makes system calls on its stack;
+	 * its errno is ours, and we are not running. */
+	char launcher_stack[64 * 1024] __attribute__((aligned(16)));
+	inv_launch_arg la = {.plan = p, .exec_fd = ep[1]};
+	pid_t launcher = clone(inv_launcher_main, launcher_stack + sizeof(launcher_stack),
+	                       CLONE_VM | CLONE_VFORK | SIGCHLD, &la);
 	if (launcher < 0)
-		inv_child_fail(INV_SYNC_FD, "fork launcher", errno);
-	if (launcher == 0) {
-		close(ep[0]);
-		inv_launcher(p, ep[1]);
-	}
+		inv_child_fail(INV_SYNC_FD, "start launcher", errno);
 	close(ep[1]);
 	/* Only the launcher may hold the pipes: their EOF is how the invoker learns
 	 * that it died. */

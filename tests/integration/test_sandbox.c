@@ -141,6 +141,8 @@ static bool t_has_log(const inv_run_result *r, const char *needle)
 
 /* The native launcher for kind native: NULL is the script in the runtime dir. */
 static const char *t_native;
+/* Network namespaces made ahead, for the sandboxes t_create makes (NULL: none). */
+static inv_netns_pool *t_netns;
 
 static inv_sandbox *t_create_cfg(const char *kind, size_t log_limit)
 {
@@ -149,7 +151,8 @@ static inv_sandbox *t_create_cfg(const char *kind, size_t log_limit)
 	                       .state_dir = t_state,
 	                       .memory_mb = 256,
 	                       .log_limit = log_limit,
-	                       .native_launcher = strcmp(kind, "native") == 0 ? t_native : NULL};
+	                       .native_launcher = strcmp(kind, "native") == 0 ? t_native : NULL,
+	                       .netns = t_netns};
 	inv_sandbox *sb = NULL;
 	gust_error *err = NULL;
 	int rv = inv_sandbox_create(&cfg, &sb, &err);
@@ -495,6 +498,54 @@ static void test_isolation(void **state)
 	inv_sandbox_destroy(sb);
 }
 
+static ino_t t_ns_ino(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_ino;
+}
+
+/* Network namespaces made ahead of need: each sandbox gets one of its own,
+ * with lo up and nothing else, and the thread that created the sandboxes is
+ * back in the host's namespace afterwards. */
+static void test_netns_pool(void **state)
+{
+	(void)state;
+	assert_int_equal(inv_netns_pool_open(2, &t_netns, NULL), 0);
+	ino_t host = t_ns_ino("/proc/thread-self/ns/net");
+	for (int i = 0; i < 1000 && inv_netns_pool_ready(t_netns) < 2; i++)
+		usleep(10 * 1000);
+	assert_int_equal(inv_netns_pool_ready(t_netns), 2);
+	inv_sandbox *a = t_create("python:3");
+	inv_sandbox *b = t_create("python:3");
+	assert_int_equal(t_ns_ino("/proc/thread-self/ns/net"), host);
+	char pa[64], pb[64];
+	snprintf(pa, sizeof(pa), "/proc/%d/ns/net", (int)inv_sandbox_pid(a));
+	snprintf(pb, sizeof(pb), "/proc/%d/ns/net", (int)inv_sandbox_pid(b));
+	ino_t ia = t_ns_ino(pa), ib = t_ns_ino(pb);
+	assert_true(ia != host && ib != host && ia != ib);
+	uint64_t taken = 0, missed = 0;
+	inv_netns_pool_counts(t_netns, &taken, &missed);
+	assert_int_equal(taken, 2);
+	assert_int_equal(missed, 0);
+
+	inv_run_result r = {0};
+	assert_int_equal(t_init_bin(a, t_python.probe, false, NULL), 0);
+	t_run(a, "{}", 10000, &r);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	json_t *j = t_json(r.result);
+	json_t *ifs = json_object_get(j, "ifaces");
+	assert_int_equal(json_array_size(ifs), 1);
+	assert_string_equal(json_string_value(json_array_get(ifs, 0)), "lo");
+	assert_true(json_is_true(json_object_get(j, "loopback")));
+	json_decref(j);
+	inv_run_result_clear(&r);
+	inv_sandbox_destroy(a);
+	inv_sandbox_destroy(b);
+	inv_netns_pool_close(t_netns);
+	t_netns = NULL;
+}
+
 /* Builds a zip of (name, text) pairs with the host's python; base64 of it. */
 static char *t_zip_b64(const char *files_json)
 {
@@ -799,6 +850,7 @@ int main(void)
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_create_errors),
 	    cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_netns_pool),
 	    cmocka_unit_test(test_no_leftovers),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -35,6 +35,9 @@ int inv_sweep_state(const char *state_dir)
 		if (de->d_name[0] == '.')
 			continue;
 		cleanup_free char *dir = gust_xasprintf("%s/%s", top, de->d_name);
+		cleanup_free char *own = gust_xasprintf("%s/state.sock", dir);
+		(void)unlink(own);
+		/* Sandboxes of releases before the run dir was <id> itself. */
 		cleanup_free char *root = gust_xasprintf("%s/root", dir);
 		cleanup_free char *run = gust_xasprintf("%s/run", dir);
 		cleanup_free char *sock = gust_xasprintf("%s/run/state.sock", dir);

@@ -381,11 +381,8 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	sb->memory_mb = cfg->memory_mb;
 	gust_random_hex(id, 8);
 	top = gust_xasprintf("%s/sandboxes", cfg->state_dir);
-	sb->dir = gust_xasprintf("%s/%s", top, id);
-	sb->root = gust_xasprintf("%s/root", sb->dir);
-	sb->run = gust_xasprintf("%s/run", sb->dir);
+	sb->run = gust_xasprintf("%s/%s", top, id);
 	if ((rv = inv_mkdir(cfg->state_dir, err)) != 0 || (rv = inv_mkdir(top, err)) != 0 ||
-	    (rv = inv_mkdir(sb->dir, err)) != 0 || (rv = inv_mkdir(sb->root, err)) != 0 ||
 	    (rv = inv_mkdir(sb->run, err)) != 0 || (rv = inv_chmod_run(sb->run, err)) != 0) {
 		inv_sandbox_destroy(sb);
 		return rv;
@@ -397,7 +394,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 		return rv;
 	}
 	inv_child_plan plan = {
-	    .root = sb->root,
+	    .root = top,
 	    .runtime_dir = rtdir,
 	    .run_dir = sb->run,
 	    .exec_path = argv[0],
@@ -487,12 +484,6 @@ void inv_sandbox_destroy(inv_sandbox *sb)
 	 * on the host only the empty dirs remain. */
 	if (sb->run != NULL && rmdir(sb->run) < 0 && errno != ENOENT)
 		gust_log_warn("INV-SANDBOX-RMDIR", "rmdir %s: %s", sb->run, strerror(errno));
-	if (sb->root != NULL && rmdir(sb->root) < 0 && errno != ENOENT)
-		gust_log_warn("INV-SANDBOX-RMDIR", "rmdir %s: %s", sb->root, strerror(errno));
-	if (sb->dir != NULL && rmdir(sb->dir) < 0 && errno != ENOENT)
-		gust_log_warn("INV-SANDBOX-RMDIR", "rmdir %s: %s", sb->dir, strerror(errno));
-	free(sb->root);
 	free(sb->run);
-	free(sb->dir);
 	free(sb);
 }

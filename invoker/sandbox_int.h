@@ -40,11 +40,13 @@ typedef struct inv_stream {
 } inv_stream;
 
 struct inv_sandbox {
-	char *dir;  /* <state_dir>/sandboxes/<id> */
-	char *root; /* dir/root: the mount point of the sandbox's root tmpfs */
-	char *run;  /* dir/run (0755): bind-mounted read-only at /run/gust; the state
-	               cache's socket is made in it once the sandbox has a namespace */
-	pid_t pid;  /* pid 1 of the sandbox, in our pid namespace */
+	char *run; /* <state_dir>/sandboxes/<id> (0755): bind-mounted read-only at
+	              /run/gust; the state cache's socket is made in it once the
+	              sandbox has a namespace. The root tmpfs is mounted over
+	              <state_dir>/sandboxes itself, in the sandbox's own mount
+	              namespace: one mkdir per sandbox on the state dir's file
+	              system (about 120 us each here) instead of three. */
+	pid_t pid; /* pid 1 of the sandbox, in our pid namespace */
 	int pidfd;
 	int in_fd; /* the launcher's stdin (non-blocking write end) */
 	inv_stream res, out, err;

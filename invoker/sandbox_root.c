@@ -290,19 +290,12 @@ static int inv_loopback_up(void)
 	return rv;
 }
 
-/* Builds the root on a tmpfs at p->root and pivots into it. */
+/* Builds the root on a tmpfs mounted over p->root and pivots into it. */
 static int inv_setup_root(const inv_child_plan *p, const char **what)
 {
 	/* Nothing we mount may propagate back to the host's mount namespace. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		*what = "make / rprivate";
-		return -1;
-	}
-	/* uid=0 is read in the sandbox's user namespace: the root dir belongs to
-	 * the sandbox's root, who makes what is in it. */
-	if (mount("tmpfs", p->root, "tmpfs", MS_NOSUID | MS_NODEV,
-	          "mode=0755,size=1m,uid=0,gid=0") < 0) {
-		*what = "mount root tmpfs";
 		return -1;
 	}
 	/* The runtime dir may sit below dirs that only the invoker's host uid may
@@ -330,6 +323,15 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 	if (p->launcher != NULL && (lt = (int)syscall(SYS_open_tree, AT_FDCWD, p->launcher,
 	                                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0) {
 		*what = "open launcher";
+		return -1;
+	}
+	/* The root's mount point is the same dir for every sandbox (each mounts
+	 * over it in its own mount namespace), and it holds the run dirs: hence
+	 * after the open_trees. uid=0 is read in the sandbox's user namespace:
+	 * the root dir belongs to the sandbox's root, who makes what is in it. */
+	if (mount("tmpfs", p->root, "tmpfs", MS_NOSUID | MS_NODEV,
+	          "mode=0755,size=1m,uid=0,gid=0") < 0) {
+		*what = "mount root tmpfs";
 		return -1;
 	}
 	/* From here on paths are relative to the new root, so the parent never has

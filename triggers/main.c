@@ -39,6 +39,13 @@ const gust_cfg_key trig_config_table[] = {
     {"kafka_fetch_wait_ms", GUST_CFG_INT, K(kafka_fetch_wait_ms), "10", 1, 10000,
      "GUST_TRIGGER_KAFKA_FETCH_WAIT_MS",
      "librdkafka fetch.wait.max.ms (the mock broker answers a waiting fetch only then)"},
+    {"kafka_queue_kbytes", GUST_CFG_INT, K(kafka_queue_kbytes), "65536", 1024, 2097151,
+     "GUST_TRIGGER_KAFKA_QUEUE_KBYTES",
+     "librdkafka queued.max.messages.kbytes: a Kafka feed's prefetch limit (a full queue "
+     "stops its fetcher for a second: hold a second of the feed's rate)"},
+    {"kafka_queue_messages", GUST_CFG_INT, K(kafka_queue_messages), "1000000", 1000, 10000000,
+     "GUST_TRIGGER_KAFKA_QUEUE_MESSAGES",
+     "librdkafka queued.min.messages: the same limit in messages"},
     {"schedule_backup_delay_ms", GUST_CFG_INT, K(schedule_backup_delay_ms), "300", 0, 60000,
      "GUST_TRIGGER_SCHEDULE_BACKUP_DELAY_MS",
      "the second instance of a schedule fires a period this late if the first did not"},

@@ -56,6 +56,8 @@ typedef struct trig_config {
 	long long ack_timeout_ms;
 	long long backoff_max_ms;
 	long long kafka_fetch_wait_ms;
+	long long kafka_queue_kbytes;
+	long long kafka_queue_messages;
 	long long schedule_backup_delay_ms;
 	long long record_ttl_s;
 	bool records;

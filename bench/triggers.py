@@ -2,31 +2,55 @@
 the source to completed activations of a trivial action, beside the raw
 consume rate from the same broker / Redis measured in the same run.
 
-    GUST_BUILD_DIR=build python3 bench/triggers.py [N]
+    GUST_BUILD_DIR=build python3 bench/triggers.py [--n N] [--runs R]
+        [--kind python:3|nodejs:20] [--batch B] [--partitions P] [--skip-stream]
 
-Both paths drain the same kind of backlog, so that they are compared on the
-same work: N messages (~200 B) are produced first, then consumed.
-Kafka raw: kcat consuming its topic from the start (process start included).
-Redis raw: a XREADGROUP COUNT 1000 + XACK loop in Python over the same stream.
-Gust: the feed is attached after the backlog is in place; its rate is the
+Each run drains backlogs that are all in place before anything consumes:
+N messages of ~200 B produced to two topics of P partitions on the same
+gust-kafka-mock (one for the raw reader, one for the feed), and N entries to
+two Redis streams. The mock keeps about 5 MB per partition (rdkafka_mock.c
+in librdkafka 2.0.2: max_size 5 MiB, max_cnt 100000 message sets, per
+partition, not configurable), so the backlog is spread over many partitions
+(producer sticky partitioning off so none is overfilled).
+
+Raw: gust-bench-feed-raw (bench/feed_raw_bench.c), the same client library
+and consumer settings as the feed (all partitions assigned, fetch.wait.max.ms
+10, 4 MiB queue; XREADGROUP COUNT 1000 + XACK on one connection), timed from
+its first message to its last.
+Gust: the feed is attached after the backlogs are in place; its rate is the
 messages completed from the first completed activation to the last, over
-that time (steady-state drain; the feed's start-up, a cold start and the
-first batch are left out and reported separately as "first fire")."""
+that time (the feed's start-up, the action's cold start and the first
+batch are left out: "first fire"). Completed = the action's activation
+records account for them.
+
+Prints each run and the medians as JSON."""
+import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
-from cluster import Cluster, _resp_read, wait_until  # noqa: E402
+from cluster import Cluster, _resp_read  # noqa: E402
 
-# The mock keeps only so much (about 5 MB a partition, less in all when it holds
-# more, and not always the same): 20k x 200 B over 6 partitions stays within it;
-# 50k did not, every time (kcat itself then read only ~40k of them).
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-ACTION = "def main(args):\n    return {'n': len(args.get('messages', []))}\n"
+ap = argparse.ArgumentParser()
+ap.add_argument("--n", type=int, default=300000)
+ap.add_argument("--runs", type=int, default=3)
+ap.add_argument("--kind", default="python:3")
+ap.add_argument("--batch", type=int, default=4000)
+ap.add_argument("--partitions", type=int, default=64)
+ap.add_argument("--skip-stream", action="store_true")
+ap.add_argument("--trigger-arg", action="append", default=[])
+args = ap.parse_args()
+N = args.n
+ACTIONS = {
+    "python:3": "def main(args):\n    return {'n': len(args.get('messages', []))}\n",
+    "nodejs:20": "function main(args) { return {n: (args.messages || []).length}; }\n",
+}
+RAW = os.path.join(os.environ["GUST_BUILD_DIR"], "triggers", "gust-bench-feed-raw")
 
 
 class Seen:
@@ -54,7 +78,7 @@ def drain(c, name, n):
     """(steady msgs/s, seconds to the first completed fire) while the feed drains n."""
     seen, t0 = Seen(c, name), time.time()
     first_t = first_n = None
-    end = t0 + 60
+    end = t0 + 120
     while time.time() < end:
         got = seen()
         if got and first_t is None:
@@ -72,11 +96,11 @@ def drain(c, name, n):
 def pipeline(c, cmds):
     s = socket.create_connection(("127.0.0.1", c.redis_port), 30)
     buf = b""
-    for args in cmds:
-        buf += b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            buf += b"$%d\r\n%s\r\n" % (len(a), a)
+    for a in cmds:
+        buf += b"*%d\r\n" % len(a)
+        for x in a:
+            x = x if isinstance(x, bytes) else str(x).encode()
+            buf += b"$%d\r\n%s\r\n" % (len(x), x)
     s.sendall(buf)
     f = s.makefile("rb")
     out = [_resp_read(f) for _ in cmds]
@@ -84,71 +108,74 @@ def pipeline(c, cmds):
     return out
 
 
-with Cluster("benchtrig", trigger_daemons=1, kafka_mock=True, kafka_topics=["ev:6"]) as c:
+def raw(*a):
+    p = subprocess.run([RAW] + [str(x) for x in a], capture_output=True, text=True)
+    if p.returncode != 0:
+        print("raw %s: %s %s" % (a[0], p.stdout.strip(), p.stderr.strip()), file=sys.stderr)
+    return json.loads(p.stdout)["msgs_per_s"]
+
+
+def kv(d):
+    return [{"key": k, "value": v} for k, v in d.items()]
+
+
+P = args.partitions
+topics = ["%s%d:%d" % (t, r, P) for r in range(args.runs) for t in ("raw", "ev")]
+runs = []
+with Cluster("benchtrig", trigger_daemons=1, kafka_mock=True, kafka_topics=topics,
+             trigger_args=args.trigger_arg) as c:
     c.create_namespace("guest")
     auth = c.create_key("guest")
     time.sleep(0.3)
-    c.api("PUT", "/api/v1/namespaces/_/actions/count", {"exec": {"kind": "python:3", "code": ACTION}}, auth)
-    payload = "".join("%08d-%s\n" % (i, "x" * 180) for i in range(N)).encode()  # ~200 B messages
-    res = {}
-    # --- Kafka raw consume rate (kcat), on a broker of its own: the mock
-    # cluster drops old messages once it holds a few tens of MB in all, so
-    # the raw topic must not share the Gust path's broker. Same program,
-    # same options, same partitions. ---
-    bfile = os.path.join(c.dir, "raw.bootstrap")
-    mock = subprocess.Popen([os.path.join(os.environ["GUST_BUILD_DIR"], "triggers", "gust-kafka-mock"),
-                             "--topic", "raw:6", "--bootstrap-file", bfile],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: os.path.exists(bfile) and open(bfile).read().strip(), 10)
-        boot = open(bfile).read().strip()
-        subprocess.run(["kcat", "-P", "-b", boot, "-t", "raw"], input=payload, check=True)
-        t = time.time()
-        p = subprocess.run(["kcat", "-C", "-b", boot, "-t", "raw", "-o", "beginning",
-                            "-e", "-q", "-c", str(N)], capture_output=True)
-        got = p.stdout.count(b"\n")
-        res["kafka_raw_msgs_s"] = got / (time.time() - t)
-        if got < N:
-            print("raw: kcat read only %d of %d" % (got, N), file=sys.stderr)
-    finally:
-        mock.terminate()
-        mock.wait()
-    # --- Kafka through Gust ---
-    kv = lambda d: [{"key": k, "value": v} for k, v in d.items()]
-    subprocess.run(["kcat", "-P", "-b", c.kafka_bootstrap, "-t", "ev"], input=payload, check=True)
-    c.api("PUT", "/api/v1/namespaces/_/triggers/kt", {
-        "annotations": [{"key": "feed", "value": "kafka"}],
-        "parameters": kv({"brokers": c.kafka_bootstrap, "topic": "ev", "batchSize": 4000,
-                          "maxWaitMs": 20})}, auth)
-    c.api("PUT", "/api/v1/namespaces/_/rules/kr", {"trigger": "/_/kt", "action": "/_/count"}, auth)
-    res["kafka_gust_msgs_s"], res["kafka_first_fire_s"] = drain(c, "count", N)
-    c.api("DELETE", "/api/v1/namespaces/_/rules/kr", auth=auth)
-    # --- Redis stream raw XREADGROUP loop ---
-    lines = payload.split(b"\n")[:N]
-    for i in range(0, N, 5000):
-        pipeline(c, [["XADD", "raw", "*", "v", l] for l in lines[i:i + 5000]])
-    c.redis("XGROUP", "CREATE", "raw", "g", "0")
-    # simple, correct loop through the helper (one connection per call)
-    t = time.time()
-    got = 0
-    while got < N:
-        r = c.redis("XREADGROUP", "GROUP", "g", "c", "COUNT", 1000, "STREAMS", "raw", ">")
-        entries = r[0][1] if r else []
-        if not entries:
-            break
-        c.redis("XACK", "raw", "g", *[e[0] for e in entries])
-        got += len(entries)
-    res["stream_raw_msgs_s"] = got / (time.time() - t)
-    # --- Redis stream through Gust ---
-    for i in range(0, N, 5000):
-        pipeline(c, [["XADD", "ev", "*", "v", l] for l in lines[i:i + 5000]])
-    c.api("PUT", "/api/v1/namespaces/_/actions/count2", {"exec": {"kind": "python:3", "code": ACTION}}, auth)
-    c.api("PUT", "/api/v1/namespaces/_/triggers/st", {
-        "annotations": [{"key": "feed", "value": "redis-stream"}],
-        "parameters": kv({"stream": "ev", "batchSize": 4000, "maxWaitMs": 20})}, auth)
-    c.api("PUT", "/api/v1/namespaces/_/rules/sr", {"trigger": "/_/st", "action": "/_/count2"}, auth)
-    res["stream_gust_msgs_s"], res["stream_first_fire_s"] = drain(c, "count2", N)
-    res["kafka_ratio"] = res["kafka_gust_msgs_s"] / res["kafka_raw_msgs_s"]
-    res["stream_ratio"] = res["stream_gust_msgs_s"] / res["stream_raw_msgs_s"]
-    res["n"] = N
-    print(json.dumps(res, indent=1))
+    lines = [b"%08d-%s" % (i, b"x" * 190) for i in range(N)]
+    payload = b"\n".join(lines) + b"\n"
+    for r in range(args.runs):
+        res = {"run": r + 1, "load_before": os.getloadavg()[0]}
+        # every backlog in place before anything consumes
+        for t in ("raw%d" % r, "ev%d" % r):
+            subprocess.run(["kcat", "-P", "-b", c.kafka_bootstrap, "-t", t, "-X",
+                            "sticky.partitioning.linger.ms=0", "-X", "linger.ms=5"],
+                           input=payload, check=True)
+        if not args.skip_stream:
+            for s in ("sraw%d" % r, "sev%d" % r):
+                for i in range(0, N, 5000):
+                    pipeline(c, [["XADD", s, "*", "v", x] for x in lines[i:i + 5000]])
+        action = "count%d" % r
+        c.api("PUT", "/api/v1/namespaces/_/actions/" + action,
+              {"exec": {"kind": args.kind, "code": ACTIONS[args.kind]}}, auth)
+        # --- Kafka: raw, then through Gust ---
+        res["kafka_raw_msgs_s"] = raw("kafka", c.kafka_bootstrap, "raw%d" % r, N)
+        c.api("PUT", "/api/v1/namespaces/_/triggers/kt%d" % r, {
+            "annotations": [{"key": "feed", "value": "kafka"}],
+            "parameters": kv({"brokers": c.kafka_bootstrap, "topic": "ev%d" % r,
+                              "batchSize": args.batch, "maxWaitMs": 20})}, auth)
+        c.api("PUT", "/api/v1/namespaces/_/rules/kr%d" % r,
+              {"trigger": "/_/kt%d" % r, "action": "/_/" + action}, auth)
+        res["kafka_gust_msgs_s"], res["kafka_first_fire_s"] = drain(c, action, N)
+        c.api("DELETE", "/api/v1/namespaces/_/rules/kr%d" % r, auth=auth)
+        c.api("DELETE", "/api/v1/namespaces/_/triggers/kt%d" % r, auth=auth)
+        res["kafka_ratio"] = res["kafka_gust_msgs_s"] / res["kafka_raw_msgs_s"]
+        if not args.skip_stream:
+            res["stream_raw_msgs_s"] = raw("stream", "127.0.0.1:%d" % c.redis_port,
+                                           "sraw%d" % r, N)
+            action2 = "scount%d" % r
+            c.api("PUT", "/api/v1/namespaces/_/actions/" + action2,
+                  {"exec": {"kind": args.kind, "code": ACTIONS[args.kind]}}, auth)
+            c.api("PUT", "/api/v1/namespaces/_/triggers/st%d" % r, {
+                "annotations": [{"key": "feed", "value": "redis-stream"}],
+                "parameters": kv({"stream": "sev%d" % r, "batchSize": args.batch,
+                                  "maxWaitMs": 20})}, auth)
+            c.api("PUT", "/api/v1/namespaces/_/rules/sr%d" % r,
+                  {"trigger": "/_/st%d" % r, "action": "/_/" + action2}, auth)
+            res["stream_gust_msgs_s"], res["stream_first_fire_s"] = drain(c, action2, N)
+            c.api("DELETE", "/api/v1/namespaces/_/rules/sr%d" % r, auth=auth)
+            c.api("DELETE", "/api/v1/namespaces/_/triggers/st%d" % r, auth=auth)
+            res["stream_ratio"] = res["stream_gust_msgs_s"] / res["stream_raw_msgs_s"]
+        res["load_after"] = os.getloadavg()[0]
+        print(json.dumps(res), flush=True)
+        runs.append(res)
+    med = {k: statistics.median(x[k] for x in runs) for k in runs[0]
+           if k != "run" and all(x.get(k) is not None for x in runs)}
+    med.update({"n": N, "runs": len(runs), "kind": args.kind, "batchSize": args.batch,
+                "partitions": P})
+    print(json.dumps({"median": med}, indent=1))

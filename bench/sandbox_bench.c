@@ -49,6 +49,58 @@ static int b_child(void *arg)
 	return 0;
 }
 
+/* A warm process at the end of two pipes: one line in, the same line out.
+ * argv[0] == NULL: a forked C loop; else that program. */
+static void b_pipe_rtt(const char *what, const char *const *argv, uint64_t *us, int n)
+{
+	int in[2], out[2];
+	if (pipe(in) < 0 || pipe(out) < 0)
+		abort();
+	pid_t p = fork();
+	if (p == 0) {
+		close(in[1]);
+		close(out[0]);
+		if (argv[0] != NULL) {
+			dup2(in[0], 0);
+			dup2(out[1], 1);
+			execv(argv[0], (char *const *)argv);
+			_exit(127);
+		}
+		char buf[4096];
+		ssize_t r;
+		while ((r = read(in[0], buf, sizeof(buf))) > 0)
+			if (write(out[1], buf, (size_t)r) != r)
+				_exit(1);
+		_exit(0);
+	}
+	close(in[0]);
+	close(out[1]);
+	const char *msg = "{\"value\":{\"x\":1}}\n";
+	char buf[256];
+	/* Warm it up (an interpreter's start) before timing. */
+	uint64_t t0 = 0;
+	for (int i = 0; i < n * 10 + 100; i++) {
+		if (i == 100)
+			t0 = gust_now_us();
+		uint64_t s = gust_now_us();
+		if (write(in[1], msg, strlen(msg)) < 0)
+			abort();
+		size_t got = 0;
+		while (got < strlen(msg)) {
+			ssize_t r = read(out[0], buf + got, sizeof(buf) - got);
+			if (r <= 0)
+				abort();
+			got += (size_t)r;
+		}
+		if (i >= 100 && (i - 100) % 10 == 0)
+			us[(i - 100) / 10] = gust_now_us() - s;
+	}
+	report(what, us, n, (gust_now_us() - t0) / 10);
+	close(in[1]);
+	waitpid(p, NULL, 0);
+	close(out[0]);
+}
+
 static void bench_baselines(int n)
 {
 	uint64_t *us = calloc((size_t)n, sizeof(*us));
@@ -79,37 +131,6 @@ static void bench_baselines(int n)
 	       gust_now_us() - t0);
 	munmap(stack, 65536);
 
-	/* A warm process at the end of two pipes: one line in, one line out. */
-	int in[2], out[2];
-	if (pipe(in) < 0 || pipe(out) < 0)
-		abort();
-	pid_t p = fork();
-	if (p == 0) {
-		close(in[1]);
-		close(out[0]);
-		char buf[4096];
-		ssize_t r;
-		while ((r = read(in[0], buf, sizeof(buf))) > 0)
-			if (write(out[1], buf, (size_t)r) != r)
-				_exit(1);
-		_exit(0);
-	}
-	close(in[0]);
-	close(out[1]);
-	const char *msg = "{\"value\":{\"x\":1}}\n";
-	char buf[256];
-	t0 = gust_now_us();
-	for (int i = 0; i < n * 10; i++) {
-		uint64_t s = gust_now_us();
-		if (write(in[1], msg, strlen(msg)) < 0 || read(out[0], buf, sizeof(buf)) <= 0)
-			abort();
-		if (i % 10 == 0)
-			us[i / 10] = gust_now_us() - s;
-	}
-	report("baseline: pipe round trip to a warm process", us, n, (gust_now_us() - t0) / 10);
-	close(in[1]);
-	waitpid(p, NULL, 0);
-	close(out[0]);
 	free(us);
 }
 
@@ -214,9 +235,8 @@ static void bench_native(int n)
 		inv_sandbox_destroy(sb);
 	}
 	report("cold start native, C launcher, from a stem cell (adopt+init+run)", us, n, tot);
+
 	b_launcher = NULL;
-	free(b_native_b64);
-	b_native_b64 = NULL;
 	free(us);
 }
 
@@ -270,23 +290,78 @@ static void bench_sandboxes(int n)
 		         kinds[k]);
 		report(what, us, m, t0);
 	}
-	for (int k = 1; k < 3; k++) {
-		inv_sandbox *sb = b_create(kinds[k]);
-		b_init_run(sb, b_code(kinds[k]));
-		const char *line = "{\"value\":{\"x\":1},\"env\":{}}";
-		uint64_t t0 = gust_now_us();
-		for (int i = 0; i < n; i++) {
-			inv_run_result r = {0};
-			uint64_t s = gust_now_us();
-			inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + 10000, &r);
-			us[i] = gust_now_us() - s;
-			inv_run_result_clear(&r);
+	free(us);
+}
+
+static void b_warm_sandbox(const char *what, const char *kind, const char *code, uint64_t *us,
+                           int n)
+{
+	inv_sandbox *sb = b_create(kind);
+	b_init_run(sb, code);
+	const char *line = "{\"value\":{\"x\":1},\"env\":{}}";
+	uint64_t t0 = 0;
+	for (int i = 0; i < n * 10 + 100; i++) {
+		if (i == 100)
+			t0 = gust_now_us();
+		inv_run_result r = {0};
+		uint64_t s = gust_now_us();
+		inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + 10000, &r);
+		if (r.status != INV_RUN_SUCCESS)
+			abort();
+		if (i >= 100 && (i - 100) % 10 == 0)
+			us[(i - 100) / 10] = gust_now_us() - s;
+		inv_run_result_clear(&r);
+	}
+	report(what, us, n, (gust_now_us() - t0) / 10);
+	inv_sandbox_destroy(sb);
+}
+
+/* Warm round trips beside plain pipe round trips to warm processes, first
+ * with both ends on one CPU (affinity is inherited by the sandbox, so the
+ * invoker side, the launcher and the action share it), then unpinned, where
+ * the scheduler may put the two ends on different CPUs (a cross-CPU wakeup
+ * costs about 25 us here). */
+static void bench_warm(int n)
+{
+	uint64_t *us = calloc((size_t)n, sizeof(*us));
+	const char *c_echo[] = {NULL};
+	const char *py_echo[] = {"/usr/bin/python3", "-u", "-c",
+	                         "import sys\nfor l in sys.stdin.buffer:\n"
+	                         "    sys.stdout.buffer.write(l)\n",
+	                         NULL};
+	const char *node_echo[] = {"/usr/bin/node", "-e",
+	                           "process.stdin.on('data', (d) => process.stdout.write(d))",
+	                           NULL};
+	cpu_set_t all, one;
+	sched_getaffinity(0, sizeof(all), &all);
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	for (int pin = 1; pin >= 0; pin--) {
+		sched_setaffinity(0, sizeof(pin ? one : all), pin ? &one : &all);
+		const char *tag = pin ? "one CPU" : "unpinned";
+		char what[160];
+		snprintf(what, sizeof(what),
+		         "baseline: pipe round trip to a warm process, C echo (%s)", tag);
+		b_pipe_rtt(what, c_echo, us, n);
+		if (b_native_b64 != NULL) {
+			b_launcher = getenv("GUST_NATIVE_LAUNCHER");
+			snprintf(what, sizeof(what),
+			         "warm round trip native, C echo action (run, result + log "
+			         "sentinels) (%s)",
+			         tag);
+			b_warm_sandbox(what, "native", b_native_b64, us, n);
+			b_launcher = NULL;
 		}
-		char what[128];
-		snprintf(what, sizeof(what), "warm round trip %s (run, result + log sentinels)",
-		         kinds[k]);
-		report(what, us, n, gust_now_us() - t0);
-		inv_sandbox_destroy(sb);
+		snprintf(what, sizeof(what),
+		         "baseline: pipe round trip to a warm python3 process, echo (%s)", tag);
+		b_pipe_rtt(what, py_echo, us, n);
+		snprintf(what, sizeof(what), "warm round trip python:3 (%s)", tag);
+		b_warm_sandbox(what, "python:3", b_code("python:3"), us, n);
+		snprintf(what, sizeof(what),
+		         "baseline: pipe round trip to a warm node process, echo (%s)", tag);
+		b_pipe_rtt(what, node_echo, us, n);
+		snprintf(what, sizeof(what), "warm round trip nodejs:20 (%s)", tag);
+		b_warm_sandbox(what, "nodejs:20", b_code("nodejs:20"), us, n);
 	}
 	free(us);
 }
@@ -313,6 +388,8 @@ int main(int argc, char **argv)
 	bench_baselines(n);
 	bench_native(n / 2);
 	bench_sandboxes(n);
+	bench_warm(n);
+	free(b_native_b64);
 	uint64_t taken = 0, missed = 0;
 	inv_netns_pool_counts(b_netns, &taken, &missed);
 	printf("\nprepared network namespaces: %llu taken, %llu sandboxes found none ready\n",

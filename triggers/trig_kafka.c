@@ -24,6 +24,7 @@
 #include <librdkafka/rdkafka.h>
 #include <string.h>
 
+#include "gust/json.h"
 #include "gust/log.h"
 #include "trigger.h"
 
@@ -90,14 +91,14 @@ static void kafka_json_bytes(gust_buf *b, const void *p, size_t n, bool binary, 
 		gust_buf_puts(b, "null");
 		return;
 	}
-	if (json && n) {
-		json_t *v = json_loadb(p, n, JSON_DECODE_ANY, NULL);
-		if (v) {
-			json_decref(v);
-			/* valid JSON travels as its own bytes, never re-encoded */
-			gust_buf_append(b, p, n);
-			return;
-		}
+	/* valid JSON travels as its own bytes, never re-encoded (and never
+	 * loaded: a check, not a jansson tree per message). "\u0000", which
+	 * jansson refuses where the params are loaded again, goes as a
+	 * string. */
+	if (json && n && gust_json_check(p, n) != GUST_JSON_INVALID &&
+	    memmem(p, n, "\\u0000", 6) == NULL) {
+		gust_buf_append(b, p, n);
+		return;
 	}
 	if (!binary && utf8_valid(p, n)) {
 		gust_buf_json_str(b, p, n);

@@ -11,8 +11,10 @@ import json
 import os
 import sys
 
-SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
+SENTINEL_BYTES = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
 ACTION_DIR = "/tmp/action"
+# Built once: json.dumps with options makes a new encoder on every call.
+ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
 class Runtime:
@@ -23,12 +25,12 @@ class Runtime:
 
     def reply(self, obj, thrown=False):
         try:
-            text = json.dumps(obj, allow_nan=False, separators=(",", ":"))
+            text = ENCODE(obj)
         except (TypeError, ValueError) as e:
             text = json.dumps({"error": "The action returned a value that is not JSON: %s" % e})
         # "!" marks an uncaught exception: a developer error (invoker/sandbox.h).
-        self.results.write(("!" if thrown else "") + text + "\n")
-        self.results.flush()
+        # os.write: one system call, none of a text stream's layers.
+        write_all(self.results, (("!" if thrown else "") + text + "\n").encode())
 
     def init(self, msg):
         if self.main is not None:
@@ -85,6 +87,12 @@ class Runtime:
             return {"error": describe(e)}, True
 
 
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def describe(e):
     text = str(e)
     return text if text else type(e).__name__
@@ -103,7 +111,7 @@ def main():
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    rt = Runtime(os.fdopen(3, "w", encoding="utf-8"))
+    rt = Runtime(3)
     while True:
         line = proto.readline()
         if not line:
@@ -122,9 +130,12 @@ def main():
         else:
             result, thrown = rt.run(msg)
         rt.reply(result, thrown)
-        for stream in (sys.stdout, sys.stderr):
-            stream.write(SENTINEL)
-            stream.flush()
+        # Whatever the action left in Python's streams goes first (with -u
+        # nothing normally waits there), then the sentinels, written raw.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        write_all(1, SENTINEL_BYTES)
+        write_all(2, SENTINEL_BYTES)
 
 
 if __name__ == "__main__":

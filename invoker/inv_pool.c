@@ -318,6 +318,8 @@ static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
 		gust_counter_add(v->m_stem, 1);
 		rv = inv_sandbox_adopt(slot->sb, sc.memory_mb, sc.pids_max, sc.log_limit, &err);
 	} else if (rv == 0) {
+		/* init follows at once: written behind the launcher's exec */
+		sc.defer_ready = true;
 		rv = inv_sandbox_create(&sc, &slot->sb, &err);
 	}
 	if (rv == 0 && q->egress) {

@@ -179,7 +179,8 @@ static int inv_build(inv *v, gust_error **err)
 			    gust_error_msg(e));
 		gust_error_free(e);
 	}
-	if ((rv = inv_netns_pool_open((int)v->cfg.netns_pool, &v->netns, err)) != 0)
+	if ((rv = inv_netns_pool_open((int)v->cfg.netns_pool, v->cfg.state_dir, &v->netns, err)) !=
+	    0)
 		return gust_error_wrap(err, "config key 'netns_pool'");
 	v->userns_base = (unsigned)v->cfg.userns_base;
 	if (v->userns_base != 0 && !inv_userns_allowed()) {

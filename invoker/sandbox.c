@@ -207,14 +207,13 @@ static int inv_limit(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id
 /* Clones pid 1 of the sandbox. With a network namespace made ahead, this
  * thread enters it for the clone (the child inherits it) and returns to the
  * host's: only the calling thread ever changes namespace. */
-static pid_t inv_clone(const inv_sandbox_cfg *cfg, inv_child_plan *plan, void *stack_top,
+static pid_t inv_clone(const inv_sandbox_cfg *cfg, inv_child_plan *plan, int netfd, void *stack_top,
                        int *pidfd)
 {
 	int flags =
 	    CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD | SIGCHLD;
 	if (plan->userns)
 		flags |= CLONE_NEWUSER;
-	int netfd = inv_netns_pool_take(cfg->netns);
 	if (netfd >= 0 && setns(netfd, CLONE_NEWNET) < 0) {
 		gust_log_warn("INV-NETNS-ENTER", "cannot enter a prepared network namespace: %s",
 		              strerror(errno));
@@ -243,8 +242,9 @@ static pid_t inv_clone(const inv_sandbox_cfg *cfg, inv_child_plan *plan, void *s
 	return pid;
 }
 
+/* Takes netfd (a prepared network namespace, or -1). */
 static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id,
-                     inv_child_plan *plan, gust_error **err)
+                     inv_child_plan *plan, int netfd, gust_error **err)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1}, res[2] = {-1, -1};
 	int sync[2] = {-1, -1};
@@ -276,7 +276,8 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id
 	 * from the child: it must be rooted at the sandbox's cgroup, which pid 1
 	 * joins only after the clone. */
 	int pidfd = -1;
-	pid_t pid = inv_clone(cfg, plan, (char *)stack + INV_CHILD_STACK, &pidfd);
+	pid_t pid = inv_clone(cfg, plan, netfd, (char *)stack + INV_CHILD_STACK, &pidfd);
+	netfd = -1;
 	int ce = errno;
 	munmap(stack, INV_CHILD_STACK);
 	if (pid < 0) {
@@ -295,9 +296,15 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id
 	sb->err.fd = inv_steal_fd(&er[0]);
 	sb->res.fd = inv_steal_fd(&res[0]);
 	if ((rv = inv_release(sb, cfg, sync[0], err)) == 0 &&
-	    (rv = inv_limit(sb, cfg, id, sync[0], err)) == 0)
-		rv = inv_wait_ready(sb, sync[0], err);
+	    (rv = inv_limit(sb, cfg, id, sync[0], err)) == 0) {
+		if (cfg->defer_ready)
+			sb->sync_fd = inv_steal_fd(&sync[0]); /* inv_sandbox_settle */
+		else
+			rv = inv_wait_ready(sb, sync[0], err);
+	}
 out:
+	if (netfd >= 0)
+		close(netfd);
 	inv_closefd(&in[0]);
 	inv_closefd(&in[1]);
 	inv_closefd(&out[0]);
@@ -374,22 +381,33 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 
 	inv_sandbox *sb = gust_xcalloc(1, sizeof(*sb));
 	sb->pid = -1;
-	sb->pidfd = sb->in_fd = sb->out.fd = sb->err.fd = sb->res.fd = -1;
+	sb->pidfd = sb->in_fd = sb->out.fd = sb->err.fd = sb->res.fd = sb->sync_fd = -1;
 	sb->out.name = "stdout";
 	sb->err.name = "stderr";
 	sb->log_limit = cfg->log_limit != 0 ? cfg->log_limit : INV_LOG_LIMIT_DEFAULT;
 	sb->memory_mb = cfg->memory_mb;
-	gust_random_hex(id, 8);
 	top = gust_xasprintf("%s/sandboxes", cfg->state_dir);
-	sb->run = gust_xasprintf("%s/%s", top, id);
-	if ((rv = inv_mkdir(cfg->state_dir, err)) != 0 || (rv = inv_mkdir(top, err)) != 0 ||
-	    (rv = inv_mkdir(sb->run, err)) != 0 || (rv = inv_chmod_run(sb->run, err)) != 0) {
-		inv_sandbox_destroy(sb);
-		return rv;
+	/* A network namespace and a run dir made ahead, if the pool has them. */
+	int netfd = inv_netns_pool_take(cfg->netns, top, &sb->run);
+	if (sb->run != NULL) {
+		snprintf(id, sizeof(id), "%s", strrchr(sb->run, '/') + 1);
+	} else {
+		gust_random_hex(id, 8);
+		sb->run = gust_xasprintf("%s/%s", top, id);
+		if ((rv = inv_mkdir(cfg->state_dir, err)) != 0 || (rv = inv_mkdir(top, err)) != 0 ||
+		    (rv = inv_mkdir(sb->run, err)) != 0 ||
+		    (rv = inv_chmod_run(sb->run, err)) != 0) {
+			if (netfd >= 0)
+				close(netfd);
+			inv_sandbox_destroy(sb);
+			return rv;
+		}
 	}
 
 	const struct sock_fprog *prog = NULL;
 	if ((rv = inv_seccomp_prog(&prog, err)) != 0) {
+		if (netfd >= 0)
+			close(netfd);
 		inv_sandbox_destroy(sb);
 		return rv;
 	}
@@ -405,7 +423,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	    .seccomp = prog,
 	    .userns = cfg->userns_base != 0,
 	};
-	if ((rv = inv_start(sb, cfg, id, &plan, err)) != 0) {
+	if ((rv = inv_start(sb, cfg, id, &plan, netfd, err)) != 0) {
 		inv_sandbox_destroy(sb);
 		return rv;
 	}
@@ -430,6 +448,15 @@ int inv_sandbox_adopt(inv_sandbox *sb, int memory_mb, int pids_max, size_t log_l
 		return gust_error_wrap(err, "sandbox: adopting a stem cell");
 	sb->memory_mb = memory_mb;
 	return 0;
+}
+
+int inv_sandbox_settle(inv_sandbox *sb, gust_error **err)
+{
+	if (sb->sync_fd < 0)
+		return 0;
+	int rv = inv_wait_ready(sb, sb->sync_fd, err);
+	inv_closefd(&sb->sync_fd);
+	return rv;
 }
 
 void inv_sandbox_set_concurrency(inv_sandbox *sb, int n)
@@ -471,6 +498,7 @@ void inv_sandbox_destroy(inv_sandbox *sb)
 			;
 	}
 	inv_closefd(&sb->pidfd);
+	inv_closefd(&sb->sync_fd);
 	inv_closefd(&sb->in_fd);
 	inv_closefd(&sb->out.fd);
 	inv_closefd(&sb->err.fd);

@@ -59,6 +59,10 @@ typedef struct inv_sandbox_cfg {
 	const char *native_launcher; /* host path of gust-native-launcher (the C launcher),
 	                                bind-mounted at /launcher for kind native; NULL:
 	                                runtime_dir's native/launcher script */
+	bool defer_ready;            /* create returns once pid 1 is in its cgroup, without
+	                                waiting for the launcher's exec: the first init,
+	                                written behind it, reports a failed start (saves a
+	                                sleep and a wakeup on a cold start) */
 	inv_netns_pool *netns;       /* network namespaces made ahead (sandbox_netns.c); NULL or
 	                                empty: the clone makes one */
 } inv_sandbox_cfg;
@@ -82,12 +86,14 @@ typedef struct inv_run_result {
 } inv_run_result;
 
 /* Network namespaces made ahead of need by a thread of the pool, want at a
- * time (0: no pool, *pp = NULL). take hands one over as an fd (the caller
- * closes it) or returns -1 when the pool is empty; host is the invoker's own
- * namespace, where a creating thread returns. */
-int inv_netns_pool_open(int want, inv_netns_pool **pp, gust_error **err);
+ * time (0: no pool, *pp = NULL); with state_dir, each comes with a run dir
+ * made ahead under <state_dir>/sandboxes. take hands one over as an fd (the
+ * caller closes it), with its run dir in *dir (the caller's, heap) when top is
+ * the pool's <state_dir>/sandboxes, or returns -1 when the pool is empty;
+ * host is the invoker's own namespace, where a creating thread returns. */
+int inv_netns_pool_open(int want, const char *state_dir, inv_netns_pool **pp, gust_error **err);
 void inv_netns_pool_close(inv_netns_pool *p);
-int inv_netns_pool_take(inv_netns_pool *p);
+int inv_netns_pool_take(inv_netns_pool *p, const char *top, char **dir);
 int inv_netns_pool_host(const inv_netns_pool *p);
 /* How many are made and waiting. */
 int inv_netns_pool_ready(inv_netns_pool *p);

@@ -48,7 +48,8 @@ struct inv_sandbox {
 	              system (about 120 us each here) instead of three. */
 	pid_t pid; /* pid 1 of the sandbox, in our pid namespace */
 	int pidfd;
-	int in_fd; /* the launcher's stdin (non-blocking write end) */
+	int sync_fd; /* pid 1's report still to read (defer_ready), else -1 */
+	int in_fd;   /* the launcher's stdin (non-blocking write end) */
 	inv_stream res, out, err;
 	size_t log_limit;
 	int memory_mb;
@@ -62,6 +63,9 @@ struct inv_sandbox {
 void inv_log_timestamp(char *buf, size_t size);
 /* Stops the reader thread of a concurrent sandbox (kills the sandbox). */
 void inv_sandbox_mux_stop(inv_sandbox *sb);
+/* Reads pid 1's report of a sandbox created with defer_ready (waiting for it
+ * if need be): 0 once the launcher has started, else why it did not. */
+int inv_sandbox_settle(inv_sandbox *sb, gust_error **err);
 
 /* SIGKILLs pid 1 (and so the whole sandbox) without reaping it; marks it dead. */
 void inv_sandbox_kill(inv_sandbox *sb);

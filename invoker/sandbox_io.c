@@ -417,6 +417,17 @@ int inv_sandbox_init(inv_sandbox *sb, const char *code, size_t code_len, const c
 	gust_buf_puts(&b, "}}");
 	inv_exchange(sb, b.data, b.len, (int64_t)r->start_ms + timeout_ms, timeout_ms, r);
 	gust_buf_free(&b);
+	/* A sandbox created with defer_ready: pid 1 reported on the launcher's
+	 * start long before any answer to init; a start that failed is the
+	 * reason init failed. */
+	gust_error *start_err = NULL;
+	if (inv_sandbox_settle(sb, &start_err) != 0) {
+		rv = gust_error_set(err, start_err->code, "%s", gust_error_msg(start_err));
+		gust_error_free(start_err);
+		if (r->status == INV_RUN_SUCCESS)
+			r->status = INV_RUN_DEV_ERROR;
+		goto out;
+	}
 
 	switch (r->status) {
 	case INV_RUN_SUCCESS:

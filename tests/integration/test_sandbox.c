@@ -511,7 +511,7 @@ static ino_t t_ns_ino(const char *path)
 static void test_netns_pool(void **state)
 {
 	(void)state;
-	assert_int_equal(inv_netns_pool_open(2, &t_netns, NULL), 0);
+	assert_int_equal(inv_netns_pool_open(2, t_state, &t_netns, NULL), 0);
 	ino_t host = t_ns_ino("/proc/thread-self/ns/net");
 	for (int i = 0; i < 1000 && inv_netns_pool_ready(t_netns) < 2; i++)
 		usleep(10 * 1000);
@@ -744,6 +744,22 @@ static void test_create_errors(void **state)
 	assert_null(sb);
 	printf("[info] child error: %s\n", gust_error_msg(err));
 	assert_string_equal(gust_error_msg(err), "sandbox: exec launcher: Permission denied");
+	gust_error_free(err);
+	err = NULL;
+
+	/* The same with init written behind the exec (the invoker's cold path):
+	 * create succeeds, and init reports why the launcher did not start. */
+	cfg.defer_ready = true;
+	assert_int_equal(inv_sandbox_create(&cfg, &sb, &err), 0);
+	assert_non_null(sb);
+	inv_run_result r = {0};
+	assert_int_equal(inv_sandbox_init(sb, "x", 1, "main", false, NULL, 5000, &r, &err),
+	                 GUST_EPERM);
+	assert_string_equal(gust_error_msg(err), "sandbox: exec launcher: Permission denied");
+	assert_int_equal(r.status, INV_RUN_DEV_ERROR);
+	inv_run_result_clear(&r);
+	inv_sandbox_destroy(sb);
+	sb = NULL;
 	gust_error_free(err);
 	unlink(ln);
 	rmdir(nat);

@@ -108,6 +108,9 @@ typedef struct inv_child_plan {
 	const struct sock_fprog *seccomp; /* applied by the launcher just before exec */
 	bool userns;    /* in a new user namespace: become its root once the maps are written */
 	bool net_ready; /* the network namespace was made ahead, lo up (sandbox_netns.c) */
+	bool shared_vm; /* cloned with CLONE_VM|CLONE_VFORK (sandbox.c, inv_clone): pid 1
+	                   says hello on the sync socket before waiting for its go, and
+	                   must exec init or exit, never stay in the invoker's memory */
 	int sync_fd;    /* child end of the SOCK_SEQPACKET sync pair */
 	int fds[4];     /* become the launcher's 0 (stdin, read end), 1, 2 and 3 (write ends) */
 } inv_child_plan;

@@ -605,6 +605,10 @@ int inv_child_main(void *arg)
 	if (syscall(SYS_close_range, 5, ~0U, 0) < 0)
 		inv_child_fail(INV_SYNC_FD, "close_range", errno);
 	inv_reset_signals();
+	/* The invoker's assistant thread does our parent's part (the creating
+	 * thread is suspended until we exec): it learns here that we run. */
+	if (p->shared_vm && write(INV_SYNC_FD, "h", 1) != 1)
+		_exit(126);
 
 	/* Wait for the invoker's first go: our id maps are in place. */
 	char go;
@@ -674,7 +678,10 @@ int inv_child_main(void *arg)
 		char *const iargv[] = {"init", &num[k], NULL};
 		char *const ienv[] = {NULL};
 		execve("/.init", iargv, ienv);
-		/* Not fatal: stay the reaper below. */
+		/* Not fatal with a memory of our own: stay the reaper below. In
+		 * the invoker's memory we must not stay: the sandbox ends. */
+		if (p->shared_vm)
+			_exit(125);
 	}
 	/* The reaper: orphans re-parent to us; the launcher's exit ends the
 	 * sandbox (our exit kills everything left in the pid namespace). */

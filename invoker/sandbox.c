@@ -492,6 +492,24 @@ static int inv_chmod_run(const char *path, gust_error **err)
 	return 0;
 }
 
+/* The kernel's last capability, read once (0 when unknown). */
+static int inv_cap_last(void)
+{
+	static int last = -1;
+	int v = __atomic_load_n(&last, __ATOMIC_RELAXED);
+	if (v >= 0)
+		return v;
+	v = 0;
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	if (f != NULL) {
+		if (fscanf(f, "%d", &v) != 1 || v < 0 || v > 63)
+			v = 0;
+		fclose(f);
+	}
+	__atomic_store_n(&last, v, __ATOMIC_RELAXED);
+	return v;
+}
+
 const char *inv_sandbox_run_dir(const inv_sandbox *sb)
 {
 	return sb->run;
@@ -586,6 +604,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	    .envp = (char *const *)inv_env,
 	    .seccomp = prog,
 	    .userns = cfg->userns_base != 0,
+	    .cap_last = inv_cap_last(),
 	};
 	if ((rv = inv_start(sb, cfg, id, &plan, netfd, err)) != 0) {
 		inv_sandbox_destroy(sb);

@@ -108,6 +108,7 @@ typedef struct inv_child_plan {
 	const struct sock_fprog *seccomp; /* applied by the launcher just before exec */
 	bool userns;    /* in a new user namespace: become its root once the maps are written */
 	bool net_ready; /* the network namespace was made ahead, lo up (sandbox_netns.c) */
+	int cap_last;   /* /proc/sys/kernel/cap_last_cap, or 0 when unknown */
 	bool shared_vm; /* cloned with CLONE_VM|CLONE_VFORK (sandbox.c, inv_clone): pid 1
 	                   says hello on the sync socket before waiting for its go, and
 	                   must exec init or exit, never stay in the invoker's memory */

@@ -471,10 +471,12 @@ static int inv_setup_root(const inv_child_plan *p, const char **what)
 
 /* Empties the bounding set, so that no exec can ever gain a capability back.
  * Needs CAP_SETPCAP: must come before setuid, which takes it away. */
-static int inv_drop_bounding(const char **what)
+static int inv_drop_bounding(const inv_child_plan *p, const char **what)
 {
-	/* Past the kernel's last capability prctl fails with EINVAL: ignore that. */
-	for (int cap = 0; cap < 64; cap++) {
+	/* Up to the kernel's last capability (the invoker read it); past it
+	 * prctl fails with EINVAL, which is ignored when it is not known. */
+	int last = p->cap_last > 0 ? p->cap_last : 63;
+	for (int cap = 0; cap <= last; cap++) {
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
 			*what = "drop bounding capabilities";
 			return -1;
@@ -509,7 +511,7 @@ __attribute__((noreturn)) static void inv_launcher(const inv_child_plan *p, int 
 	uid_t uid = INV_NOBODY;
 
 	close(INV_SYNC_FD);
-	if (inv_drop_bounding(&what) < 0)
+	if (inv_drop_bounding(p, &what) < 0)
 		inv_child_fail(exec_fd, what, errno);
 	/* Raw syscalls: see the top of the file for why not glibc's wrappers. */
 	if (syscall(SYS_setgroups, 0, NULL) < 0)
@@ -660,7 +662,7 @@ int inv_child_main(void *arg)
 	inv_report_start(ep[0]);
 	/* pid 1 keeps uid 0 (it owns nothing the action could reach) but needs no
 	 * capability to reap. */
-	(void)inv_drop_bounding(&what);
+	(void)inv_drop_bounding(p, &what);
 	(void)inv_drop_caps(&what);
 
 	/* Become the small init: nothing of the invoker's memory stays here.

@@ -8,6 +8,7 @@
  *   namespace).
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -269,6 +270,32 @@ static void bench_native(int n)
 	free(us);
 }
 
+static void *b_churn(void *arg)
+{
+	int n = *(int *)arg;
+	for (int i = 0; i < n; i++)
+		inv_sandbox_destroy(b_create("native"));
+	return NULL;
+}
+
+/* Creations per second as an invoker makes them: several worker threads at
+ * once (here one per CPU), each creating and destroying. */
+static void bench_churn(int n)
+{
+	pthread_t th[2];
+	int per = n;
+	uint64_t t0 = gust_now_us();
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, b_churn, &per);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	double s = (gust_now_us() - t0) / 1e6;
+	printf("| sandbox creations (native, to launcher ready) and destructions, 2 threads | %d | "
+	       "| | %.0f |\n",
+	       2 * n, 2 * n / s);
+	fflush(stdout);
+}
+
 static void bench_sandboxes(int n)
 {
 	uint64_t *us = calloc((size_t)n, sizeof(*us));
@@ -363,6 +390,19 @@ static void bench_warm(int n)
 	const char *node_echo[] = {"/usr/bin/node", "-e",
 	                           "process.stdin.on('data', (d) => process.stdout.write(d))",
 	                           NULL};
+	/* The same, parsing and printing the JSON line as a runtime must. */
+	const char *py_json[] = {"/usr/bin/python3", "-u", "-c",
+	                         "import sys, json\nfor l in sys.stdin.buffer:\n"
+	                         "    sys.stdout.buffer.write(json.dumps(json.loads(l), "
+	                         "separators=(',', ':')).encode() + b'\\n')\n",
+	                         NULL};
+	const char *node_json[] = {
+	    "/usr/bin/node", "-e",
+	    "let p = ''; process.stdin.setEncoding('utf8'); process.stdin.on('data', (d) => "
+	    "{ p += d; let i; while ((i = p.indexOf('\\n')) >= 0) { const l = p.slice(0, i); "
+	    "p = p.slice(i + 1); process.stdout.write(JSON.stringify(JSON.parse(l)) + '\\n'); } "
+	    "});",
+	    NULL};
 	cpu_set_t all, one;
 	sched_getaffinity(0, sizeof(all), &all);
 	CPU_ZERO(&one);
@@ -386,11 +426,17 @@ static void bench_warm(int n)
 		snprintf(what, sizeof(what),
 		         "baseline: pipe round trip to a warm python3 process, echo (%s)", tag);
 		b_pipe_rtt(what, py_echo, us, n);
+		snprintf(what, sizeof(what),
+		         "baseline: the same, parsing and printing the JSON line (%s)", tag);
+		b_pipe_rtt(what, py_json, us, n);
 		snprintf(what, sizeof(what), "warm round trip python:3 (%s)", tag);
 		b_warm_sandbox(what, "python:3", b_code("python:3"), us, n);
 		snprintf(what, sizeof(what),
 		         "baseline: pipe round trip to a warm node process, echo (%s)", tag);
 		b_pipe_rtt(what, node_echo, us, n);
+		snprintf(what, sizeof(what),
+		         "baseline: the same, parsing and printing the JSON line (%s)", tag);
+		b_pipe_rtt(what, node_json, us, n);
 		snprintf(what, sizeof(what), "warm round trip nodejs:20 (%s)", tag);
 		b_warm_sandbox(what, "nodejs:20", b_code("nodejs:20"), us, n);
 	}
@@ -419,6 +465,7 @@ int main(int argc, char **argv)
 	bench_baselines(n);
 	bench_native(n / 2);
 	bench_sandboxes(n);
+	bench_churn(n);
 	bench_warm(n);
 	free(b_native_b64);
 	uint64_t taken = 0, missed = 0;

@@ -225,6 +225,11 @@ void gw_reply_refused(gw_req *r, int err, const char *msg);
 /* gw_sequence.c: runs a sequence on a thread of its own. */
 void gw_sequence_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults,
                         const char *params, size_t len);
+/* Starts a sequence that no caller waits for (the action of a rule of a fired
+ * trigger; cause is the fire's activation id): its activation id in id.
+ * 0, or GUST_EBUSY when too many sequences and fires are in flight. */
+int gw_sequence_start(gw *g, const char *user, gw_action *a, const char *defaults,
+                      const char *params, size_t len, const char *cause, char id[33]);
 
 /* gw_packages.c */
 void gw_packages_route(gw_req *r, gw_key *k, const char *ns, const char *rest);

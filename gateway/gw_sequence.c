@@ -29,6 +29,7 @@ typedef struct seq_run {
 	char *user;
 	gw_action *a;
 	char *params; /* the first component's parameters: defaults + the caller's */
+	char *cause;  /* the trigger fire that started it through a rule, or NULL */
 	char id[33];
 	int actions; /* components run so far, nested ones included */
 } seq_run;
@@ -154,6 +155,8 @@ static char *seq_record(seq_run *sr, const seq_out *o)
 	    a->name, "key", "kind", "value", "sequence", "key", "limits", "value", "timeout",
 	    (json_int_t)a->timeout_ms, "memory", (json_int_t)a->memory_mb, "logs",
 	    (json_int_t)(a->log_limit >> 20), "concurrency", 1, "publish", false);
+	if (rec && sr->cause)
+		json_object_set_new(rec, "cause", json_string(sr->cause));
 	char *s = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
 	json_decref(rec);
 	return s;
@@ -218,8 +221,36 @@ static void *seq_thread(void *arg)
 	gw_action_unref(sr->a);
 	free(sr->user);
 	free(sr->params);
+	free(sr->cause);
 	free(sr);
 	return NULL;
+}
+
+int gw_sequence_start(gw *g, const char *user, gw_action *a, const char *defaults,
+                      const char *params, size_t len, const char *cause, char id[33])
+{
+	seq_run *sr = gust_xcalloc(1, sizeof(*sr));
+	sr->g = g;
+	pthread_mutex_init(&sr->lock, NULL);
+	sr->user = gust_xstrdup(user);
+	__atomic_fetch_add(&a->refs, 1, __ATOMIC_SEQ_CST);
+	sr->a = a;
+	sr->cause = cause ? gust_xstrdup(cause) : NULL;
+	Gust__ActivationRequest *tmp = gw_areq_new(g, user, a, defaults, params, len, cause);
+	memcpy(sr->id, tmp->activation_id, 33);
+	sr->params = gust_xstrndup((const char *)tmp->params.data, tmp->params.len);
+	gw_areq_free(tmp);
+	memcpy(id, sr->id, 33);
+	if (gw_job_start(g, seq_thread, sr) == 0)
+		return 0;
+	gust_log_warn("GW-SEQ-BUSY", "too many sequences and fires in flight");
+	pthread_mutex_destroy(&sr->lock);
+	gw_action_unref(sr->a);
+	free(sr->user);
+	free(sr->params);
+	free(sr->cause);
+	free(sr);
+	return GUST_EBUSY;
 }
 
 void gw_sequence_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults,

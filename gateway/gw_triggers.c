@@ -186,12 +186,17 @@ static void *fire_thread(void *arg)
 			json_object_set_new(entry, "error",
 			                    json_string("The action of the rule does not exist."));
 		} else if (a->components) {
-			/* A sequence runs in the gateway; start it as a detached run. */
-			json_object_set_new(entry, "statusCode", json_integer(1));
-			json_object_set_new(entry, "success", json_false());
-			json_object_set_new(
-			    entry, "error",
-			    json_string("Sequences as rule actions are not supported."));
+			/* A sequence runs in the gateway: started detached, as a
+			 * non-blocking invoke of it would be. */
+			char sid[33];
+			int rv = gw_sequence_start(g, f->user, a, defaults, f->params,
+			                           strlen(f->params), f->id, sid);
+			if (rv == 0)
+				json_object_set_new(entry, "activationId", json_string(sid));
+			json_object_set_new(entry, "statusCode", json_integer(rv == 0 ? 0 : 1));
+			json_object_set_new(entry, "success", json_boolean(rv == 0));
+			if (rv != 0)
+				json_object_set_new(entry, "error", json_string(gust_strerror(rv)));
 		} else {
 			Gust__ActivationRequest *q = gw_areq_new(g, f->user, a, defaults, f->params,
 			                                         strlen(f->params), f->id);

@@ -212,6 +212,22 @@ try:
         check("disable rule", st == 200, (st, body))
         st, body, _ = api("POST", "/triggers/t1", {})
         check("fire with the rule disabled is 204", st == 204, (st, body))
+        # A sequence as the rule's action: started by the fire, caused by it.
+        put_action("tadd", "def main(a):\n    a['seq'] = True\n    return a\n")
+        api("PUT", "/actions/tseq", {"exec": {"kind": "sequence", "components": ["tact", "tadd"]}})
+        st, body, _ = api("PUT", "/rules/r3", {"trigger": "/_/t1", "action": "/_/tseq"})
+        check("rule to a sequence", st == 200 and body["status"] == "active", (st, body))
+        st, body, _ = api("POST", "/triggers/t1", {"f": "seqfire"})
+        check("fire with a sequence rule is 202", st == 202 and "activationId" in body, (st, body))
+        tid = body.get("activationId")
+        rec = wait_until(lambda: (lambda r: r[1] if r[0] == 200 else None)(api("GET", "/activations/%s" % tid)), 10)
+        entry = json.loads(rec["logs"][0]) if rec and rec.get("logs") else {}
+        check("trigger record: the sequence was started", entry.get("success") is True and "activationId" in entry, rec)
+        srec = wait_until(lambda: (lambda r: r[1] if r[0] == 200 else None)(api("GET", "/activations/%s" % entry.get("activationId"))), 15) if entry.get("activationId") else None
+        check("the sequence ran both components with the fire's params",
+              srec and srec["response"]["result"] == {"d": "act", "t": "trig", "f": "seqfire", "seq": True} and len(srec["logs"]) == 2, srec)
+        check("the sequence's cause is the fire", srec and srec.get("cause") == tid, srec)
+        api("DELETE", "/rules/r3")
         st, body, _ = api("POST", "/rules/r1", {"status": "sideways"})
         check("bad rule status is 400", st == 400, (st, body))
         st, body, _ = api("PUT", "/rules/r2", {"trigger": "nope", "action": "tact"})

@@ -11,7 +11,7 @@
  *       partition assigned by hand, rd_kafka_consume_batch_queue of BATCH
  *       (default 1000) on the consumer queue.
  *   gust-bench-feed-raw stream HOST:PORT STREAM N [COUNT]
- *       hiredis, one connection: XGROUP CREATE at 0, then XREADGROUP COUNT
+ *       hiredis, one connection: a new group at 0, then XREADGROUP COUNT
  *       (default 1000) + XACK of what was read, as trig_stream.c does.
  *
  * Prints one JSON object: {"n", "seconds" (first message to last),
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double bench_now(void)
 {
@@ -54,7 +55,7 @@ static int bench_kafka(const char *brokers, const char *topic, long n, const cha
 	double t_start = bench_now();
 	char errstr[512], group[64];
 	/* a fresh group each run: nothing committed, so earliest applies */
-	snprintf(group, sizeof(group), "raw-bench-%ld", (long)t_start);
+	snprintf(group, sizeof(group), "raw-bench-%ld-%ld", (long)time(NULL), (long)getpid());
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (bench_set(conf, "bootstrap.servers", brokers) || bench_set(conf, "group.id", group) ||
 	    bench_set(conf, "enable.auto.commit", "false") ||
@@ -124,14 +125,17 @@ static int bench_stream(const char *addr, const char *stream, long n, int count)
 		fprintf(stderr, "feed_raw_bench: redis %s: %s\n", addr, c ? c->errstr : "oom");
 		return 2;
 	}
-	redisReply *r = redisCommand(c, "XGROUP CREATE %s raw-bench 0", stream);
+	/* a group of its own each run, from the start: runs can repeat */
+	char group[64];
+	snprintf(group, sizeof(group), "raw-bench-%ld-%ld", (long)time(NULL), (long)getpid());
+	redisReply *r = redisCommand(c, "XGROUP CREATE %s %s 0", stream, group);
 	freeReplyObject(r);
 	long got = 0;
 	double t_first = 0;
 	const char **argv = malloc(sizeof(char *) * ((size_t)count + 3));
 	size_t *lens = malloc(sizeof(size_t) * ((size_t)count + 3));
 	while (got < n) {
-		r = redisCommand(c, "XREADGROUP GROUP raw-bench c COUNT %d STREAMS %s >", count,
+		r = redisCommand(c, "XREADGROUP GROUP %s c COUNT %d STREAMS %s >", group, count,
 		                 stream);
 		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
 			freeReplyObject(r);
@@ -146,10 +150,10 @@ static int bench_stream(const char *addr, const char *stream, long n, int count)
 			t_first = bench_now();
 		argv[0] = "XACK";
 		argv[1] = stream;
-		argv[2] = "raw-bench";
+		argv[2] = group;
 		lens[0] = 4;
 		lens[1] = strlen(stream);
-		lens[2] = 9;
+		lens[2] = strlen(group);
 		for (size_t i = 0; i < entries->elements; i++) {
 			argv[3 + i] = entries->element[i]->element[0]->str;
 			lens[3 + i] = entries->element[i]->element[0]->len;

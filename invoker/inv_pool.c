@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gust/json.h"
 #include "gust/log.h"
 #include "gust/record.h"
 #include "gust/state.h"
@@ -178,14 +179,13 @@ static void run_line(inv *v, const Gust__ActivationRequest *q, int64_t deadline,
 	gust_buf_puts(b, "}}");
 }
 
+/* The gateway and gust-trigger check params before sending them; this is the
+ * invoker's own guard, so a check that builds nothing (a trigger's batch can
+ * be 1 MiB, which jansson takes ~10 ms to load). */
 static bool params_valid(const Gust__ActivationRequest *q)
 {
-	if (q->params.len == 0)
-		return true;
-	json_t *p = json_loadb((const char *)q->params.data, q->params.len, 0, NULL);
-	bool ok = json_is_object(p);
-	json_decref(p);
-	return ok;
+	return q->params.len == 0 ||
+	       gust_json_check((const char *)q->params.data, q->params.len) == GUST_JSON_OBJECT;
 }
 
 static void set_result(Gust__ActivationResult *res, int status, const char *json)

@@ -48,6 +48,9 @@ typedef struct gust_buf {
 	size_t cap;
 } gust_buf;
 
+/* Makes room for n more bytes at once (a writer that knows its size skips
+ * the doublings, and the copies each of them makes). */
+void gust_buf_reserve(gust_buf *b, size_t n);
 void gust_buf_append(gust_buf *b, const void *p, size_t n);
 void gust_buf_puts(gust_buf *b, const char *s);
 void gust_buf_printf(gust_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -120,6 +120,7 @@ def raw(*a):
             print("raw %s: %s %s" % (a[0], p.stdout.strip(), p.stderr.strip()), file=sys.stderr)
         rates.append(json.loads(p.stdout)["msgs_per_s"])
         time.sleep(1.1)  # a new group name (it carries the second)
+    print("raw %s reads: %s" % (a[0], " ".join("%.0f" % x for x in rates)), file=sys.stderr)
     return statistics.median(rates)
 
 

@@ -511,8 +511,8 @@ __attribute__((noreturn)) static void inv_launcher(const inv_child_plan *p, int 
 	uid_t uid = INV_NOBODY;
 
 	close(INV_SYNC_FD);
-	if (inv_drop_bounding(p, &what) < 0)
-		inv_child_fail(exec_fd, what, errno);
+	/* The bounding set is already empty: pid 1 emptied it before starting
+	 * us, and a clone inherits it. */
 	/* Raw syscalls: see the top of the file for why not glibc's wrappers. */
 	if (syscall(SYS_setgroups, 0, NULL) < 0)
 		inv_child_fail(exec_fd, "setgroups", errno);
@@ -638,6 +638,11 @@ int inv_child_main(void *arg)
 	 * the host's tree. */
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		inv_child_fail(INV_SYNC_FD, "new cgroup namespace", errno);
+	/* Empty the bounding set once, here, for us and the launcher (which
+	 * inherits it): the launcher's start is on the critical path, and so is
+	 * what we do between its exec and ours. */
+	if (inv_drop_bounding(p, &what) < 0)
+		inv_child_fail(INV_SYNC_FD, what, errno);
 
 	int ep[2];
 	if (pipe2(ep, O_CLOEXEC) < 0)
@@ -662,7 +667,6 @@ int inv_child_main(void *arg)
 	inv_report_start(ep[0]);
 	/* pid 1 keeps uid 0 (it owns nothing the action could reach) but needs no
 	 * capability to reap. */
-	(void)inv_drop_bounding(p, &what);
 	(void)inv_drop_caps(&what);
 
 	/* Become the small init: nothing of the invoker's memory stays here.

@@ -30,6 +30,7 @@
 /* How long create waits for the launcher's exec. Mounts and the new net
  * namespace take a few ms; this only guards against a wedged child. */
 #define INV_CREATE_TIMEOUT_MS 10000
+#define INV_PIPE_BYTES (1024 * 1024)
 
 static const char *const inv_env[] = {
     "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8", "TMPDIR=/tmp", NULL,
@@ -400,6 +401,12 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id
 	if ((rv = inv_pipe(in, false, err)) != 0 || (rv = inv_pipe(out, true, err)) != 0 ||
 	    (rv = inv_pipe(er, true, err)) != 0 || (rv = inv_pipe(res, true, err)) != 0)
 		goto out;
+	/* A run line (params) and a result of up to 1 MiB each pass in one
+	 * write and one wakeup instead of sixteen 64 KiB rounds; the pages are
+	 * only taken while the bytes are in the pipe. Best effort: the kernel
+	 * caps it at /proc/sys/fs/pipe-max-size. */
+	(void)fcntl(in[1], F_SETPIPE_SZ, INV_PIPE_BYTES);
+	(void)fcntl(res[1], F_SETPIPE_SZ, INV_PIPE_BYTES);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		rv = gust_error_set(err, GUST_EIO, "sandbox: socketpair: %s", strerror(errno));
 		goto out;

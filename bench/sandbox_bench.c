@@ -40,7 +40,7 @@ static int cmp_u64(const void *a, const void *b)
 static void report(const char *what, uint64_t *us, int n, uint64_t total_us)
 {
 	qsort(us, (size_t)n, sizeof(*us), cmp_u64);
-	printf("| %s | %d | %.3f | %.3f | %.0f |\n", what, n, us[n / 2] / 1000.0,
+	printf("| %s | %d | %.4f | %.4f | %.0f |\n", what, n, us[n / 2] / 1000.0,
 	       us[(n * 99) / 100] / 1000.0, n * 1e6 / (double)total_us);
 	fflush(stdout);
 }
@@ -443,7 +443,8 @@ static void bench_warm(int n)
 		         "baseline: pipe round trip to a warm python3 process, echo (%s)", tag);
 		b_pipe_rtt(what, py_echo, us, n);
 		snprintf(what, sizeof(what),
-		         "baseline: the same, parsing and printing the JSON line (%s)", tag);
+		         "baseline: the same python3, parsing and printing the JSON line (%s)",
+		         tag);
 		b_pipe_rtt(what, py_json, us, n);
 		snprintf(what, sizeof(what), "warm round trip python:3 (%s)", tag);
 		b_warm_sandbox(what, "python:3", b_code("python:3"), us, n);
@@ -451,7 +452,7 @@ static void bench_warm(int n)
 		         "baseline: pipe round trip to a warm node process, echo (%s)", tag);
 		b_pipe_rtt(what, node_echo, us, n);
 		snprintf(what, sizeof(what),
-		         "baseline: the same, parsing and printing the JSON line (%s)", tag);
+		         "baseline: the same node, parsing and printing the JSON line (%s)", tag);
 		b_pipe_rtt(what, node_json, us, n);
 		snprintf(what, sizeof(what), "warm round trip nodejs:20 (%s)", tag);
 		b_warm_sandbox(what, "nodejs:20", b_code("nodejs:20"), us, n);

@@ -163,7 +163,9 @@ test('6 activations: list with filters, get, logs, result, 404', async () => {
     return l.length === 2 ? l : null;
   });
   assert.ok(list.every((a) => a.name === 'logger'));
-  const logs = await ow.activations.logs({ name: last.activationId });
+  // The record is stored by the invoker's Redis writer a moment after the
+  // blocking answer left (docs/api.md): poll, as a client of OpenWhisk would.
+  const logs = await eventually(() => ow.activations.logs({ name: last.activationId }));
   assert.ok(logs.logs.some((l) => l.includes('hello 2')));
   const res = await ow.activations.result({ name: last.activationId });
   assert.deepStrictEqual(res.result, { i: 2 });

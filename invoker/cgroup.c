@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <mntent.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +310,75 @@ void inv_cgroup_destroy(inv_cgroup *cg)
 #ifndef FSPICK_CLOEXEC
 #define FSPICK_CLOEXEC 1
 #endif
+/* A reconfigure sets or clears every cgroup2 root flag from a blank
+ * context, so the flags the mount already has are set again with ours; an
+ * option this list does not know means "leave the host alone". */
+static const char *const cg2_flags[] = {"nsdelegate",
+                                        "favordynmods",
+                                        "memory_localevents",
+                                        "memory_recursiveprot",
+                                        "memory_hugetlb_accounting",
+                                        "pids_localevents"};
+static const char *const cg2_mount_opts[] = {"rw",         "ro",       "nosuid",  "nodev",
+                                             "noexec",     "relatime", "noatime", "strictatime",
+                                             "nodiratime", "lazytime", "seclabel"};
+
+static bool cg2_in(const char *opt, size_t n, const char *const *list, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (strlen(list[i]) == n && strncmp(opt, list[i], n) == 0)
+			return true;
+	return false;
+}
+
+/* Sets favordynmods on the cgroup2 mount me, keeping its other flags. */
+static int cg2_favor(const struct mntent *me, gust_error **err)
+{
+	const char *o = me->mnt_opts;
+	while (*o != '\0') {
+		size_t n = strcspn(o, ",");
+		if (!cg2_in(o, n, cg2_flags, sizeof(cg2_flags) / sizeof(cg2_flags[0])) &&
+		    !cg2_in(o, n, cg2_mount_opts,
+		            sizeof(cg2_mount_opts) / sizeof(cg2_mount_opts[0])))
+			return gust_error_set(
+			    err, GUST_ENOTSUP,
+			    "cgroup: %s has option '%.*s', unknown to us: left as it is",
+			    me->mnt_dir, (int)n, o);
+		o += n + (o[n] == ',');
+	}
+	int fd = (int)syscall(SYS_fspick, AT_FDCWD, me->mnt_dir, FSPICK_CLOEXEC);
+	if (fd < 0)
+		return gust_error_set(err, GUST_EIO, "cgroup: favordynmods on %s: %s", me->mnt_dir,
+		                      strerror(errno));
+	int rv = 0;
+	for (size_t i = 0; rv == 0 && i < sizeof(cg2_flags) / sizeof(cg2_flags[0]); i++) {
+		bool want = strcmp(cg2_flags[i], "favordynmods") == 0 ||
+		            hasmntopt(me, cg2_flags[i]) != NULL;
+		if (want && syscall(SYS_fsconfig, fd, FSCONFIG_SET_FLAG, cg2_flags[i], NULL, 0) < 0)
+			rv = gust_error_set(err, GUST_EIO, "cgroup: %s on %s: %s", cg2_flags[i],
+			                    me->mnt_dir, strerror(errno));
+	}
+	if (rv == 0 && syscall(SYS_fsconfig, fd, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
+		rv = gust_error_set(err, GUST_EIO, "cgroup: favordynmods on %s: %s", me->mnt_dir,
+		                    strerror(errno));
+	close(fd);
+	return rv;
+}
+
+/* Whether the cgroup2 mount at dir shows favordynmods now. */
+static bool cg2_has_favor(const char *dir)
+{
+	FILE *f = setmntent("/proc/self/mounts", "re");
+	bool yes = false;
+	struct mntent *me;
+	while (f != NULL && !yes && (me = getmntent(f)) != NULL)
+		yes = strcmp(me->mnt_type, "cgroup2") == 0 && strcmp(me->mnt_dir, dir) == 0 &&
+		      hasmntopt(me, "favordynmods") != NULL;
+	if (f != NULL)
+		endmntent(f);
+	return yes;
+}
+
 int inv_cgroups_favor_dynmods(gust_error **err)
 {
 	FILE *f = setmntent("/proc/self/mounts", "re");
@@ -324,20 +394,22 @@ int inv_cgroups_favor_dynmods(gust_error **err)
 			rv = 0;
 			break;
 		}
-		int fd = (int)syscall(SYS_fspick, AT_FDCWD, me->mnt_dir, FSPICK_CLOEXEC);
-		if (fd < 0 ||
-		    syscall(SYS_fsconfig, fd, FSCONFIG_SET_FLAG, "favordynmods", NULL, 0) < 0 ||
-		    syscall(SYS_fsconfig, fd, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0) {
-			rv = gust_error_set(err, GUST_EIO, "cgroup: favordynmods on %s: %s",
-			                    me->mnt_dir, strerror(errno));
-			if (fd >= 0)
-				close(fd);
+		if ((rv = cg2_favor(me, err)) != 0)
+			break;
+		/* In a cgroup namespace other than the host's, the kernel takes
+		 * the request and does nothing: believe the mount table only. */
+		if (!cg2_has_favor(me->mnt_dir)) {
+			rv = gust_error_set(
+			    err, GUST_EPERM,
+			    "cgroup: the kernel did not set favordynmods on %s (not the "
+			    "host's cgroup namespace?)",
+			    me->mnt_dir);
 			break;
 		}
-		close(fd);
 		gust_log_info("INV-CG-DYNMODS",
-		              "cgroup2 at %s remounted with favordynmods: moving a sandbox into "
-		              "its cgroup no longer waits for an RCU grace period",
+		              "cgroup2 at %s remounted with favordynmods (its other flags kept): "
+		              "moving a sandbox into its cgroup no longer waits for an RCU grace "
+		              "period",
 		              me->mnt_dir);
 		rv = 0;
 	}

@@ -14,9 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gust/log.h"
@@ -27,6 +30,7 @@
 /* The child's stack: it only makes system calls, but sanitizer builds use
  * bigger frames. */
 #define INV_CHILD_STACK (256 * 1024)
+#define INV_GUARD 4096
 /* How long create waits for the launcher's exec. Mounts and the new net
  * namespace take a few ms; this only guards against a wedged child. */
 #define INV_CREATE_TIMEOUT_MS 10000
@@ -140,8 +144,8 @@ static int inv_wait_ready(inv_sandbox *sb, int sync_fd, gust_error **err)
 		                      strerror(m.err));
 	}
 	/* No message: the child died before it could say why. */
-	int st = 0;
-	if (waitpid(sb->pid, &st, 0) == sb->pid)
+	int st = sb->exit_status;
+	if (sb->pid > 0 && waitpid(sb->pid, &st, 0) == sb->pid)
 		sb->pid = -1;
 	return gust_error_set(err, GUST_EIO,
 	                      "sandbox: setup process exited (status %d) before "
@@ -230,12 +234,20 @@ typedef struct inv_assist_req {
 	int rv;
 	gust_error *err;
 	bool done;
+	bool resumed;         /* the creating thread is back: stop watching */
+	uint64_t deadline_ms; /* pid 1 must have exec'd its init by then */
+	struct inv_assist_req *next_watch;
 } inv_assist_req;
 
 static pthread_mutex_t inv_assist_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t inv_assist_cv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t inv_assist_done_cv = PTHREAD_COND_INITIALIZER;
 static inv_assist_req *inv_assist_head, **inv_assist_tail = &inv_assist_head;
+/* Requests whose go bytes are sent and whose creating thread still sleeps:
+ * a pid 1 stuck after its go (a mount or exec hanging on a dead file system)
+ * would keep it asleep for good, so past the deadline the assistant kills it
+ * (the vfork wait ends on SIGKILL), as the create timeout did before. */
+static inv_assist_req *inv_assist_watch;
 static bool inv_assist_running;
 
 /* The pid of a pidfd, from /proc/self/fdinfo ("Pid:\t1234"). */
@@ -288,13 +300,52 @@ static int inv_assist_one(inv_assist_req *r, gust_error **err)
 	return rv;
 }
 
+/* Under the lock: kills the pid 1 of every watched request past its deadline;
+ * the time to the next deadline in *wait_ms (-1: none). */
+static void inv_assist_reap_late(int64_t *wait_ms)
+{
+	uint64_t now = gust_now_ms();
+	*wait_ms = -1;
+	for (inv_assist_req **pp = &inv_assist_watch; *pp;) {
+		inv_assist_req *r = *pp;
+		if (now >= r->deadline_ms) {
+			gust_log_error(
+			    "INV-SANDBOX-STUCK",
+			    "sandbox pid 1 did not finish its setup within %d ms; killing it",
+			    INV_CREATE_TIMEOUT_MS);
+			syscall(SYS_pidfd_send_signal, *r->pidfd, SIGKILL, NULL, 0);
+			*pp = r->next_watch; /* killed: the creating thread wakes */
+			continue;
+		}
+		int64_t left = (int64_t)(r->deadline_ms - now);
+		if (*wait_ms < 0 || left < *wait_ms)
+			*wait_ms = left;
+		pp = &r->next_watch;
+	}
+}
+
 static void *inv_assist_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&inv_assist_lock);
 	for (;;) {
-		while (inv_assist_head == NULL)
-			pthread_cond_wait(&inv_assist_cv, &inv_assist_lock);
+		while (inv_assist_head == NULL) {
+			int64_t wait_ms;
+			inv_assist_reap_late(&wait_ms);
+			if (wait_ms < 0) {
+				pthread_cond_wait(&inv_assist_cv, &inv_assist_lock);
+			} else {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += wait_ms / 1000;
+				ts.tv_nsec += (wait_ms % 1000) * 1000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&inv_assist_cv, &inv_assist_lock, &ts);
+			}
+		}
 		inv_assist_req *r = inv_assist_head;
 		inv_assist_head = r->next;
 		if (inv_assist_head == NULL)
@@ -310,6 +361,10 @@ static void *inv_assist_main(void *arg)
 		r->rv = rv;
 		r->err = e;
 		r->done = true;
+		if (rv == 0 && !r->resumed) {
+			r->next_watch = inv_assist_watch;
+			inv_assist_watch = r;
+		}
 		pthread_cond_broadcast(&inv_assist_done_cv);
 	}
 	return NULL;
@@ -332,6 +387,7 @@ static bool inv_assist_submit(inv_assist_req *r)
 		}
 	}
 	r->next = NULL;
+	r->deadline_ms = gust_now_ms() + INV_CREATE_TIMEOUT_MS;
 	*inv_assist_tail = r;
 	inv_assist_tail = &r->next;
 	pthread_cond_signal(&inv_assist_cv);
@@ -339,12 +395,35 @@ static bool inv_assist_submit(inv_assist_req *r)
 	return true;
 }
 
+/* The creating thread is back from the clone: waits for the assistant to
+ * be done with r, and takes r off the watch (it lives on our stack). */
 static void inv_assist_wait(inv_assist_req *r)
 {
 	pthread_mutex_lock(&inv_assist_lock);
+	r->resumed = true;
 	while (!r->done)
 		pthread_cond_wait(&inv_assist_done_cv, &inv_assist_lock);
+	for (inv_assist_req **pp = &inv_assist_watch; *pp; pp = &(*pp)->next_watch) {
+		if (*pp == r) {
+			*pp = r->next_watch;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&inv_assist_lock);
+}
+
+/* The invoker's dumpable flag as it was before any pid 1 ran in its memory. */
+static int inv_dumpable(void)
+{
+	static int d = -1;
+	int v = __atomic_load_n(&d, __ATOMIC_RELAXED);
+	if (v < 0) {
+		v = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+		if (v < 0)
+			v = 1;
+		__atomic_store_n(&d, v, __ATOMIC_RELAXED);
+	}
+	return v;
 }
 
 /* Clones pid 1 of the sandbox. With a network namespace made ahead, this
@@ -371,8 +450,14 @@ static pid_t inv_clone(const inv_sandbox_cfg *cfg, inv_child_plan *plan, int net
 	if (netfd < 0)
 		flags |= CLONE_NEWNET;
 	plan->net_ready = netfd >= 0;
+	/* As posix_spawn: no handler of ours may run in pid 1 (in our memory,
+	 * on our thread's signal stack) before it resets them, and it unblocks. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pid_t pid = clone(inv_child_main, stack_top, flags, plan, pidfd);
 	int ce = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (netfd >= 0) {
 		if (setns(inv_netns_pool_host(cfg->netns), CLONE_NEWNET) < 0) {
 			/* Every socket this worker opened from now on would be in
@@ -417,7 +502,9 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id
 	plan->fds[3] = res[1];
 	plan->sync_fd = sync[1];
 
-	void *stack = mmap(NULL, INV_CHILD_STACK, PROT_READ | PROT_WRITE,
+	/* A guard page below: shared with us, an overflow must fault, not
+	 * write into our memory. */
+	char *stack = mmap(NULL, INV_CHILD_STACK + INV_GUARD, PROT_READ | PROT_WRITE,
 	                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED) {
 		rv = gust_error_set(err, GUST_ENOMEM, "sandbox: mmap stack: %s", strerror(errno));
@@ -430,25 +517,42 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id
 	 * The cgroup namespace comes later, from the child: it must be rooted
 	 * at the sandbox's cgroup, which pid 1 joins only after the clone. */
 	int pidfd = -1;
+	bool reaped = false;
 	inv_assist_req req = {.sb = sb, .cfg = cfg, .id = id, .sync_fd = sync[0], .pidfd = &pidfd};
-	pid_t pid = inv_clone(cfg, plan, netfd, (char *)stack + INV_CHILD_STACK, &pidfd, &req);
+	(void)mprotect(stack, INV_GUARD, PROT_NONE);
+	int dumpable = inv_dumpable();
+	pid_t pid = inv_clone(cfg, plan, netfd, stack + INV_GUARD + INV_CHILD_STACK, &pidfd, &req);
 	netfd = -1;
 	int ce = errno;
 	/* pid 1 has its own copy of our fds. Closing ours also tells the
 	 * assistant, if pid 1 (or the clone) failed before its hello, that no
 	 * hello will come. */
 	inv_closefd(&sync[1]);
-	if (plan->shared_vm)
+	if (plan->shared_vm) {
 		inv_assist_wait(&req);
-	/* Shared or copied, the stack is no longer pid 1's: it has exec'd its
-	 * init or died (CLONE_VFORK), or it has a copy. */
-	munmap(stack, INV_CHILD_STACK);
+		/* Changing ids in our memory made it non-dumpable (no core
+		 * dumps, /proc/<us> root's): put the flag back. */
+		(void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+	}
+	/* pid 1 has exec'd its init (CLONE_VFORK) or died, or has a copy. If
+	 * it died, the launcher may still run on a stack inside this one until
+	 * the kernel has emptied the pid namespace, which is done when pid 1
+	 * can be reaped. */
+	if (plan->shared_vm && pid > 0) {
+		struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+		if (poll(&pf, 1, 0) > 0) {
+			while (waitpid(pid, &sb->exit_status, 0) < 0 && errno == EINTR)
+				;
+			reaped = true;
+		}
+	}
+	munmap(stack, INV_CHILD_STACK + INV_GUARD);
 	if (pid < 0) {
 		gust_error_free(req.err);
 		rv = gust_error_set(err, inv_errno_code(ce), "sandbox: clone: %s", strerror(ce));
 		goto out;
 	}
-	sb->pid = pid;
+	sb->pid = reaped ? -1 : pid;
 	sb->pidfd = pidfd;
 	inv_closefd(&in[0]);
 	inv_closefd(&out[1]);
@@ -468,7 +572,9 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id
 		rv = inv_limit(sb, cfg, id, sync[0], err);
 	}
 	if (rv == 0) {
-		if (cfg->defer_ready)
+		/* Shared memory: pid 1 reported before its exec, which we waited
+		 * for; deferring would only hide a failed start. */
+		if (cfg->defer_ready && !plan->shared_vm)
 			sb->sync_fd = inv_steal_fd(&sync[0]); /* inv_sandbox_settle */
 		else
 			rv = inv_wait_ready(sb, sync[0], err);

@@ -48,8 +48,9 @@ struct inv_sandbox {
 	              system (about 120 us each here) instead of three. */
 	pid_t pid; /* pid 1 of the sandbox, in our pid namespace */
 	int pidfd;
-	int sync_fd; /* pid 1's report still to read (defer_ready), else -1 */
-	int in_fd;   /* the launcher's stdin (non-blocking write end) */
+	int sync_fd;     /* pid 1's report still to read (defer_ready), else -1 */
+	int exit_status; /* pid 1's wait status when create reaped it (pid is then -1) */
+	int in_fd;       /* the launcher's stdin (non-blocking write end) */
 	inv_stream res, out, err;
 	size_t log_limit;
 	int memory_mb;

@@ -402,7 +402,14 @@ int inv_sandbox_init(inv_sandbox *sb, const char *code, size_t code_len, const c
 	r->start_ms = (uint64_t)gust_wall_ms();
 	if (!inv_sandbox_alive(sb)) {
 		inv_result_dead(r);
-		rv = gust_error_set(err, GUST_ECLOSED, "sandbox: init: the sandbox is not alive");
+		/* A start that failed says why (defer_ready); else it just died. */
+		gust_error *start_err = NULL;
+		if (inv_sandbox_settle(sb, &start_err) != 0)
+			rv = gust_error_set(err, start_err->code, "%s", gust_error_msg(start_err));
+		else
+			rv = gust_error_set(err, GUST_ECLOSED,
+			                    "sandbox: init: the sandbox is not alive");
+		gust_error_free(start_err);
 		goto out;
 	}
 	const char *m = main_name != NULL && main_name[0] != 0 ? main_name : "main";

@@ -188,6 +188,9 @@ int inv_netns_pool_open(int want, const char *state_dir, inv_netns_pool **pp, gu
 	}
 	if ((p->host_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) {
 		int e = errno;
+		free(p->top);
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->lock);
 		free(p);
 		return gust_error_set(err, GUST_EIO, "network namespaces: open own: %s",
 		                      strerror(e));
@@ -195,6 +198,8 @@ int inv_netns_pool_open(int want, const char *state_dir, inv_netns_pool **pp, gu
 	if (pthread_create(&p->thread, NULL, netns_main, p) != 0) {
 		close(p->host_fd);
 		free(p->top);
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->lock);
 		free(p);
 		return gust_error_set(err, GUST_EIO, "network namespaces: cannot start the thread");
 	}
@@ -230,7 +235,12 @@ int inv_netns_pool_take(inv_netns_pool *p, const char *top, char **dir)
 	if (p == NULL)
 		return -1;
 	int fd = -1;
-	pthread_mutex_lock(&p->lock);
+	/* The maker runs at SCHED_IDLE: if it was preempted holding the lock, a
+	 * sandbox start must not wait for a free CPU; it makes its own. */
+	if (pthread_mutex_trylock(&p->lock) != 0) {
+		__atomic_fetch_add(&p->missed, 1, __ATOMIC_RELAXED);
+		return -1;
+	}
 	if (p->n > 0) {
 		fd = p->fds[--p->n];
 		char *d = p->dirs[p->n];
@@ -243,7 +253,7 @@ int inv_netns_pool_take(inv_netns_pool *p, const char *top, char **dir)
 		}
 		p->taken++;
 	} else {
-		p->missed++;
+		__atomic_fetch_add(&p->missed, 1, __ATOMIC_RELAXED);
 	}
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->lock);
@@ -267,6 +277,6 @@ void inv_netns_pool_counts(inv_netns_pool *p, uint64_t *taken, uint64_t *missed)
 {
 	pthread_mutex_lock(&p->lock);
 	*taken = p->taken;
-	*missed = p->missed;
+	*missed = __atomic_load_n(&p->missed, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&p->lock);
 }

@@ -201,6 +201,24 @@ static char *b_base64_file(const char *path)
 	return gust_buf_steal(&out);
 }
 
+/* n cold starts of the native echo action with launcher (NULL: the script)
+ * and defer_ready as given, reported as what. */
+static void b_cold_native(const char *what, const char *launcher, bool defer, uint64_t *us, int n)
+{
+	b_launcher = launcher;
+	b_defer = defer;
+	uint64_t t0 = gust_now_us();
+	for (int i = 0; i < n; i++) {
+		uint64_t s = gust_now_us();
+		inv_sandbox *sb = b_create("native");
+		b_init_run(sb, b_native_b64);
+		us[i] = gust_now_us() - s;
+		inv_sandbox_destroy(sb);
+	}
+	b_defer = false;
+	report(what, us, n, gust_now_us() - t0);
+}
+
 /* Native cold starts: the script launcher (a Python start) against the C
  * one, and the C one from a stem cell. */
 static void bench_native(int n)
@@ -217,39 +235,16 @@ static void bench_native(int n)
 	    "cold start native, script launcher, no stem cell (create+init+run)",
 	    "cold start native, C launcher, no stem cell (create+init+run)",
 	    "cold start native, C launcher, no stem cell, init only after the exec is seen"};
-	for (int k = 0; k < 3; k++) {
-		b_launcher = launchers[k];
-		b_defer = k < 2;
-		uint64_t t0 = gust_now_us();
-		for (int i = 0; i < n; i++) {
-			uint64_t s = gust_now_us();
-			inv_sandbox *sb = b_create("native");
-			b_init_run(sb, b_native_b64);
-			us[i] = gust_now_us() - s;
-			inv_sandbox_destroy(sb);
-		}
-		b_defer = false;
-		report(rows[k], us, n, gust_now_us() - t0);
-	}
+	for (int k = 0; k < 3; k++)
+		b_cold_native(rows[k], launchers[k], k < 2, us, n);
 	/* A running invoker holds about 100 MB of heap (110 MB RSS seen in the
 	 * test cluster): the same cold start from a process that size. */
 	size_t heap_mb = 100;
 	char *heap = malloc(heap_mb << 20);
 	memset(heap, 1, heap_mb << 20);
-	b_launcher = c_launcher;
-	b_defer = true;
-	uint64_t t1 = gust_now_us();
-	for (int i = 0; i < n; i++) {
-		uint64_t s = gust_now_us();
-		inv_sandbox *sb = b_create("native");
-		b_init_run(sb, b_native_b64);
-		us[i] = gust_now_us() - s;
-		inv_sandbox_destroy(sb);
-	}
-	b_defer = false;
-	report(
+	b_cold_native(
 	    "cold start native, C launcher, no stem cell, from a process with 100 MB of dirty heap",
-	    us, n, gust_now_us() - t1);
+	    c_launcher, true, us, n);
 	free(heap);
 
 	uint64_t tot = 0;

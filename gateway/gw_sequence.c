@@ -196,6 +196,39 @@ static void seq_timer_cb(void *arg)
 	pthread_mutex_unlock(&sr->lock);
 }
 
+/* A run of a with params merged over defaults (its id and first parameters
+ * from a fresh request); cause: what started it, or NULL. */
+static seq_run *seq_new(gw *g, const char *user, gw_action *a, const char *defaults,
+                        const char *params, size_t len, const char *cause)
+{
+	seq_run *sr = gust_xcalloc(1, sizeof(*sr));
+	sr->g = g;
+	pthread_mutex_init(&sr->lock, NULL);
+	sr->user = gust_xstrdup(user);
+	__atomic_fetch_add(&a->refs, 1, __ATOMIC_SEQ_CST);
+	sr->a = a;
+	sr->cause = cause ? gust_xstrdup(cause) : NULL;
+	Gust__ActivationRequest *tmp = gw_areq_new(g, user, a, defaults, params, len, cause);
+	memcpy(sr->id, tmp->activation_id, 33);
+	sr->params = gust_xstrndup((const char *)tmp->params.data, tmp->params.len);
+	gw_areq_free(tmp);
+	return sr;
+}
+
+static void seq_free(seq_run *sr)
+{
+	if (sr->timer) {
+		nng_aio_stop(sr->timer);
+		nng_aio_free(sr->timer);
+	}
+	pthread_mutex_destroy(&sr->lock);
+	gw_action_unref(sr->a);
+	free(sr->user);
+	free(sr->params);
+	free(sr->cause);
+	free(sr);
+}
+
 static void *seq_thread(void *arg)
 {
 	seq_run *sr = arg;
@@ -210,63 +243,30 @@ static void *seq_thread(void *arg)
 	pthread_mutex_lock(&sr->lock);
 	seq_answer_locked(sr, &o, record);
 	pthread_mutex_unlock(&sr->lock);
-	if (sr->timer) {
-		nng_aio_stop(sr->timer);
-		nng_aio_free(sr->timer);
-	}
 	free(record);
 	free(o.result);
 	json_decref(o.logs);
-	pthread_mutex_destroy(&sr->lock);
-	gw_action_unref(sr->a);
-	free(sr->user);
-	free(sr->params);
-	free(sr->cause);
-	free(sr);
+	seq_free(sr);
 	return NULL;
 }
 
 int gw_sequence_start(gw *g, const char *user, gw_action *a, const char *defaults,
                       const char *params, size_t len, const char *cause, char id[33])
 {
-	seq_run *sr = gust_xcalloc(1, sizeof(*sr));
-	sr->g = g;
-	pthread_mutex_init(&sr->lock, NULL);
-	sr->user = gust_xstrdup(user);
-	__atomic_fetch_add(&a->refs, 1, __ATOMIC_SEQ_CST);
-	sr->a = a;
-	sr->cause = cause ? gust_xstrdup(cause) : NULL;
-	Gust__ActivationRequest *tmp = gw_areq_new(g, user, a, defaults, params, len, cause);
-	memcpy(sr->id, tmp->activation_id, 33);
-	sr->params = gust_xstrndup((const char *)tmp->params.data, tmp->params.len);
-	gw_areq_free(tmp);
+	seq_run *sr = seq_new(g, user, a, defaults, params, len, cause);
 	memcpy(id, sr->id, 33);
 	if (gw_job_start(g, seq_thread, sr) == 0)
 		return 0;
 	gust_log_warn("GW-SEQ-BUSY", "too many sequences and fires in flight");
-	pthread_mutex_destroy(&sr->lock);
-	gw_action_unref(sr->a);
-	free(sr->user);
-	free(sr->params);
-	free(sr->cause);
-	free(sr);
+	seq_free(sr);
 	return GUST_EBUSY;
 }
 
 void gw_sequence_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults,
                         const char *params, size_t len)
 {
-	seq_run *sr = gust_xcalloc(1, sizeof(*sr));
-	sr->g = r->g;
-	pthread_mutex_init(&sr->lock, NULL);
-	sr->user = gust_xstrdup(user);
-	__atomic_fetch_add(&a->refs, 1, __ATOMIC_SEQ_CST);
-	sr->a = a;
+	seq_run *sr = seq_new(r->g, user, a, defaults, params, len, NULL);
 	sr->want_result = r->want_result;
-	Gust__ActivationRequest *tmp = gw_areq_new(r->g, user, a, defaults, params, len, NULL);
-	memcpy(sr->id, tmp->activation_id, 33);
-	sr->params = gust_xstrndup((const char *)tmp->params.data, tmp->params.len);
-	gw_areq_free(tmp);
 	r->activation_id = gust_xstrdup(sr->id);
 	bool blocking = r->blocking || r->web;
 	if (blocking) {
@@ -289,20 +289,11 @@ void gw_sequence_invoke(gw_req *r, const char *user, gw_action *a, const char *d
 		    r, 429, "EBUSY",
 		    "Too many sequences and trigger fires in flight at this gateway; try "
 		    "again");
-	{
-		gust_log_warn("GW-SEQ-BUSY", "too many sequences and fires in flight");
-		seq_out o = {.status = 3, .error = GUST_EBUSY, .result = "{}"};
-		pthread_mutex_lock(&sr->lock);
-		if (sr->req)
-			seq_answer_locked(sr, &o, NULL);
-		pthread_mutex_unlock(&sr->lock);
-		if (sr->timer) {
-			nng_aio_stop(sr->timer);
-			nng_aio_free(sr->timer);
-		}
-		gw_action_unref(sr->a);
-		free(sr->user);
-		free(sr->params);
-		free(sr);
-	}
+	gust_log_warn("GW-SEQ-BUSY", "too many sequences and fires in flight");
+	seq_out o = {.status = 3, .error = GUST_EBUSY, .result = "{}"};
+	pthread_mutex_lock(&sr->lock);
+	if (sr->req)
+		seq_answer_locked(sr, &o, NULL);
+	pthread_mutex_unlock(&sr->lock);
+	seq_free(sr);
 }

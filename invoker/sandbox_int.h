@@ -125,5 +125,7 @@ int inv_seccomp_prog(const struct sock_fprog **progp, gust_error **err);
  * the launcher, reports ready or an error on the sync socket, then reaps until
  * the launcher exits and exits with its status. Never returns. */
 int inv_child_main(void *arg);
+/* Brings lo up in the calling thread's network namespace; -1 with errno. */
+int inv_loopback_up(void);
 
 #endif

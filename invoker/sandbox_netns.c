@@ -26,20 +26,18 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "gust/log.h"
 #include "gust/util.h"
 #include "sandbox.h"
+#include "sandbox_int.h"
 
 #define NETNS_POOL_MAX 64
 
@@ -57,26 +55,6 @@ struct inv_netns_pool {
 	uint64_t taken, missed;
 };
 
-/* Brings lo up in the calling thread's network namespace. */
-static int netns_lo_up(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	memcpy(ifr.ifr_name, "lo", 3);
-	int rv = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	if (rv == 0) {
-		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-		rv = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rv;
-}
-
 /* Makes one namespace with lo up and returns an fd on it; the calling thread
  * ends where it began. -1 with errno on failure. */
 static int netns_make(int host_fd)
@@ -84,7 +62,8 @@ static int netns_make(int host_fd)
 	if (unshare(CLONE_NEWNET) < 0)
 		return -1;
 	int fd = -1, e = 0;
-	if (netns_lo_up() < 0 || (fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+	if (inv_loopback_up() < 0 ||
+	    (fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
 		e = errno;
 	if (setns(host_fd, CLONE_NEWNET) < 0) {
 		/* This thread makes nothing but namespaces: stranded in one, it

@@ -261,6 +261,11 @@ void gw_web_answer(gw_req *r, int status, const char *result, size_t len);
 const char *gw_query(gw_req *r, const char *k);
 bool gw_query_true(gw_req *r, const char *k);
 bool gw_valid_name(const char *s);
+/* The part every entity router shares: a collection (rest empty) is listed
+ * on GET and 405 otherwise, a bad name is 400 naming what ("rule"...). True
+ * when it answered; false: rest is a valid name for the router. */
+bool gw_route_entity(gw_req *r, const char *ns, const char *rest, const char *what,
+                     void (*list)(gw_req *r, const char *ns));
 bool gw_valid_kv_list(json_t *v);
 /* Parses skip/limit; false after answering 400. */
 bool gw_query_skip_limit(gw_req *r, long long *skip, long long *limit);

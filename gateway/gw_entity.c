@@ -38,6 +38,26 @@ bool gw_valid_name(const char *s)
 	return s[n - 1] != ' ';
 }
 
+bool gw_route_entity(gw_req *r, const char *ns, const char *rest, const char *what,
+                     void (*list)(gw_req *r, const char *ns))
+{
+	if (*rest == '\0') {
+		if (strcmp(r->method, "GET") == 0)
+			list(r, ns);
+		else
+			gw_reply_error(r, 405, "ENOTSUP", "Method not allowed: %s on a collection",
+			               r->method);
+		return true;
+	}
+	if (!gw_valid_name(rest)) {
+		gw_reply_error(r, 400, "EINVAL",
+		               "The request content was malformed: '%.64s' is not a valid %s name",
+		               rest, what);
+		return true;
+	}
+	return false;
+}
+
 bool gw_valid_kv_list(json_t *v)
 {
 	if (v == NULL)

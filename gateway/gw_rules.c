@@ -176,18 +176,8 @@ static void rule_list(gw_req *r, const char *ns)
 void gw_rules_route(gw_req *r, gw_key *k, const char *ns, const char *rest)
 {
 	const char *m = r->method;
-	if (*rest == '\0') {
-		if (strcmp(m, "GET") == 0)
-			return rule_list(r, ns);
-		gw_reply_error(r, 405, "ENOTSUP", "Method not allowed: %s on a collection", m);
+	if (gw_route_entity(r, ns, rest, "rule", rule_list))
 		return;
-	}
-	if (!gw_valid_name(rest)) {
-		gw_reply_error(
-		    r, 400, "EINVAL",
-		    "The request content was malformed: '%.64s' is not a valid rule name", rest);
-		return;
-	}
 	if (strcmp(m, "PUT") == 0)
 		return rule_put(r, ns, rest);
 	if (strcmp(m, "GET") == 0)

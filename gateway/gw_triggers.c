@@ -318,19 +318,8 @@ static void trigger_fire(gw_req *r, gw_key *k, const char *ns, const char *name)
 void gw_triggers_route(gw_req *r, gw_key *k, const char *ns, const char *rest)
 {
 	const char *m = r->method;
-	if (*rest == '\0') {
-		if (strcmp(m, "GET") == 0)
-			return trigger_list(r, ns);
-		gw_reply_error(r, 405, "ENOTSUP", "Method not allowed: %s on a collection", m);
+	if (gw_route_entity(r, ns, rest, "trigger", trigger_list))
 		return;
-	}
-	if (!gw_valid_name(rest)) {
-		gw_reply_error(r, 400, "EINVAL",
-		               "The request content was malformed: '%.64s' is not a valid trigger "
-		               "name",
-		               rest);
-		return;
-	}
 	if (strcmp(m, "PUT") == 0)
 		return trigger_put(r, ns, rest);
 	if (strcmp(m, "GET") == 0)

@@ -255,8 +255,11 @@ static void inv_finish(inv_sandbox *sb, inv_xfer *x, bool timed_out, int limit_m
 		res->result = gust_xasprintf("{\"error\":\"The action produced a response that "
 		                             "exceeded the allowed length: %zu > %u bytes.\"}",
 		                             x->over, INV_RESULT_MAX);
-	} else if ((j = json_loadb(x->line, x->line_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)) ==
-	           NULL) {
+	} else if (memchr(x->line, 0, x->line_len) != NULL ||
+	           (j = json_loadb(x->line, x->line_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)) ==
+	               NULL) {
+		/* A raw NUL is not JSON (jansson lets one through), and the result
+		 * travels on as a C string: it would arrive cut short. */
 		res->status = INV_RUN_DEV_ERROR;
 		res->result = gust_xstrdup(INV_MSG_BAD_RESPONSE);
 	} else if (!json_is_object(j)) {

@@ -20,8 +20,11 @@
  *             application error), or !{"error":"message"} when the action raised
  *             an exception it did not catch: a developer error, as OpenWhisk
  *             reports it, but the runtime lives on and serves the next one
- *   stdout/stderr  the function's logs; after every message the launcher writes
- *                  the line XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX to both.
+ *   stdout/stderr  the function's logs, written before the answer on fd 3: as
+ *                  in OpenWhisk's action loop the answer ends the activation's
+ *                  logs, and no sentinel lines are needed (one still written,
+ *                  XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX, is dropped). Output
+ *                  written after the answer goes to the next activation.
  *
  * Calls on one sandbox are not thread-safe: one owner at a time (the pool hands
  * a sandbox to one worker). All calls block the calling worker thread only.

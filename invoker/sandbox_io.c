@@ -1,8 +1,19 @@
 /*
  * sandbox_io.c - the action-loop protocol from the invoker's side: write one
- * line to the launcher's stdin, then read its result line (fd 3) and its logs
- * (stdout, stderr) until both log streams show the end-of-activation sentinel,
- * all against a deadline, with one poll() loop on non-blocking pipes.
+ * line to the launcher's stdin, then read its result line (fd 3) and, while
+ * waiting, its logs (stdout, stderr), all against a deadline, with one poll()
+ * loop on non-blocking pipes.
+ *
+ * The end of an activation's logs is the result line itself, as in
+ * OpenWhisk's action loop: a runtime writes its logs before its result, and a
+ * pipe write is in the pipe when write() returns, so once the result is read
+ * every log byte written before it is waiting in stdout's and stderr's pipes.
+ * We drain them without blocking and the activation is complete: one write
+ * and one wakeup each way, where end-of-activation sentinels on both log
+ * streams cost the runtime two more writes and us more wakeups. Output that a
+ * background process writes after the result goes to the next activation (as
+ * in OpenWhisk). Sentinel lines that an executable still writes
+ * (XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX) are dropped, not logged.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -38,8 +49,6 @@ typedef struct inv_xfer {
 	size_t line_len;
 	size_t over; /* length so far of a result line too long to keep */
 	bool res_done;
-	bool out_done;
-	bool err_done;
 	bool dead; /* EOF, EPIPE or a read error: the launcher is gone */
 } inv_xfer;
 
@@ -95,17 +104,15 @@ static void inv_pend_consume(gust_buf *b, size_t n)
 	b->data[b->len] = 0;
 }
 
-/* Turns the complete lines of a log stream into log lines; returns true when
- * it reaches the sentinel (bytes after it stay for the next activation). A
- * line that ends with the sentinel counts: an action may print without a
- * final newline. */
-static bool inv_log_lines(inv_stream *s, inv_logs *lg)
+/* Turns the complete lines of a log stream into log lines. A sentinel line
+ * (see the top) is dropped; so is a sentinel at the end of a line, which
+ * keeps the text before it: an executable may print without a final newline. */
+static void inv_log_lines(inv_stream *s, inv_logs *lg)
 {
 	const size_t sl = sizeof(INV_SENTINEL) - 1;
 	size_t off = 0;
-	bool done = false;
 
-	while (!done && off < s->pend.len) {
+	while (off < s->pend.len) {
 		const char *base = s->pend.data + off;
 		size_t left = s->pend.len - off;
 		const char *nl = memchr(base, '\n', left);
@@ -123,7 +130,6 @@ static bool inv_log_lines(inv_stream *s, inv_logs *lg)
 		if (n >= sl && memcmp(nl - sl, INV_SENTINEL, sl) == 0) {
 			if (n > sl)
 				inv_log_add(lg, s->name, base, n - sl);
-			done = true;
 		} else {
 			inv_log_add(lg, s->name, base, n);
 		}
@@ -131,7 +137,22 @@ static bool inv_log_lines(inv_stream *s, inv_logs *lg)
 	}
 	if (off > 0)
 		inv_pend_consume(&s->pend, off);
-	return done;
+}
+
+/* At the end of an activation: a last line without its newline is the
+ * activation's too. A bare sentinel without one is dropped. */
+static void inv_log_rest(inv_stream *s, inv_logs *lg)
+{
+	if (s->pend.len == 0)
+		return;
+	const size_t sl = sizeof(INV_SENTINEL) - 1;
+	size_t n = s->pend.len;
+	if (n >= sl && memcmp(s->pend.data + n - sl, INV_SENTINEL, sl) == 0)
+		n -= sl;
+	if (n > 0)
+		inv_log_add(lg, s->name, s->pend.data, n);
+	s->pend.len = 0;
+	s->pend.data[0] = 0;
 }
 
 /* Looks for the end of the result line. A line over INV_RESULT_MAX is not
@@ -164,30 +185,43 @@ static void inv_mark_dead(inv_sandbox *sb, inv_xfer *x)
 	x->dead = true;
 }
 
-/* Reads once from a ready stream and advances the activation. */
-static void inv_read_stream(inv_sandbox *sb, inv_stream *s, inv_xfer *x)
+/* Reads once from a ready stream and advances the activation; returns the
+ * bytes read, 0 when there were none (EAGAIN, EINTR) or at EOF. */
+static size_t inv_read_stream(inv_sandbox *sb, inv_stream *s, inv_xfer *x)
 {
 	char buf[INV_READ_CHUNK];
 	ssize_t n = read(s->fd, buf, sizeof(buf));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return 0;
 	if (n <= 0) {
 		s->eof = true;
 		inv_mark_dead(sb, x);
-		if (s != &sb->res && s->pend.len > 0) {
-			/* The launcher's last words, without a newline. */
-			inv_log_add(&x->logs, s->name, s->pend.data, s->pend.len);
-			s->pend.len = 0;
-		}
-		return;
+		if (s != &sb->res)
+			inv_log_rest(s, &x->logs); /* the launcher's last words */
+		return 0;
 	}
 	gust_buf_append(&s->pend, buf, (size_t)n);
 	if (s == &sb->res)
 		x->res_done = inv_res_scan(s, x);
-	else if (s == &sb->out)
-		x->out_done = inv_log_lines(s, &x->logs);
 	else
-		x->err_done = inv_log_lines(s, &x->logs);
+		inv_log_lines(s, &x->logs);
+	return (size_t)n;
+}
+
+/* The result is in: what the runtime logged before it is in the log pipes.
+ * Bounded: a background writer that never stops cannot hold us here; what
+ * it writes later goes to the next activation. empty[i]: stdout (0) or
+ * stderr (1) is known to hold nothing more (see inv_exchange). */
+static void inv_drain_logs(inv_sandbox *sb, inv_xfer *x, const bool empty[2])
+{
+	inv_stream *logs[2] = {&sb->out, &sb->err};
+	for (int i = 0; i < 2; i++) {
+		inv_stream *s = logs[i];
+		for (int k = 0; k < 64 && !s->eof && !empty[i]; k++)
+			if (inv_read_stream(sb, s, x) < INV_READ_CHUNK)
+				break;
+		inv_log_rest(s, &x->logs);
+	}
 }
 
 /* Writes what it can of the message without blocking. */
@@ -214,11 +248,6 @@ static void inv_write_some(inv_sandbox *sb, inv_xfer *x, const char *line, size_
 		}
 		*done += (size_t)w;
 	}
-}
-
-static bool inv_stream_waiting(const inv_stream *s, bool done)
-{
-	return !done && !s->eof;
 }
 
 /* Sets res from the finished activation. limit_ms is the time limit to name in
@@ -294,16 +323,27 @@ static void inv_exchange(inv_sandbox *sb, const char *line, size_t len, int64_t 
 	bool timed_out = false;
 	int64_t stop_ms = deadline_ms;
 
+	/* Log pipes seen empty after the result was written (below). */
+	bool empty[2] = {false, false};
+
 	/* Bytes left from the previous activation belong to this one. */
 	x.res_done = inv_res_scan(&sb->res, &x);
-	x.out_done = inv_log_lines(&sb->out, &x.logs);
-	x.err_done = inv_log_lines(&sb->err, &x.logs);
+	inv_log_lines(&sb->out, &x.logs);
+	inv_log_lines(&sb->err, &x.logs);
 	for (;;) {
 		if (!x.dead && written < len + 1)
 			inv_write_some(sb, &x, line, len, &written);
-		bool want_res = inv_stream_waiting(&sb->res, x.res_done);
-		bool want_out = inv_stream_waiting(&sb->out, x.out_done);
-		bool want_err = inv_stream_waiting(&sb->err, x.err_done);
+		if (x.res_done && !x.dead && written == len + 1) {
+			inv_drain_logs(sb, &x, empty);
+			break;
+		}
+		/* Logs are read while the result is awaited (a runtime blocked on
+		 * a full log pipe would never answer) and, once it died, until
+		 * the pipes close. */
+		bool logs_open = !x.res_done || x.dead;
+		bool want_res = !x.res_done && !sb->res.eof;
+		bool want_out = logs_open && !sb->out.eof;
+		bool want_err = logs_open && !sb->err.eof;
 		if (!want_res && !want_out && !want_err && (x.dead || written == len + 1))
 			break;
 		int64_t now = gust_wall_ms();
@@ -341,6 +381,8 @@ static void inv_exchange(inv_sandbox *sb, const char *line, size_t len, int64_t 
 			inv_mark_dead(sb, &x);
 			break;
 		}
+		bool had_res = x.res_done;
+		size_t got[4] = {0};
 		for (int i = 0; r > 0 && i < n; i++) {
 			if (pfd[i].revents == 0)
 				continue;
@@ -349,9 +391,20 @@ static void inv_exchange(inv_sandbox *sb, const char *line, size_t len, int64_t 
 					inv_mark_dead(sb, &x); /* no reader: the launcher is gone */
 				continue;
 			}
-			inv_read_stream(sb, who[i], &x);
+			got[i] = inv_read_stream(sb, who[i], &x);
+		}
+		/* The poll that saw the result also looked at the log pipes, after
+		 * it (res comes first in pfd, and poll checks the fds of one pass
+		 * in order): the logs were written before the result, so a log pipe
+		 * it found empty, or read short, holds none of this activation's
+		 * logs any more. That spares two reads per activation. */
+		for (int i = 0; r > 0 && !had_res && x.res_done && i < n; i++) {
+			if (who[i] == &sb->out || who[i] == &sb->err)
+				empty[who[i] == &sb->err] = got[i] < INV_READ_CHUNK;
 		}
 	}
+	inv_log_rest(&sb->out, &x.logs);
+	inv_log_rest(&sb->err, &x.logs);
 	inv_finish(sb, &x, timed_out, limit_ms, res);
 }
 

@@ -1,13 +1,15 @@
 /* fuzz_sandbox_io.c - the action-loop protocol as the invoker reads it
  * (invoker/sandbox_io.c): the result line on fd 3 (inv_res_scan), the log
- * lines on stdout and stderr up to the end-of-activation sentinel
- * (inv_log_lines, inv_log_add with the log limit), the launcher's last words
- * at EOF (inv_read_stream), and the verdict on the result (inv_finish: a
- * JSON object, "!" for a thrown error, too long, not a dictionary).
+ * lines on stdout and stderr, read while the result is awaited and drained
+ * once it is in (inv_log_lines, inv_drain_logs, inv_log_rest, inv_log_add
+ * with the log limit; sentinel lines dropped), the launcher's last words at
+ * EOF (inv_read_stream), and the verdict on the result (inv_finish: a JSON
+ * object, "!" for a thrown error, too long, not a dictionary).
  *
  * The three streams are real pipes, read by inv_read_stream as in a run, in
  * chunks interleaved across the streams. Two activations run back to back:
- * bytes past the first one's end belong to the second, as in inv_exchange.
+ * bytes written but not read by the first one's end belong to the second, as
+ * in inv_exchange.
  *
  * Properties: a result the invoker passes on as success or error is one JSON
  * object with no raw newline; the kept log text never exceeds the limit
@@ -115,14 +117,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int act = 0; act < 2; act++) {
 		inv_xfer x = {.logs = {.limit = sb.log_limit}};
 		x.res_done = inv_res_scan(&sb.res, &x);
-		x.out_done = inv_log_lines(&sb.out, &x.logs);
-		x.err_done = inv_log_lines(&sb.err, &x.logs);
+		inv_log_lines(&sb.out, &x.logs);
+		inv_log_lines(&sb.err, &x.logs);
 		bool progress = true;
-		while (progress && !x.dead && !(x.res_done && x.out_done && x.err_done)) {
+		while (progress && !x.dead && !x.res_done) {
 			progress = false;
-			for (int i = 0; i < 3; i++) {
-				bool done = i == 0 ? x.res_done : i == 1 ? x.out_done : x.err_done;
-				if (done || st[i]->eof)
+			for (int i = 0; i < 3 && !x.res_done; i++) {
+				if (st[i]->eof)
 					continue;
 				size_t n = f[i].n < step ? f[i].n : step;
 				if (n > 0) {
@@ -139,11 +140,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				progress = true;
 			}
 		}
-		/* An activation that neither finished nor died would time out: the
+		/* An activation that neither answered nor died would time out: the
 		 * run loop kills it and finishes as a timeout. */
-		bool timed_out = !x.dead && !(x.res_done && x.out_done && x.err_done);
+		bool timed_out = !x.dead && !x.res_done;
 		if (timed_out)
 			inv_mark_dead(&sb, &x);
+		if (!x.dead)
+			inv_drain_logs(&sb, &x, (const bool[2]){false, false});
+		inv_log_rest(&sb.out, &x.logs);
+		inv_log_rest(&sb.err, &x.logs);
 		inv_run_result r = {0};
 		inv_finish(&sb, &x, timed_out, 1000, &r);
 		check_result(&r, sb.log_limit);

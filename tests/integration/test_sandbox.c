@@ -673,6 +673,41 @@ static void test_native(void **state)
 		assert_int_equal(r.status, INV_RUN_SUCCESS);
 		assert_string_equal(r.result, "{\"payload\": \"native N\"}");
 		assert_true(t_has_log(&r, "stdout: native got N"));
+		/* Its sentinels (the older protocol) are dropped, not logged. */
+		assert_false(t_has_log(&r, "XXX_THE_END"));
+		inv_run_result_clear(&r);
+	}
+	inv_sandbox_destroy(sb);
+
+	/* OpenWhisk's action loop: logs, then the answer on fd 3, no sentinels.
+	 * Every activation gets its own lines, including one without a final
+	 * newline, and nothing of the next. */
+	static const char loop[] = "#!/bin/sh\n"
+	                           "n=0\n"
+	                           "while read l; do\n"
+	                           "  n=$((n+1))\n"
+	                           "  echo \"out $n\"; echo \"err $n\" >&2; printf 'tail %s' $n\n"
+	                           "  echo \"{\\\"n\\\":$n}\" >&3\n"
+	                           "done\n";
+	sb = t_ready("native", loop);
+	for (int i = 1; i <= 3; i++) {
+		inv_run_result r = {0};
+		char want[64], other[64];
+		t_run(sb, "{}", 5000, &r);
+		if (r.status != INV_RUN_SUCCESS)
+			t_dump_logs(&r);
+		assert_int_equal(r.status, INV_RUN_SUCCESS);
+		snprintf(want, sizeof(want), "{\"n\":%d}", i);
+		assert_string_equal(r.result, want);
+		assert_int_equal(r.nlogs, 3);
+		snprintf(want, sizeof(want), "stdout: out %d", i);
+		assert_true(t_has_log(&r, want));
+		snprintf(want, sizeof(want), "stderr: err %d", i);
+		assert_true(t_has_log(&r, want));
+		snprintf(want, sizeof(want), "stdout: tail %d", i);
+		assert_true(t_has_log(&r, want));
+		snprintf(other, sizeof(other), "out %d", i + 1);
+		assert_false(t_has_log(&r, other));
 		inv_run_result_clear(&r);
 	}
 	inv_sandbox_destroy(sb);

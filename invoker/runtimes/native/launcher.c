@@ -7,7 +7,7 @@
  * Reads the init line, writes the action's executable to /tmp/action/exec
  * (code as text, or base64 of an executable or of a zip holding `exec`,
  * unpacked with python3's zipfile CLI: zips are rare and the slow path),
- * sets init's env, answers {"ok":true} and the sentinels, and execs the
+ * sets init's env, answers {"ok":true}, and execs the
  * action with fds 0-3 as they are. The invoker writes the next message only
  * after our answer, so nothing past the init line sits unread in our buffer.
  */
@@ -22,7 +22,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SENTINEL "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
 #define ACTION_DIR "/tmp/action"
 #define EXE ACTION_DIR "/exec"
 #define ZIP ACTION_DIR "/action.zip"
@@ -44,8 +43,6 @@ static void answer(const char *json)
 {
 	write_all(3, json, strlen(json));
 	write_all(3, "\n", 1);
-	write_all(1, SENTINEL, sizeof(SENTINEL) - 1);
-	write_all(2, SENTINEL, sizeof(SENTINEL) - 1);
 }
 
 static void answer_error(const char *why)
@@ -122,7 +119,7 @@ static const char *unzip(void)
 	if (p == 0) {
 		int null = open("/dev/null", O_RDWR);
 		dup2(null, 0);
-		dup2(null, 1); /* keep our log sentinels in step */
+		dup2(null, 1); /* its listing is not the action's log */
 		execl("/usr/bin/python3", "python3", "-m", "zipfile", "-e", ZIP, ACTION_DIR,
 		      (char *)NULL);
 		_exit(127);

@@ -4,10 +4,11 @@
  *
  * stdin  one JSON message per line: {"init": {...}} or {"value": {...}, "env": {...}}
  * fd 3   one JSON line per message: {"ok": true}, the action's result, or {"error": ...}
- * stdout/stderr  the action's logs, each message closed by the sentinel line.
+ * stdout/stderr  the action's logs, written before the answer on fd 3: the
+ *                answer closes the activation's logs (no sentinel lines).
  *
  * Node core only. On Linux, writes to process.stdout/stderr are synchronous when
- * they are pipes, so the sentinel can never overtake the action's own output.
+ * they are pipes, so the answer can never overtake the action's own output.
  */
 const fs = require('fs');
 const path = require('path');
@@ -17,7 +18,6 @@ const Module = require('module');
 process.env.NODE_PATH = __dirname + (process.env.NODE_PATH ? ':' + process.env.NODE_PATH : '');
 Module._initPaths();
 
-const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
 const ACTION_DIR = '/tmp/action';
 const IDENT = /^[A-Za-z_$][\w$]*$/;
 
@@ -26,9 +26,12 @@ let concurrency = 1; // > 1: runs overlap, answers carry their activation id
 let runEnv = []; // env keys set by the previous activation
 
 function writeAll(fd, text) {
+  // The string goes straight to write(2); a Buffer only for a short write.
+  const sent = fs.writeSync(fd, text);
+  const len = Buffer.byteLength(text);
+  if (sent === len) return;
   const buf = Buffer.from(text, 'utf8');
-  let off = 0;
-  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+  for (let off = sent; off < len; ) off += fs.writeSync(fd, buf, off, len - off);
 }
 
 /* An uncaught exception: its {"error"} goes out after "!", a developer error
@@ -159,22 +162,32 @@ function init(msg) {
   return { ok: true };
 }
 
-async function run(msg) {
+/* What an uncaught exception or a rejection becomes. */
+function failed(e) {
+  console.error(e && e.stack ? e.stack : String(e));
+  return e instanceof Error ? new Thrown({ error: describe(e) }) : { error: describe(e) };
+}
+
+/* The action's answer, or a Promise of it when the action returned one: a
+ * synchronous action is answered without a trip through the microtask queue. */
+function run(msg) {
   if (!actionMain) return { error: 'not initialized' };
   // With concurrent runs process.env is shared: it holds the latest run's
   // values (as in OpenWhisk's Node.js runtime).
   if (concurrency === 1) for (const k of runEnv) delete process.env[k];
-  runEnv = Object.keys(msg.env || {});
+  runEnv = msg.env ? Object.keys(msg.env) : [];
   setEnv(msg.env);
   try {
-    return await actionMain(msg.value || {});
+    const out = actionMain(msg.value || {});
+    if (out !== null && (typeof out === 'object' || typeof out === 'function') && typeof out.then === 'function')
+      return Promise.resolve(out).catch(failed);
+    return out;
   } catch (e) {
-    console.error(e && e.stack ? e.stack : String(e));
-    return e instanceof Error ? new Thrown({ error: describe(e) }) : { error: describe(e) };
+    return failed(e);
   }
 }
 
-async function handle(line) {
+function handle(line) {
   let msg;
   try {
     msg = JSON.parse(line);
@@ -185,29 +198,46 @@ async function handle(line) {
   return 'init' in msg ? init(msg.init || {}) : run(msg);
 }
 
+function isPromise(v) {
+  return v instanceof Promise;
+}
+
 // Lines from stdin without readline's async iterator, which costs more than
-// the rest of a warm activation: chunks are split here, and runs are chained so
-// that one finishes (result and sentinels written) before the next starts.
+// the rest of a warm activation: chunks are split here. One run at a time:
+// lines that come while an action's Promise is pending wait their turn.
 function loop() {
   let pending = '';
-  let chain = Promise.resolve();
-  const serve = async (line) => {
-    reply(await handle(line));
-    process.stdout.write(SENTINEL);
-    process.stderr.write(SENTINEL);
+  const waiting = [];
+  let busy = false;
+  const next = () => {
+    busy = false;
+    while (!busy && waiting.length > 0) serve(waiting.shift());
+  };
+  const serve = (line) => {
+    const r = handle(line);
+    if (!isPromise(r)) {
+      reply(r);
+      return;
+    }
+    busy = true;
+    r.then((v) => {
+      reply(v);
+      next();
+    });
   };
   const onLine = (line) => {
     if (concurrency > 1) {
       // Concurrent mode (invoker/sandbox_mux.c): do not wait; tag the answer
-      // with the activation id; no sentinels, logs are not per activation.
+      // with the activation id; logs are not per activation.
       let id = '';
       try {
         id = JSON.parse(line).env.__OW_ACTIVATION_ID || '';
       } catch (e) {}
-      handle(line).then((r) => reply(r, id));
+      Promise.resolve(handle(line)).then((r) => reply(r, id));
       return;
     }
-    chain = chain.then(() => serve(line));
+    if (busy) waiting.push(line);
+    else serve(line);
   };
   process.stdin.setEncoding('utf8');
   // Only the new chunk is searched: an init of many megabytes arrives in
@@ -223,7 +253,10 @@ function loop() {
     }
     pending += chunk.slice(start);
   });
-  process.stdin.on('end', () => chain.then(() => process.exit(0)));
+  process.stdin.on('end', () => {
+    const done = () => (busy || waiting.length > 0 ? setTimeout(done, 5) : process.exit(0));
+    done();
+  });
 }
 
 loop();

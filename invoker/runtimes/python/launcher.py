@@ -2,7 +2,8 @@
 
 stdin  one JSON message per line: {"init": {...}} or {"value": {...}, "env": {...}}
 fd 3   one JSON line per message: {"ok": true}, the action's result, or {"error": ...}
-stdout/stderr  the action's logs, each message closed by the sentinel line.
+stdout/stderr  the action's logs, written before the answer on fd 3: the
+               answer closes the activation's logs (no sentinel lines).
 
 Started as `python3 -u launcher.py` inside the sandbox. Imports stay minimal so
 that a cold start is fast; zip and traceback support is imported when needed.
@@ -11,7 +12,6 @@ import json
 import os
 import sys
 
-SENTINEL_BYTES = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
 ACTION_DIR = "/tmp/action"
 # Built once: json.dumps with options makes a new encoder on every call.
 ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
@@ -129,13 +129,12 @@ def main():
             result = rt.init(msg["init"] or {})
         else:
             result, thrown = rt.run(msg)
-        rt.reply(result, thrown)
-        # Whatever the action left in Python's streams goes first (with -u
-        # nothing normally waits there), then the sentinels, written raw.
+        # Whatever the action left in Python's streams goes before the
+        # answer, which ends the activation's logs (with -u nothing normally
+        # waits there).
         sys.stdout.flush()
         sys.stderr.flush()
-        write_all(1, SENTINEL_BYTES)
-        write_all(2, SENTINEL_BYTES)
+        rt.reply(result, thrown)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,53 @@ ACTION_DIR = "/tmp/action"
 ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
+def _fast_json():
+    """json.loads and ENCODE without their Python-level layers: on a small
+    activation those are most of the time (1.4 and 1.0 us here against 0.4 and
+    0.4 for the C scanner and encoder that they end up calling). Same output
+    and the same refusals; None where this Python lacks the C accelerator."""
+    try:
+        import json.decoder
+        import json.encoder
+        import json.scanner
+
+        scan = json.scanner.c_make_scanner(json.decoder.JSONDecoder())
+
+        def not_json(o):
+            raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+        markers = {}
+        iterencode = json.encoder.c_make_encoder(
+            markers, not_json, json.encoder.encode_basestring_ascii, None, ":", ",",
+            False, False, False)
+    except (AttributeError, ImportError, TypeError):
+        return None, None
+
+    def loads(line):
+        try:
+            s = line.decode()
+            obj, end = scan(s, 0)
+            if end == len(s) - 1 or s[end:].isspace():
+                return obj
+        except (StopIteration, ValueError):
+            pass
+        return json.loads(line)  # the slow path, for its error message
+
+    def encode(obj):
+        try:
+            return "".join(iterencode(obj, 0))
+        except BaseException:
+            markers.clear()  # the encoder leaves what it was in on error
+            raise
+
+    return loads, encode
+
+
+FAST_LOADS, FAST_ENCODE = _fast_json()
+LOADS = FAST_LOADS or json.loads
+ENCODE = FAST_ENCODE or ENCODE
+
+
 class Runtime:
     def __init__(self, results):
         self.results = results
@@ -26,7 +73,7 @@ class Runtime:
     def reply(self, obj, thrown=False):
         try:
             text = ENCODE(obj)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RecursionError) as e:
             text = json.dumps({"error": "The action returned a value that is not JSON: %s" % e})
         # "!" marks an uncaught exception: a developer error (invoker/sandbox.h).
         # os.write: one system call, none of a text stream's layers.
@@ -71,15 +118,26 @@ class Runtime:
         with open(path, encoding="utf-8") as f:
             return path, f.read()
 
+    def set_env(self, env):
+        """The run's env: the previous run's keys go, unchanged values stay
+        (putenv for each would cost more than a small activation)."""
+        environ = os.environ
+        for k in self.run_env:
+            if k not in env:
+                environ.pop(k, None)
+        for k, v in env.items():
+            if not isinstance(v, str):
+                v = json.dumps(v)
+            if environ.get(k) != v:
+                environ[k] = v
+        self.run_env = tuple(env)
+
     def run(self, msg):
         if self.main is None:
             return {"error": "not initialized"}, False
-        for k in self.run_env:
-            os.environ.pop(k, None)
-        env = msg.get("env") or {}
-        for k, v in env.items():
-            os.environ[k] = v if isinstance(v, str) else json.dumps(v)
-        self.run_env = tuple(env)
+        env = msg.get("env")
+        if self.run_env or env:
+            self.set_env(env or {})
         try:
             return self.main(msg.get("value") or {}), False
         except Exception as e:
@@ -88,9 +146,11 @@ class Runtime:
 
 
 def write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    n = os.write(fd, data)
+    if n < len(data):  # a short write: only for answers bigger than the pipe
+        view = memoryview(data)[n:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def describe(e):
@@ -117,10 +177,10 @@ def main():
         if not line:
             return
         try:
-            msg = json.loads(line)
+            msg = LOADS(line)
             if not isinstance(msg, dict):
                 raise ValueError("not an object")
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             msg, result = None, {"error": "bad message: %s" % e}
         thrown = False
         if msg is None:

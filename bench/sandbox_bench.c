@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -42,6 +43,22 @@ static void report(const char *what, uint64_t *us, int n, uint64_t total_us)
 	qsort(us, (size_t)n, sizeof(*us), cmp_u64);
 	printf("| %s | %d | %.4f | %.4f | %.0f |\n", what, n, us[n / 2] / 1000.0,
 	       us[(n * 99) / 100] / 1000.0, n * 1e6 / (double)total_us);
+	fflush(stdout);
+}
+
+/* Warm round trips are a few microseconds: timed in nanoseconds. */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void report_ns(const char *what, uint64_t *ns, int n, uint64_t total_ns)
+{
+	qsort(ns, (size_t)n, sizeof(*ns), cmp_u64);
+	printf("| %s | %d | %.4f | %.4f | %.0f |\n", what, n, ns[n / 2] / 1e6,
+	       ns[(n * 99) / 100] / 1e6, n * 1e9 / (double)total_ns);
 	fflush(stdout);
 }
 
@@ -83,8 +100,8 @@ static void b_pipe_rtt(const char *what, const char *const *argv, uint64_t *us, 
 	uint64_t t0 = 0;
 	for (int i = 0; i < n * 10 + 100; i++) {
 		if (i == 100)
-			t0 = gust_now_us();
-		uint64_t s = gust_now_us();
+			t0 = now_ns();
+		uint64_t s = now_ns();
 		if (write(in[1], msg, strlen(msg)) < 0)
 			abort();
 		size_t got = 0;
@@ -95,9 +112,9 @@ static void b_pipe_rtt(const char *what, const char *const *argv, uint64_t *us, 
 			got += (size_t)r;
 		}
 		if (i >= 100 && (i - 100) % 10 == 0)
-			us[(i - 100) / 10] = gust_now_us() - s;
+			us[(i - 100) / 10] = now_ns() - s;
 	}
-	report(what, us, n, (gust_now_us() - t0) / 10);
+	report_ns(what, us, n, (now_ns() - t0) / 10);
 	close(in[1]);
 	waitpid(p, NULL, 0);
 	close(out[0]);
@@ -371,17 +388,17 @@ static void b_warm_sandbox(const char *what, const char *kind, const char *code,
 	uint64_t t0 = 0;
 	for (int i = 0; i < n * 10 + 100; i++) {
 		if (i == 100)
-			t0 = gust_now_us();
+			t0 = now_ns();
 		inv_run_result r = {0};
-		uint64_t s = gust_now_us();
+		uint64_t s = now_ns();
 		inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + 10000, &r);
 		if (r.status != INV_RUN_SUCCESS)
 			abort();
 		if (i >= 100 && (i - 100) % 10 == 0)
-			us[(i - 100) / 10] = gust_now_us() - s;
+			us[(i - 100) / 10] = now_ns() - s;
 		inv_run_result_clear(&r);
 	}
-	report(what, us, n, (gust_now_us() - t0) / 10);
+	report_ns(what, us, n, (now_ns() - t0) / 10);
 	inv_sandbox_destroy(sb);
 }
 
@@ -427,9 +444,7 @@ static void bench_warm(int n)
 		b_pipe_rtt(what, c_echo, us, n);
 		if (b_native_b64 != NULL) {
 			b_launcher = getenv("GUST_NATIVE_LAUNCHER");
-			snprintf(what, sizeof(what),
-			         "warm round trip native, C echo action (run, result + log "
-			         "sentinels) (%s)",
+			snprintf(what, sizeof(what), "warm round trip native, C echo action (%s)",
 			         tag);
 			b_warm_sandbox(what, "native", b_native_b64, us, n);
 			b_launcher = NULL;
@@ -474,10 +489,17 @@ int main(int argc, char **argv)
 	       "(pool of 4), n=%d\n\n",
 	       inv_cgroups_backend(b_cg), dyn ? "on" : gust_error_msg(e), n);
 	printf("| what | n | p50 ms | p99 ms | per s |\n|---|---|---|---|---|\n");
-	bench_baselines(n);
-	bench_native(n / 2);
-	bench_sandboxes(n);
-	bench_churn(n);
+	/* GUST_BENCH_ONLY=warm: the warm round trips alone (a quick re-check). */
+	const char *only = getenv("GUST_BENCH_ONLY");
+	bool all = only == NULL || strcmp(only, "warm") != 0;
+	if (all) {
+		bench_baselines(n);
+		bench_native(n / 2);
+		bench_sandboxes(n);
+		bench_churn(n);
+	} else if (getenv("GUST_BENCH_NATIVE_ACTION") != NULL) {
+		b_native_b64 = b_base64_file(getenv("GUST_BENCH_NATIVE_ACTION"));
+	}
 	bench_warm(n);
 	free(b_native_b64);
 	uint64_t taken = 0, missed = 0;

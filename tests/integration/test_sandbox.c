@@ -647,6 +647,25 @@ static void test_big_params(void **state)
 	assert_int_equal(r.nlogs, 1);
 	assert_non_null(strstr(r.logs[0], " stdout: no newline"));
 	inv_run_result_clear(&r);
+
+	/* Params nested deeper than Python's recursion limit: an error answer,
+	 * and the runtime serves the next activation. */
+	gust_buf_puts(&b, "{\"value\":{\"s\":");
+	for (int i = 0; i < 3000; i++)
+		gust_buf_puts(&b, "[");
+	for (int i = 0; i < 3000; i++)
+		gust_buf_puts(&b, "]");
+	gust_buf_puts(&b, "}}");
+	t_run_line(sb, b.data, 10000, &r);
+	gust_buf_free(&b);
+	assert_int_equal(r.status, INV_RUN_APP_ERROR);
+	assert_non_null(strstr(r.result, "bad message"));
+	assert_true(inv_sandbox_alive(sb));
+	inv_run_result_clear(&r);
+	t_run_line(sb, "{\"value\":{\"s\":\"ok\"}}", 10000, &r);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	assert_string_equal(r.result, "{\"len\":2}");
+	inv_run_result_clear(&r);
 	inv_sandbox_destroy(sb);
 }
 

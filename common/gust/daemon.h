@@ -9,8 +9,9 @@
 #include "gust/config.h"
 
 /*
- * Loads cfg from the table (defaults, --config file, environment, flags),
- * names the log, applies the table's "log_level" key, ignores SIGPIPE and
+ * Sets glibc's malloc thresholds so that megabyte buffers are reused, not
+ * mapped afresh each time (daemon.c says why), loads cfg from the table
+ * (defaults, --config file, environment, flags), names the log, applies the table's "log_level" key, ignores SIGPIPE and
  * routes SIGINT and SIGTERM to on_signal. Returns 0 to go on; otherwise the
  * process should exit with the value (2 after printing a bad config key,
  * -1 for "exit 0" after --help).

@@ -161,10 +161,15 @@ static void run_line(inv *v, const Gust__ActivationRequest *q, int64_t deadline,
 		gust_buf_append(b, q->params.data, q->params.len);
 	else
 		gust_buf_puts(b, "{}");
-	/* Raw newlines can only be whitespace in valid JSON: keep it one line. */
-	for (size_t i = at; i < b->len; i++)
-		if (b->data[i] == '\n' || b->data[i] == '\r')
-			b->data[i] = ' ';
+	/* Raw newlines can only be whitespace in valid JSON: keep it one line.
+	 * memchr, not a byte loop: a trigger's fire is ~1 MiB, and the loop was
+	 * ~3% of all CPU in a Kafka drain (perf). */
+	for (char *p = b->data + at, *end = b->data + b->len;
+	     (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		*p = ' ';
+	for (char *p = b->data + at, *end = b->data + b->len;
+	     (p = memchr(p, '\r', (size_t)(end - p))) != NULL; p++)
+		*p = ' ';
 	gust_buf_puts(b, ",\"env\":{\"__OW_ACTIVATION_ID\":");
 	gust_buf_json_str(b, q->activation_id, strlen(q->activation_id));
 	gust_buf_printf(b, ",\"__OW_DEADLINE\":\"%lld\",\"__OW_NAMESPACE\":", (long long)deadline);

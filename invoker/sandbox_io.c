@@ -420,7 +420,10 @@ int inv_sandbox_run(inv_sandbox *sb, const char *line, size_t len, int64_t deadl
 {
 	memset(res, 0, sizeof(*res));
 	res->start_ms = (uint64_t)gust_wall_ms();
-	if (!inv_sandbox_alive(sb)) {
+	/* Only the flag: a launcher that died since its last answer is found
+	 * by the exchange itself (EPIPE on stdin, EOF on its pipes), with the
+	 * same answer, so a warm run is spared a poll of the pidfd. */
+	if (sb == NULL || !sb->alive) {
 		inv_result_dead(res);
 		return GUST_ECLOSED;
 	}

@@ -18,11 +18,17 @@
  * Kafka backlog, page faults were ~8% of all CPU in gust-trigger's broker
  * thread, gust-scheduler and nng's threads (perf). Fixed thresholds keep
  * such buffers in the arenas for reuse; at the cost that a daemon holds on
- * to up to trim_threshold of freed memory per arena. */
+ * to up to trim_threshold of freed memory per arena. The top pad matters
+ * for the threads' arenas (nng's, the journal's): glibc deletes a thread
+ * heap that became free unless more than the pad would remain, whatever
+ * the trim threshold, and a heap of 64 MiB came and went (mmap, mprotect a
+ * megabyte at a time, page faults) several times a second in a drain. The
+ * pad is address space; pages are only backed once touched. */
 static void daemon_malloc_tune(void)
 {
 	mallopt(M_MMAP_THRESHOLD, 16 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_TOP_PAD, 64 << 20);
 }
 
 int gust_daemon_init(const gust_cfg_key *table, void *cfg, const char *prog, const char *logname,

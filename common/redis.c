@@ -1,8 +1,12 @@
 /* redis.c - hiredis connections and the pipelining writer. */
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "gust/log.h"
 #include "gust/redis.h"
@@ -18,12 +22,13 @@ int gust_redis_connect(const char *addr, int timeout_ms, redisContext **out, gus
 		const char *colon = strrchr(addr, ':');
 		if (colon == NULL || colon == addr)
 			return gust_error_set(err, GUST_EINVAL,
-					      "redis address '%s' is not host:port or unix:/path",
-					      addr);
+			                      "redis address '%s' is not host:port or unix:/path",
+			                      addr);
 		char *end;
 		long port = strtol(colon + 1, &end, 10);
 		if (*end != '\0' || port <= 0 || port > 65535)
-			return gust_error_set(err, GUST_EINVAL, "redis address '%s': bad port", addr);
+			return gust_error_set(err, GUST_EINVAL, "redis address '%s': bad port",
+			                      addr);
 		cleanup_free char *host = gust_xstrndup(addr, (size_t)(colon - addr));
 		c = redisConnectWithTimeout(host, (int)port, tv);
 	}
@@ -37,6 +42,96 @@ int gust_redis_connect(const char *addr, int timeout_ms, redisContext **out, gus
 	redisSetTimeout(c, tv);
 	*out = c;
 	return 0;
+}
+
+/* Arguments at least this long are written from where they are; shorter ones
+ * are copied next to the protocol around them. */
+#define SENDV_DIRECT 4096
+
+/* One piece of the output: bytes in the scratch buffer (base == NULL, at an
+ * offset, since the buffer may move as it grows) or an argument in place. */
+typedef struct sendv_piece {
+	const char *base;
+	size_t off, len;
+} sendv_piece;
+
+static void sendv_scratch(gust_buf *b, sendv_piece **v, size_t *n, size_t *cap, const void *p,
+                          size_t len)
+{
+	if (*n > 0 && (*v)[*n - 1].base == NULL && (*v)[*n - 1].off + (*v)[*n - 1].len == b->len) {
+		(*v)[*n - 1].len += len; /* extends the last scratch piece */
+	} else {
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 16;
+			*v = gust_xrealloc(*v, *cap * sizeof(**v));
+		}
+		(*v)[(*n)++] = (sendv_piece){NULL, b->len, len};
+	}
+	gust_buf_append(b, p, len);
+}
+
+static void sendv_direct(sendv_piece **v, size_t *n, size_t *cap, const char *p, size_t len)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*v = gust_xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = (sendv_piece){p, 0, len};
+}
+
+int gust_redis_sendv(redisContext *c, int ncmds, const int *argc, const char *const *const *argv,
+                     const size_t *const *argvlen)
+{
+	gust_buf b = {0};
+	sendv_piece *v = NULL;
+	size_t n = 0, cap = 0;
+	char num[48];
+	for (int i = 0; i < ncmds; i++) {
+		int k = snprintf(num, sizeof(num), "*%d\r\n", argc[i]);
+		sendv_scratch(&b, &v, &n, &cap, num, (size_t)k);
+		for (int a = 0; a < argc[i]; a++) {
+			size_t len = argvlen[i][a];
+			k = snprintf(num, sizeof(num), "$%zu\r\n", len);
+			sendv_scratch(&b, &v, &n, &cap, num, (size_t)k);
+			if (len >= SENDV_DIRECT)
+				sendv_direct(&v, &n, &cap, argv[i][a], len);
+			else
+				sendv_scratch(&b, &v, &n, &cap, argv[i][a], len);
+			sendv_scratch(&b, &v, &n, &cap, "\r\n", 2);
+		}
+	}
+	struct iovec *iov = gust_xcalloc(n ? n : 1, sizeof(*iov));
+	for (size_t i = 0; i < n; i++) {
+		iov[i].iov_base = (void *)(v[i].base ? v[i].base : b.data + v[i].off);
+		iov[i].iov_len = v[i].len;
+	}
+	int rv = REDIS_OK;
+	size_t at = 0;
+	while (at < n) {
+		size_t cnt = n - at < IOV_MAX ? n - at : IOV_MAX;
+		ssize_t w = writev(c->fd, iov + at, (int)cnt);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			c->err = REDIS_ERR_IO;
+			snprintf(c->errstr, sizeof(c->errstr), "writev: %s",
+			         errno == EAGAIN ? "timed out" : strerror(errno));
+			rv = REDIS_ERR;
+			break;
+		}
+		/* a partial write: skip what went, resume inside a piece */
+		size_t done = (size_t)w;
+		while (at < n && done >= iov[at].iov_len)
+			done -= iov[at++].iov_len;
+		if (at < n) {
+			iov[at].iov_base = (char *)iov[at].iov_base + done;
+			iov[at].iov_len -= done;
+		}
+	}
+	free(iov);
+	free(v);
+	gust_buf_free(&b);
+	return rv;
 }
 
 typedef struct writer_cmd {
@@ -84,15 +179,15 @@ static int writer_send(gust_redis_writer *w, writer_cmd *batch)
 	for (writer_cmd *c = batch; c; c = c->next) {
 		redisReply *r = NULL;
 		if (redisGetReply(w->c, (void **)&r) != REDIS_OK) {
-			gust_log_warn("REDIS-WRITER-IO", "redis %s: %s; resending the batch", w->addr,
-				      w->c->errstr);
+			gust_log_warn("REDIS-WRITER-IO", "redis %s: %s; resending the batch",
+			              w->addr, w->c->errstr);
 			redisFree(w->c);
 			w->c = NULL;
 			return -1;
 		}
 		if (r->type == REDIS_REPLY_ERROR)
 			gust_log_error("REDIS-WRITER-CMD", "redis refused %.*s: %s",
-				       (int)c->argvlen[0], c->argv[0], r->str);
+			               (int)c->argvlen[0], c->argv[0], r->str);
 		freeReplyObject(r);
 	}
 	return 0;

@@ -140,18 +140,47 @@ static void journal_drop_conn(sched_journal *j)
  * (nothing in the batch is considered done). */
 static bool journal_pipeline(sched_journal *j, jop *batch)
 {
-	for (jop *op = batch; op; op = op->next) {
-		if (op->type == J_APPEND) {
-			const char *argv[] = {"XADD",
-			                      JOURNAL_KEY,
-			                      "*",
-			                      "a",
-			                      op->a->id,
-			                      "r",
-			                      nng_msg_body(op->a->req)};
-			size_t lens[] = {4, strlen(JOURNAL_KEY),    1, 1, strlen(op->a->id),
-			                 1, nng_msg_len(op->a->req)};
-			redisAppendCommandArgv(j->c, 7, argv, lens);
+	/* The requests go from their nng messages to the socket (writev), not
+	 * through hiredis's output buffer: see gust_redis_sendv. */
+	int n = 0;
+	for (jop *op = batch; op; op = op->next)
+		n += op->type == J_APPEND;
+	if (n > 0) {
+		int *argc = gust_xcalloc((size_t)n, sizeof(*argc));
+		const char *(*argv)[7] = gust_xcalloc((size_t)n, sizeof(*argv));
+		size_t(*lens)[7] = gust_xcalloc((size_t)n, sizeof(*lens));
+		const char *const **av = gust_xcalloc((size_t)n, sizeof(*av));
+		const size_t **al = gust_xcalloc((size_t)n, sizeof(*al));
+		int i = 0;
+		for (jop *op = batch; op; op = op->next) {
+			if (op->type != J_APPEND)
+				continue;
+			const char *v[7] = {"XADD",
+			                    JOURNAL_KEY,
+			                    "*",
+			                    "a",
+			                    op->a->id,
+			                    "r",
+			                    nng_msg_body(op->a->req)};
+			size_t l[7] = {4, strlen(JOURNAL_KEY),    1, 1, strlen(op->a->id),
+			               1, nng_msg_len(op->a->req)};
+			memcpy(argv[i], v, sizeof(v));
+			memcpy(lens[i], l, sizeof(l));
+			argc[i] = 7;
+			av[i] = argv[i];
+			al[i] = lens[i];
+			i++;
+		}
+		int rv = gust_redis_sendv(j->c, n, argc, av, al);
+		free(argc);
+		free(argv);
+		free(lens);
+		free(av);
+		free(al);
+		if (rv != REDIS_OK) {
+			gust_log_warn("SCHED-JOURNAL-IO", "redis: %s", j->c->errstr);
+			journal_drop_conn(j);
+			return false;
 		}
 	}
 	for (jop *op = batch; op; op = op->next) {

@@ -16,6 +16,19 @@
 int gust_redis_connect(const char *addr, int timeout_ms, redisContext **out, gust_error **err);
 
 /*
+ * Sends ncmds commands (argc[i] arguments each: argv[i], argvlen[i]) straight
+ * to c's socket with writev: large arguments go from where they are, where
+ * redisAppendCommandArgv copies each into a command string and that into the
+ * output buffer, which grows a megabyte at a time (a copy of the whole buffer
+ * each time) - for the journal's megabyte requests, most of the scheduler's
+ * CPU outside the kernel. Nothing may be waiting in c's output buffer. Read
+ * the replies with redisGetReply. REDIS_OK, or REDIS_ERR with c->err set
+ * (the connection is then unusable).
+ */
+int gust_redis_sendv(redisContext *c, int ncmds, const int *argc, const char *const *const *argv,
+                     const size_t *const *argvlen);
+
+/*
  * A writer owns one connection and a thread. gust_redis_writer_cmd copies the
  * command into its queue and returns at once; the thread sends whatever is
  * queued as one pipeline, and on a connection error reconnects and sends the

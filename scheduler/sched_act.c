@@ -17,27 +17,29 @@ enum { A_QUEUED, A_FWD_SEND, A_FWD_RECV };
 
 static void act_fwd_cb(void *arg);
 
-sched_act *sched_act_new(sched *s, nng_msg *req, const Gust__ActivationRequest *q,
-                         sched_worker *caller)
+sched_act *sched_act_new(sched *s, nng_msg *req, const gust_request_head *h, sched_worker *caller)
 {
 	sched_act *a = gust_xcalloc(1, sizeof(*a));
 	a->s = s;
-	snprintf(a->id, sizeof(a->id), "%s", q->activation_id);
-	snprintf(a->key, sizeof(a->key), "%s/%s@%s", q->namespace_, q->action, q->version);
-	snprintf(a->ns, sizeof(a->ns), "%s", q->user && q->user[0] ? q->user : q->namespace_);
-	a->memory_mb = q->memory_mb > 0 ? q->memory_mb : 256;
+	const gust_msg_str *ns = h->user.n ? &h->user : &h->namespace_;
+	snprintf(a->id, sizeof(a->id), "%.*s", (int)h->activation_id.n, h->activation_id.p);
+	snprintf(a->key, sizeof(a->key), "%.*s/%.*s@%.*s", (int)h->namespace_.n, h->namespace_.p,
+	         (int)h->action.n, h->action.p, (int)h->version.n, h->version.p);
+	snprintf(a->ns, sizeof(a->ns), "%.*s", (int)ns->n, ns->p);
+	a->memory_mb = h->memory_mb > 0 ? h->memory_mb : 256;
 	/* A sandbox that runs `concurrency` activations at once holds its memory
 	 * once: charge each activation its share (at least 1 MB). */
-	if (q->concurrency > 1) {
-		a->memory_mb /= q->concurrency;
+	if (h->concurrency > 1) {
+		a->memory_mb /= h->concurrency;
 		if (a->memory_mb < 1)
 			a->memory_mb = 1;
 	}
-	a->timeout_ms = q->timeout_ms > 0 ? q->timeout_ms : 60000;
-	a->blocking = q->blocking;
-	a->attempts = q->attempt;
-	if (q->journal_id && q->journal_id[0]) {
-		snprintf(a->journal_id, sizeof(a->journal_id), "%s", q->journal_id);
+	a->timeout_ms = h->timeout_ms > 0 ? h->timeout_ms : 60000;
+	a->blocking = h->blocking;
+	a->attempts = h->attempt;
+	if (h->journal_id.n) {
+		snprintf(a->journal_id, sizeof(a->journal_id), "%.*s", (int)h->journal_id.n,
+		         h->journal_id.p);
 		a->journaled = true;
 	}
 	a->req = req;

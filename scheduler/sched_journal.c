@@ -254,29 +254,25 @@ static void journal_replay(sched_journal *j)
 					bytes = f->element[k + 1]->str;
 					blen = f->element[k + 1]->len;
 				}
-			Gust__ActivationRequest *q = bytes ? gust__activation_request__unpack(
-			                                         NULL, blen, (const uint8_t *)bytes)
-			                                   : NULL;
-			if (q == NULL) {
+			gust_request_head h;
+			if (bytes == NULL || gust_msg_request_head(bytes, blen, &h) != 0 ||
+			    h.activation_id.n == 0) {
 				gust_log_error("SCHED-JOURNAL-BAD",
 				               "dropping unreadable journal entry %s", eid);
 				freeReplyObject(redisCommand(j->c, "XDEL %s %s", JOURNAL_KEY, eid));
 				continue;
 			}
-			if (sched_inflight_has(s, q->activation_id) ||
-			    journal_recently_done(s, q->activation_id)) {
-				gust__activation_request__free_unpacked(q, NULL);
+			char id[64];
+			snprintf(id, sizeof(id), "%.*s", (int)h.activation_id.n, h.activation_id.p);
+			if (sched_inflight_has(s, id) || journal_recently_done(s, id))
 				continue;
-			}
 			nng_msg *m;
-			if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, bytes, blen) != 0) {
-				gust__activation_request__free_unpacked(q, NULL);
+			if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, bytes, blen) != 0)
 				continue;
-			}
 			append_pb_string(m, 21, eid);
-			q->blocking = false;
-			sched_act *a = sched_act_new(s, m, q, NULL);
-			gust__activation_request__free_unpacked(q, NULL);
+			h.blocking = false;
+			h.journal_id = (gust_msg_str){NULL, 0}; /* set below, from eid */
+			sched_act *a = sched_act_new(s, m, &h, NULL);
 			if (a == NULL) {
 				nng_msg_free(m);
 				continue;

@@ -93,36 +93,35 @@ static bool have_invokers(sched *s)
 static void worker_request(sched_worker *w, nng_msg *msg)
 {
 	sched *s = w->s;
-	Gust__ActivationRequest *q = gust_msg_request(msg);
-	if (q == NULL || q->activation_id[0] == '\0' || strlen(q->activation_id) >= sizeof(w->id) ||
-	    q->namespace_[0] == '\0' || q->action[0] == '\0' || q->version[0] == '\0') {
+	/* The head only: the params travel on as bytes, unread. */
+	gust_request_head h;
+	if (gust_msg_request_head(nng_msg_body(msg), nng_msg_len(msg), &h) != 0 ||
+	    h.activation_id.n == 0 || h.activation_id.n >= sizeof(w->id) || h.namespace_.n == 0 ||
+	    h.action.n == 0 || h.version.n == 0) {
 		gust_counter_add(s->m_malformed, 1);
-		if (q)
-			gust__activation_request__free_unpacked(q, NULL);
 		nng_msg_free(msg);
 		w->id[0] = '\0';
 		worker_refuse(w, GUST_EPROTO, "malformed activation request");
 		return;
 	}
-	snprintf(w->id, sizeof(w->id), "%s", q->activation_id);
-	if (q->blocking && !have_invokers(s)) {
-		gust__activation_request__free_unpacked(q, NULL);
+	snprintf(w->id, sizeof(w->id), "%.*s", (int)h.activation_id.n, h.activation_id.p);
+	if (h.blocking && !have_invokers(s)) {
 		nng_msg_free(msg);
 		worker_refuse(w, GUST_EUNAVAIL, "no invoker is available to run the activation");
 		return;
 	}
-	char why[256];
-	const char *ns = q->user && q->user[0] ? q->user : q->namespace_;
+	char why[256], ns[257];
+	const gust_msg_str *nsv = h.user.n ? &h.user : &h.namespace_;
+	snprintf(ns, sizeof(ns), "%.*s", (int)nsv->n, nsv->p);
 	int rv = sched_admit(s, ns, why, sizeof(why));
 	if (rv != 0) {
-		gust__activation_request__free_unpacked(q, NULL);
 		nng_msg_free(msg);
 		worker_refuse(w, rv, "%s", why);
 		return;
 	}
-	sched_act *a = sched_act_new(s, msg, q, q->blocking ? w : NULL);
-	bool blocking = q->blocking;
-	gust__activation_request__free_unpacked(q, NULL);
+	/* h points into msg, which the activation now holds */
+	bool blocking = h.blocking;
+	sched_act *a = sched_act_new(s, msg, &h, blocking ? w : NULL);
 	if (a == NULL) {
 		nng_msg_free(msg);
 		worker_refuse(w, GUST_ENOMEM, "out of memory");

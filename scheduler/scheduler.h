@@ -122,7 +122,8 @@ void sched_worker_answer(sched_worker *w, nng_msg *msg);
 void sched_worker_journaled(sched_worker *w, sched_act *a, int rv);
 
 /* sched_act.c */
-sched_act *sched_act_new(sched *s, nng_msg *req, const Gust__ActivationRequest *q,
+/* An activation of the request req (kept: the bytes it forwards), read as h. */
+sched_act *sched_act_new(sched *s, nng_msg *req, const gust_request_head *h,
                          sched_worker *caller);
 void sched_act_free(sched_act *a);
 /* Starts forwarding a placed activation (a->inv set). */

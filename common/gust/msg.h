@@ -9,6 +9,8 @@
 #define GUST_MSG_H
 
 #include <nng/nng.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "gust.pb-c.h"
 #include "gust/err.h"
@@ -19,6 +21,28 @@ int gust_msg_pack(const ProtobufCMessage *m, nng_msg **out);
 /* Unpack helpers: NULL when the body is not a valid message of that type. */
 Gust__ActivationRequest *gust_msg_request(nng_msg *m);
 Gust__ActivationResult *gust_msg_result(nng_msg *m);
+
+/* Bytes inside a message (not NUL-terminated). */
+typedef struct gust_msg_str {
+	const char *p;
+	size_t n;
+} gust_msg_str;
+
+/* What the scheduler needs of an ActivationRequest, read from its bytes
+ * without unpacking it: protobuf-c would copy the params (up to a megabyte
+ * for a trigger fire) only for them to be freed unread. */
+typedef struct gust_request_head {
+	gust_msg_str activation_id, namespace_, action, version, user, journal_id;
+	bool blocking;
+	int32_t memory_mb, timeout_ms, attempt, concurrency;
+} gust_request_head;
+
+/* Reads h from the packed ActivationRequest buf[0..len) (views into buf; a
+ * field given twice reads as its last, as protobuf does; absent fields are
+ * empty or 0). GUST_EPROTO when the bytes are not a well-formed
+ * ActivationRequest: truncated, a bad varint, a field number 0, an unknown
+ * wire type, or a known field on the wrong wire type. */
+int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h);
 
 /* Builds a packed ActivationResult that reports a platform error (status 3,
  * "whisk error") for activation id. */

@@ -2,6 +2,7 @@
  * activation record (common/record.c). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,6 +97,72 @@ static void test_request_roundtrip(void **state)
 	assert_false(r->blocking);
 	gust__activation_request__free_unpacked(r, NULL);
 	nng_msg_free(m);
+}
+
+static bool head_is(gust_msg_str v, const char *s)
+{
+	return v.n == strlen(s) && memcmp(v.p, s, v.n) == 0;
+}
+
+/* The scheduler's reading of a request without unpacking it. */
+static void test_request_head(void **state)
+{
+	Gust__ActivationRequest q;
+	fill_request(&q);
+	q.attempt = 2;
+	q.concurrency = -3; /* a negative int32 is ten bytes on the wire */
+	nng_msg *m = NULL;
+	assert_int_equal(gust_msg_pack(&q.base, &m), 0);
+	/* the journal id, appended as the scheduler does: the last one wins */
+	/* tag 21 << 3 | 2 = 170: a two-byte varint */
+	const uint8_t jid[] = {0xaa, 0x01, 3, 'a', '-', '1', 0xaa, 0x01, 3, '7', '-', '0'};
+	assert_int_equal(nng_msg_append(m, jid, sizeof(jid)), 0);
+
+	gust_request_head h;
+	assert_int_equal(gust_msg_request_head(nng_msg_body(m), nng_msg_len(m), &h), 0);
+	assert_true(head_is(h.activation_id, q.activation_id));
+	assert_true(head_is(h.namespace_, "guest"));
+	assert_true(head_is(h.action, "pkg/hello"));
+	assert_true(head_is(h.version, "0.0.3"));
+	assert_true(head_is(h.user, "other ns"));
+	assert_true(head_is(h.journal_id, "7-0"));
+	assert_true(h.blocking);
+	assert_int_equal(h.memory_mb, 256);
+	assert_int_equal(h.timeout_ms, 60000);
+	assert_int_equal(h.attempt, 2);
+	assert_int_equal(h.concurrency, -3);
+
+	/* every truncation is refused (the params' bytes included) */
+	size_t n = nng_msg_len(m);
+	const uint8_t *b = nng_msg_body(m);
+	for (size_t cut = 1; cut < n; cut++) {
+		Gust__ActivationRequest *r = gust__activation_request__unpack(NULL, cut, b);
+		int rv = gust_msg_request_head(b, cut, &h);
+		if (r != NULL) /* a cut between fields is a shorter request */
+			assert_int_equal(rv, 0);
+		else
+			assert_int_equal(rv, GUST_EPROTO);
+		if (r)
+			gust__activation_request__free_unpacked(r, NULL);
+	}
+	nng_msg_free(m);
+
+	/* empty: every field at its default */
+	assert_int_equal(gust_msg_request_head("", 0, &h), 0);
+	assert_int_equal(h.activation_id.n, 0);
+	assert_false(h.blocking);
+	/* a known field on the wrong wire type, field 0, a group, an unknown
+	 * field skipped */
+	const uint8_t wrong[] = {1 << 3 | 0, 1};
+	assert_int_equal(gust_msg_request_head(wrong, sizeof(wrong), &h), GUST_EPROTO);
+	const uint8_t zero[] = {0 << 3 | 0, 1};
+	assert_int_equal(gust_msg_request_head(zero, sizeof(zero), &h), GUST_EPROTO);
+	/* field 30: a two-byte tag (30 << 3 | wire type, as a varint) */
+	const uint8_t group[] = {0xf3, 0x01};
+	assert_int_equal(gust_msg_request_head(group, sizeof(group), &h), GUST_EPROTO);
+	const uint8_t unknown[] = {0xf2, 0x01, 2, 'x', 'y', 7 << 3 | 0, 1, 0xf5, 0x01, 1, 2, 3, 4};
+	assert_int_equal(gust_msg_request_head(unknown, sizeof(unknown), &h), 0);
+	assert_true(h.blocking);
 }
 
 static void test_result_roundtrip(void **state)
@@ -406,11 +473,9 @@ static void test_record_edges(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_request_roundtrip),
-	    cmocka_unit_test(test_result_roundtrip),
-	    cmocka_unit_test(test_garbage),
-	    cmocka_unit_test(test_error_result),
-	    cmocka_unit_test(test_record),
+	    cmocka_unit_test(test_request_roundtrip), cmocka_unit_test(test_request_head),
+	    cmocka_unit_test(test_result_roundtrip),  cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_error_result),      cmocka_unit_test(test_record),
 	    cmocka_unit_test(test_record_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

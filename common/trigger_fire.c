@@ -100,6 +100,15 @@ Gust__ActivationRequest *gust_fire_request_new(const gust_fire_action *a, const 
                                                const char *api_host, const char *defaults,
                                                const char *params, size_t len, const char *cause)
 {
+	size_t n;
+	char *p = gust_fire_params(defaults, params, len, &n);
+	return gust_fire_request_take(a, user, api_host, p, n, cause);
+}
+
+Gust__ActivationRequest *gust_fire_request_take(const gust_fire_action *a, const char *user,
+                                                const char *api_host, char *params, size_t len,
+                                                const char *cause)
+{
 	Gust__ActivationRequest *q = gust_xcalloc(1, sizeof(*q));
 	gust__activation_request__init(q);
 	char id[33];
@@ -130,9 +139,8 @@ Gust__ActivationRequest *gust_fire_request_new(const gust_fire_action *a, const 
 	q->deadline_ms = 0; /* the invoker applies the action's timeout from its start */
 	if (cause)
 		q->cause = gust_xstrdup(cause);
-	size_t n;
-	q->params.data = (uint8_t *)gust_fire_params(defaults, params, len, &n);
-	q->params.len = n;
+	q->params.data = (uint8_t *)params;
+	q->params.len = len;
 	return q;
 }
 

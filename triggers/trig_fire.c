@@ -13,6 +13,7 @@ typedef struct fire_req {
 	Gust__ActivationRequest *q; /* NULL: the rule's action could not be resolved */
 	json_t *log;                /* the rule's entry in the trigger record */
 	bool done;
+	bool lent; /* q->params is the fire's params, lent (freed with the fire) */
 	nng_aio *aio;
 	nng_ctx ctx;
 	bool ctx_open;
@@ -23,6 +24,7 @@ struct trig_fire {
 	char id[33]; /* the trigger's activation */
 	int64_t start;
 	char *params; /* the fire's params (trigger's, then the payload's) */
+	size_t plen;
 	fire_req *reqs;
 	size_t n;
 	bool blocking;
@@ -54,8 +56,7 @@ trig_fire *trig_fire_new(trig_feed *f, const char *payload, size_t len, bool blo
 	cleanup_free char *tinner = gust_fire_params_inner(json_object_get(trigger, "parameters"),
 	                                                   fire_skip_feed_param, &f->cfg.kind);
 	json_decref(trigger);
-	size_t plen;
-	x->params = gust_fire_params(tinner, payload, len, &plen);
+	x->params = gust_fire_params(tinner, payload, len, &x->plen);
 	size_t nr;
 	json_t **rules = trig_store_rules(t, f->ns, &nr);
 	json_t *targets = gust_fire_rule_targets(rules, nr, f->ns, f->name);
@@ -86,8 +87,17 @@ trig_fire *trig_fire_new(trig_feed *f, const char *payload, size_t len, bool blo
 			                   json_string_value(json_object_get(arec, "name")) ?: "");
 			a.ns = nsbuf ? nsbuf : rns ? rns : ans;
 			a.name = namebuf;
-			r->q = gust_fire_request_new(&a, f->ns, t->cfg.api_host, defaults,
-			                             x->params, plen, x->id);
+			/* Without defaults a rule's params are the fire's own: lend
+			 * them rather than copy a batch of up to max_payload per
+			 * rule (gust_fire_params would give the same bytes). */
+			if (defaults == NULL || defaults[0] == '\0') {
+				r->q = gust_fire_request_take(&a, f->ns, t->cfg.api_host, x->params,
+				                              x->plen, x->id);
+				r->lent = true;
+			} else {
+				r->q = gust_fire_request_new(&a, f->ns, t->cfg.api_host, defaults,
+				                             x->params, x->plen, x->id);
+			}
 			r->q->blocking = blocking;
 		} else {
 			r->done = true;
@@ -272,7 +282,7 @@ static void fire_record(trig_fire *x)
 		free(line);
 	}
 	/* The record's result is the fire's params; keep it small for batches. */
-	const char *params = strlen(x->params) > 65536 ? "{\"truncated\":true}" : x->params;
+	const char *params = x->plen > 65536 ? "{\"truncated\":true}" : x->params;
 	char *rec =
 	    gust_fire_trigger_record(x->id, x->f->ns, x->f->name, x->f->ns, x->start, params, logs);
 	json_decref(logs);
@@ -302,6 +312,8 @@ void trig_fire_free(trig_fire *x)
 		fire_record(x);
 	for (size_t i = 0; i < x->n; i++) {
 		fire_req_close(&x->reqs[i]);
+		if (x->reqs[i].lent)
+			x->reqs[i].q->params.data = NULL;
 		gust_fire_request_free(x->reqs[i].q);
 		json_decref(x->reqs[i].log);
 	}

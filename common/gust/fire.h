@@ -56,6 +56,11 @@ char *gust_fire_params(const char *defaults, const char *params, size_t len, siz
 Gust__ActivationRequest *gust_fire_request_new(const gust_fire_action *a, const char *user,
                                                const char *api_host, const char *defaults,
                                                const char *params, size_t len, const char *cause);
+/* The same with params already final (what gust_fire_params returns): the
+ * request takes params (heap) as they are, no copy. */
+Gust__ActivationRequest *gust_fire_request_take(const gust_fire_action *a, const char *user,
+                                                const char *api_host, char *params, size_t len,
+                                                const char *cause);
 void gust_fire_request_free(Gust__ActivationRequest *q);
 
 /* The active rules of trigger `name` in ns among rule records rules[0..n):

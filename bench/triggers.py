@@ -26,7 +26,11 @@ Gust: the feed is attached after the backlogs are in place; its rate is the
 messages completed from the first completed activation to the last, over
 that time (the feed's start-up, the action's cold start and the first
 batch are left out: "first fire"). Completed = the action's activation
-records account for them.
+records account for them. Beside the rate, the CPU seconds and minor page
+faults of every process the cluster started (daemons, broker, sandboxes),
+from attaching the feed until the drain is done: kafka_cpu_s and
+kafka_page_faults, by program name. --perf FILE records perf -a -g over the
+same span.
 
 Prints each run and the medians as JSON."""
 import argparse
@@ -49,6 +53,8 @@ ap.add_argument("--batch", type=int, default=4000)
 ap.add_argument("--partitions", type=int, default=64)
 ap.add_argument("--skip-stream", action="store_true")
 ap.add_argument("--trigger-arg", action="append", default=[])
+ap.add_argument("--perf", metavar="FILE",
+                help="perf record -a -g into FILE.<run> while the feed drains the Kafka topic")
 args = ap.parse_args()
 N = args.n
 ACTIONS = {
@@ -96,6 +102,43 @@ def drain(c, name, n):
         print("%s: only %d of %d messages completed" % (name, seen(), n), file=sys.stderr)
         return 0.0, None
     return (n - first_n) / max(t - first_t, 1e-6), first_t - t0
+
+
+def cpu_snapshot():
+    """{pid: (comm, CPU seconds)} of this process's descendants: the cluster's
+    daemons, the broker and the action sandboxes."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        f = st[st.rindex(")") + 2:].split()
+        procs[int(d)] = (comm, int(f[1]), (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"),
+                         int(f[7]))
+    out, me = {}, os.getpid()
+    for pid, (comm, ppid, cpu, minflt) in procs.items():
+        p, seen = ppid, 0
+        while p not in (0, 1, me) and p in procs and seen < 64:
+            p, seen = procs[p][1], seen + 1
+        if p == me:
+            out[pid] = (comm, cpu, minflt)
+    return out
+
+
+def cpu_used(before, after, field=1, ndigits=2):
+    """CPU seconds (field 1) or minor page faults (field 2) per program name
+    between two snapshots (node and python3 are the action sandboxes)."""
+    used = {}
+    for pid, now in after.items():
+        d = now[field] - before.get(pid, (now[0], 0, 0))[field]
+        if d > 0:
+            used[now[0]] = round(used.get(now[0], 0) + d, ndigits)
+    return dict(sorted(used.items(), key=lambda x: -x[1]))
 
 
 def pipeline(c, cmds):
@@ -157,6 +200,12 @@ with Cluster("benchtrig", trigger_daemons=1, kafka_mock=True, kafka_topics=topic
               {"exec": {"kind": args.kind, "code": ACTIONS[args.kind]}}, auth)
         # --- Kafka: raw, then through Gust ---
         res["kafka_raw_msgs_s"] = raw("kafka", c.kafka_bootstrap, "ev%d" % r, N)
+        cpu0 = cpu_snapshot()
+        perf = None
+        if args.perf:
+            perf = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-o",
+                                     "%s.%d" % (args.perf, r + 1)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         c.api("PUT", "/api/v1/namespaces/_/triggers/kt%d" % r, {
             "annotations": [{"key": "feed", "value": "kafka"}],
             "parameters": kv({"brokers": c.kafka_bootstrap, "topic": "ev%d" % r,
@@ -164,6 +213,12 @@ with Cluster("benchtrig", trigger_daemons=1, kafka_mock=True, kafka_topics=topic
         c.api("PUT", "/api/v1/namespaces/_/rules/kr%d" % r,
               {"trigger": "/_/kt%d" % r, "action": "/_/" + action}, auth)
         res["kafka_gust_msgs_s"], res["kafka_first_fire_s"] = drain(c, action, N)
+        cpu1 = cpu_snapshot()
+        res["kafka_cpu_s"] = cpu_used(cpu0, cpu1)
+        res["kafka_page_faults"] = cpu_used(cpu0, cpu1, 2, None)
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
         c.api("DELETE", "/api/v1/namespaces/_/rules/kr%d" % r, auth=auth)
         c.api("DELETE", "/api/v1/namespaces/_/triggers/kt%d" % r, auth=auth)
         res["kafka_ratio"] = res["kafka_gust_msgs_s"] / res["kafka_raw_msgs_s"]

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gust/json.h"
+#include "json_scan.h"
 
 /* 0: a plain string byte; 1: '"' or '\\'; 2: a control byte (invalid);
  * 3: the first byte of a UTF-8 sequence or an invalid byte. */
@@ -82,26 +83,12 @@ static const char *json_utf8(const char *p, const char *e)
 }
 
 /* A string at p (p at its opening quote): past its closing quote, or NULL. */
-/* Whether any of the 8 bytes in w is not a plain string byte: < 0x20,
- * >= 0x80, '"' or '\\' (exact for "some byte is", not for which one). */
-static inline bool json_word_special(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-	return ((w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
-	        ((bs - ones) & ~bs & high)) != 0;
-}
-
 static const char *json_string(const char *p, const char *e)
 {
 	p++;
 	for (;;) {
-		/* eight plain bytes at a time, then one by one */
-		for (uint64_t w; e - p >= 8; p += 8) {
-			memcpy(&w, p, 8);
-			if (json_word_special(w))
-				break;
-		}
+		/* plain bytes sixteen at a time (json_scan.h), then by class */
+		p = json_plain_end(p, e, false);
 		while (p < e && json_str_class[(uint8_t)*p] == 0)
 			p++;
 		if (p >= e)

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "gust/util.h"
+#include "json_scan.h"
 
 void gust_freep(void *p)
 {
@@ -185,19 +186,6 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-/* Whether any of the 8 bytes in w needs attention in a JSON string: a
- * control byte (< 0x20), DEL or a non-ASCII byte (>= 0x7f), '"' or '\\'.
- * Word-at-a-time tests (exact for "some byte is", not for which one). */
-static inline bool json_word_special(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-	uint64_t lt20 = (w - ones * 0x20) & ~w & high;
-	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\'), del = w ^ (ones * 0x7f);
-	uint64_t zq = (q - ones) & ~q & high, zbs = (bs - ones) & ~bs & high;
-	uint64_t zdel = (del - ones) & ~del & high;
-	return ((w & high) | lt20 | zq | zbs | zdel) != 0;
-}
-
 void gust_buf_json_str(gust_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -206,15 +194,7 @@ void gust_buf_json_str(gust_buf *b, const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		/* Runs of bytes that need no escape are copied whole: a trigger
 		 * fire writes ~1 MB of message values through here. */
-		size_t run = i;
-		for (uint64_t w; run + 8 <= n; run += 8) {
-			memcpy(&w, s + run, 8);
-			if (json_word_special(w))
-				break;
-		}
-		while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7f &&
-		       s[run] != '"' && s[run] != '\\')
-			run++;
+		size_t run = (size_t)(json_plain_end(s + i, s + n, true) - s);
 		if (run > i) {
 			gust_buf_append(b, s + i, run - i);
 			i = run;

@@ -186,9 +186,11 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-void gust_buf_json_str(gust_buf *b, const char *s, size_t n)
+/* strict: stop at ill-formed UTF-8 and take back what was written (false). */
+static bool buf_json_str(gust_buf *b, const char *s, size_t n, bool strict)
 {
 	static const char hex[] = "0123456789abcdef";
+	size_t start = b->len;
 	buf_reserve(b, n + 2);
 	b->data[b->len++] = '"';
 	for (size_t i = 0; i < n; i++) {
@@ -208,6 +210,11 @@ void gust_buf_json_str(gust_buf *b, const char *s, size_t n)
 			/* Logs and names come from anywhere: keep well-formed UTF-8,
 			 * turn anything else into U+FFFD so the JSON stays valid. */
 			size_t ul = utf8_seq((const unsigned char *)s + i, n - i);
+			if (ul == 0 && strict) {
+				b->len = start;
+				b->data[start] = 0;
+				return false;
+			}
 			if (ul == 0) {
 				gust_buf_append(b, "\\ufffd", 6);
 			} else {
@@ -249,6 +256,17 @@ void gust_buf_json_str(gust_buf *b, const char *s, size_t n)
 	buf_reserve(b, 1);
 	b->data[b->len++] = '"';
 	b->data[b->len] = 0;
+	return true;
+}
+
+void gust_buf_json_str(gust_buf *b, const char *s, size_t n)
+{
+	buf_json_str(b, s, n, false);
+}
+
+bool gust_buf_json_str_utf8(gust_buf *b, const char *s, size_t n)
+{
+	return buf_json_str(b, s, n, true);
 }
 
 void gust_buf_reset(gust_buf *b)

@@ -59,38 +59,6 @@ typedef struct kafka_state {
 
 static void kafka_commit_results(trig_feed *f, kafka_state *s);
 
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		/* ASCII eight bytes at a time: message values are mostly ASCII */
-		uint64_t w;
-		if (i + 8 <= n && (memcpy(&w, s + i, 8), (w & 0x8080808080808080ULL) == 0)) {
-			i += 8;
-			continue;
-		}
-		unsigned char c = s[i];
-		size_t k;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0 && c >= 0xc2) {
-			k = 1;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2;
-		} else if ((c & 0xf8) == 0xf0 && c <= 0xf4) {
-			k = 3;
-		} else {
-			return false;
-		}
-		for (size_t j = 1; j <= k; j++)
-			if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
-				return false;
-		i += k + 1;
-	}
-	return true;
-}
-
 /* A key or value as JSON: null, a string, base64, or (JSON data) itself. */
 static void kafka_json_bytes(gust_buf *b, const void *p, size_t n, bool binary, bool json)
 {
@@ -107,10 +75,10 @@ static void kafka_json_bytes(gust_buf *b, const void *p, size_t n, bool binary, 
 		gust_buf_append(b, p, n);
 		return;
 	}
-	if (!binary && utf8_valid(p, n)) {
-		gust_buf_json_str(b, p, n);
+	/* A string when it is well-formed UTF-8 (one pass: escaped as it is
+	 * checked), else base64. */
+	if (!binary && gust_buf_json_str_utf8(b, p, n))
 		return;
-	}
 	char *s = gust_b64_encode(p, n);
 	gust_buf_printf(b, "\"%s\"", s);
 	free(s);

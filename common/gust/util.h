@@ -56,6 +56,9 @@ void gust_buf_puts(gust_buf *b, const char *s);
 void gust_buf_printf(gust_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal (quotes and escapes included). */
 void gust_buf_json_str(gust_buf *b, const char *s, size_t n);
+/* The same for bytes that must be well-formed UTF-8: false, with b as it
+ * was, where gust_buf_json_str would write U+FFFD. */
+bool gust_buf_json_str_utf8(gust_buf *b, const char *s, size_t n);
 void gust_buf_reset(gust_buf *b);
 void gust_buf_free(gust_buf *b);
 /* Returns the NUL-terminated contents and leaves the buffer empty. */

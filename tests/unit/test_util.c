@@ -182,6 +182,59 @@ static void b64_known(const char *plain, const char *enc)
 	free(d);
 }
 
+/* A special byte at every place around the 16- and 8-byte blocks the plain
+ * runs are scanned in: escaped exactly where it is, nothing else touched. */
+static void test_json_str_blocks(void **state)
+{
+	static const char specials[] = {'"', '\\', '\n', 0x01, 0x7f};
+	for (size_t k = 0; k < sizeof(specials); k++) {
+		for (size_t at = 0; at < 40; at++) {
+			char in[40];
+			memset(in, 'x', sizeof(in));
+			in[at] = specials[k];
+			gust_buf b = {0};
+			gust_buf_json_str(&b, in, sizeof(in));
+			const char *esc = specials[k] == '"'    ? "\\\""
+			                  : specials[k] == '\\' ? "\\\\"
+			                  : specials[k] == '\n' ? "\\n"
+			                  : specials[k] == 0x01 ? "\\u0001"
+			                                        : "\\u007f";
+			char want[64];
+			snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)at, in, esc,
+			         (int)(sizeof(in) - at - 1), in + at + 1);
+			assert_string_equal(b.data, want);
+			gust_buf_free(&b);
+		}
+	}
+}
+
+/* gust_buf_json_str_utf8: the same literal for well-formed UTF-8; false and
+ * the buffer as it was for anything else (a lone continuation byte, a
+ * surrogate, a truncated sequence), wherever it sits. */
+static void test_json_str_utf8(void **state)
+{
+	static const char ok[] = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 and plain ASCII, long";
+	gust_buf a = {0}, b = {0};
+	gust_buf_json_str(&a, ok, sizeof(ok) - 1);
+	assert_true(gust_buf_json_str_utf8(&b, ok, sizeof(ok) - 1));
+	assert_string_equal(a.data, b.data);
+	static const char *bad[] = {"\x80", "\xed\xa0\x80", "\xe2\x82", "\xc0\xaf", "\xff"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		for (size_t at = 0; at < 20; at++) {
+			char in[64];
+			memset(in, 'y', sizeof(in));
+			memcpy(in + at, bad[i], strlen(bad[i]));
+			gust_buf_reset(&b);
+			gust_buf_puts(&b, "keep");
+			assert_false(gust_buf_json_str_utf8(&b, in, at + strlen(bad[i]) + 5));
+			assert_int_equal(b.len, 4);
+			assert_string_equal(b.data, "keep");
+		}
+	}
+	gust_buf_free(&a);
+	gust_buf_free(&b);
+}
+
 static void test_b64_vectors(void **state)
 {
 	/* RFC 4648 section 10 */
@@ -450,6 +503,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_buf_append),      cmocka_unit_test(test_buf_printf),
 	    cmocka_unit_test(test_buf_steal_reset), cmocka_unit_test(test_json_str),
+	    cmocka_unit_test(test_json_str_blocks), cmocka_unit_test(test_json_str_utf8),
 	    cmocka_unit_test(test_b64_vectors),     cmocka_unit_test(test_b64_malformed),
 	    cmocka_unit_test(test_b64_roundtrip),   cmocka_unit_test(test_uuid4),
 	    cmocka_unit_test(test_random_hex),      cmocka_unit_test(test_consttime_eq),

@@ -43,7 +43,8 @@ static bool fire_skip_feed_param(const char *key, void *arg)
 	return gust_feed_is_param(*(int *)arg, key);
 }
 
-trig_fire *trig_fire_new(trig_feed *f, const char *payload, size_t len, bool blocking)
+static trig_fire *fire_new(trig_feed *f, const char *payload, size_t len, char *take, bool one_line,
+                           bool blocking)
 {
 	trig *t = f->t;
 	trig_fire *x = gust_xcalloc(1, sizeof(*x));
@@ -56,7 +57,17 @@ trig_fire *trig_fire_new(trig_feed *f, const char *payload, size_t len, bool blo
 	cleanup_free char *tinner = gust_fire_params_inner(json_object_get(trigger, "parameters"),
 	                                                   fire_skip_feed_param, &f->cfg.kind);
 	json_decref(trigger);
-	x->params = gust_fire_params(tinner, payload, len, &x->plen);
+	/* Without parameters of its own, a one-line {...} payload is already
+	 * what gust_fire_params would make of it: keep it as it is. */
+	if (take != NULL && (tinner == NULL || tinner[0] == '\0') && len >= 2 && take[0] == '{' &&
+	    take[len - 1] == '}' &&
+	    (one_line || (memchr(take, '\n', len) == NULL && memchr(take, '\r', len) == NULL))) {
+		x->params = take;
+		x->plen = len;
+	} else {
+		x->params = gust_fire_params(tinner, payload, len, &x->plen);
+		free(take);
+	}
 	size_t nr;
 	json_t **rules = trig_store_rules(t, f->ns, &nr);
 	json_t *targets = gust_fire_rule_targets(rules, nr, f->ns, f->name);
@@ -114,6 +125,16 @@ trig_fire *trig_fire_new(trig_feed *f, const char *payload, size_t len, bool blo
 	}
 	json_decref(targets);
 	return x;
+}
+
+trig_fire *trig_fire_new(trig_feed *f, const char *payload, size_t len, bool blocking)
+{
+	return fire_new(f, payload, len, NULL, false, blocking);
+}
+
+trig_fire *trig_fire_new_take(trig_feed *f, char *payload, size_t len, bool one_line, bool blocking)
+{
+	return fire_new(f, payload, len, payload, one_line, blocking);
 }
 
 size_t trig_fire_count(trig_fire *x)

@@ -362,8 +362,13 @@ static void kafka_build(trig_feed *f, kafka_state *s)
 	k->n = i - first;
 	if (b.len > limit)
 		k->n = 1; /* a single message over the limit can never be delivered */
-	else
-		k->fire = trig_fire_new(f, b.data, b.len, f->cfg.in_order);
+	else {
+		/* Handed over, not copied: keys and values are escaped strings or
+		 * base64, so raw newlines can only come in JSON data values. */
+		size_t len = b.len;
+		k->fire = trig_fire_new_take(f, gust_buf_steal(&b), len, !f->cfg.json_data,
+		                             f->cfg.in_order);
+	}
 	gust_buf_free(&b);
 	s->nfired += k->n;
 	if (s->n > s->nfired)

@@ -124,6 +124,12 @@ enum trig_outcome {
  * for retries (same activation ids). blocking: wait for the activations'
  * results (in-order delivery) instead of their acceptance. */
 trig_fire *trig_fire_new(trig_feed *f, const char *payload, size_t len, bool blocking);
+/* The same, taking payload (heap, freed here) for the fire's params when the
+ * trigger has no parameters of its own: a batch of up to max_payload is then
+ * not copied. one_line: the payload has no raw newline (the builder knows,
+ * e.g. when every value is an escaped string), else it is checked. */
+trig_fire *trig_fire_new_take(trig_feed *f, char *payload, size_t len, bool one_line,
+                              bool blocking);
 /* Sends the requests not yet acknowledged and waits; why (may be NULL) gets
  * the reason of a non-OK outcome. trig_fire_send = trig_fire_start, then
  * trig_fire_wait: a feed may start several fires before it collects the

@@ -300,9 +300,10 @@ static int kafka_dead_letter(trig_feed *f, kafka_state *s, size_t n, const char 
 	return 0;
 }
 
-/* Appends v in decimal: the partition and offset of every message, where
- * printf's format parsing showed in the profile of a drain. */
-static void kafka_put_int(gust_buf *b, long long v)
+/* Writes v in decimal at w (room for 20 bytes) and returns the end: the
+ * partition and offset of every message, where printf's format parsing
+ * showed in the profile of a drain. */
+static char *kafka_put_int(char *w, long long v)
 {
 	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
 	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
@@ -311,7 +312,8 @@ static void kafka_put_int(gust_buf *b, long long v)
 	while ((u /= 10) != 0);
 	if (v < 0)
 		*--p = '-';
-	gust_buf_append(b, p, (size_t)(e - p));
+	memcpy(w, p, (size_t)(e - p));
+	return w + (e - p);
 }
 
 /* Builds the fire of the unfired messages msgs[nfired..) up to the payload
@@ -339,13 +341,19 @@ static void kafka_build(trig_feed *f, kafka_state *s)
 			gust_buf_puts(&head, ",\"partition\":");
 			head_rkt = m->rkt;
 		}
+		/* The envelope up to the key, written in place: room reserved once
+		 * per message, not checked per piece (~8 appends a message showed
+		 * in the profile of a drain). */
+		gust_buf_reserve(&b, head.len + 64);
+		char *w = b.data + b.len;
 		if (i > first)
-			gust_buf_append(&b, ",", 1);
-		gust_buf_append(&b, head.data, head.len);
-		kafka_put_int(&b, (long long)m->partition);
-		gust_buf_append(&b, ",\"offset\":", 10);
-		kafka_put_int(&b, (long long)m->offset);
-		gust_buf_append(&b, ",\"key\":", 7);
+			*w++ = ',';
+		memcpy(w, head.data, head.len);
+		w = kafka_put_int(w + head.len, (long long)m->partition);
+		memcpy(w, ",\"offset\":", 10);
+		w = kafka_put_int(w + 10, (long long)m->offset);
+		memcpy(w, ",\"key\":", 7);
+		b.len = (size_t)(w + 7 - b.data);
 		kafka_json_bytes(&b, m->key, m->key_len, f->cfg.binary_key, false);
 		gust_buf_append(&b, ",\"value\":", 9);
 		kafka_json_bytes(&b, m->payload, m->len, f->cfg.binary_value, f->cfg.json_data);

@@ -120,6 +120,9 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 {
 	const uint8_t *p = buf, *e = p + len;
 	memset(h, 0, sizeof(*h));
+	/* absent strings are "", never NULL: callers print them with %.*s */
+	h->activation_id = h->namespace_ = h->action = h->version = h->user = h->journal_id =
+	    (gust_msg_str){"", 0};
 	while (p < e) {
 		uint64_t v = 0;
 		uint32_t field;
@@ -129,7 +132,7 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 		int want = request_wire_type(field);
 		if (want >= 0 && wt != want)
 			return GUST_EPROTO;
-		gust_msg_str str = {NULL, 0};
+		gust_msg_str str = {"", 0};
 		const uint8_t *raw = p; /* the field's bytes after its tag */
 		switch (wt) {
 		case 0:

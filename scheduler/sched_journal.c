@@ -271,7 +271,7 @@ static void journal_replay(sched_journal *j)
 				continue;
 			append_pb_string(m, 21, eid);
 			h.blocking = false;
-			h.journal_id = (gust_msg_str){NULL, 0}; /* set below, from eid */
+			h.journal_id = (gust_msg_str){"", 0}; /* set below, from eid */
 			sched_act *a = sched_act_new(s, m, &h, NULL);
 			if (a == NULL) {
 				nng_msg_free(m);

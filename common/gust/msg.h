@@ -37,11 +37,11 @@ typedef struct gust_request_head {
 	int32_t memory_mb, timeout_ms, attempt, concurrency;
 } gust_request_head;
 
-/* Reads h from the packed ActivationRequest buf[0..len) (views into buf; a
- * field given twice reads as its last, as protobuf does; absent fields are
- * empty or 0). GUST_EPROTO when the bytes are not a well-formed
- * ActivationRequest: truncated, a bad varint, a field number 0, an unknown
- * wire type, or a known field on the wrong wire type. */
+/* Reads h from the packed ActivationRequest buf[0..len): views into buf that
+ * end at a NUL, as protobuf-c's C strings do; a field given twice reads as
+ * its last; absent strings are "" and absent numbers 0. GUST_EPROTO where
+ * libprotobuf-c's unpack would fail: truncated, a bad tag, varint or length,
+ * a group or unknown wire type, a string or number on the wrong wire type. */
 int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h);
 
 /* Builds a packed ActivationResult that reports a platform error (status 3,

@@ -122,7 +122,7 @@ sched:;
 	gust_request_head h;
 	FUZZ_CHECK(gust_msg_request_head(data, size, &h) == 0,
 	           "a request protobuf-c unpacks has no head");
-#define SAME_STR(v, s) ((v).n == strlen(s) && memcmp((v).p, (s), (v).n) == 0)
+#define SAME_STR(v, s) ((v).n == strlen(s) && ((v).n == 0 || memcmp((v).p, (s), (v).n) == 0))
 	FUZZ_CHECK(SAME_STR(h.activation_id, q->activation_id) &&
 	               SAME_STR(h.namespace_, q->namespace_) && SAME_STR(h.action, q->action) &&
 	               SAME_STR(h.version, q->version) && SAME_STR(h.user, q->user) &&

@@ -101,7 +101,7 @@ static void test_request_roundtrip(void **state)
 
 static bool head_is(gust_msg_str v, const char *s)
 {
-	return v.n == strlen(s) && memcmp(v.p, s, v.n) == 0;
+	return v.p != NULL && v.n == strlen(s) && memcmp(v.p, s, v.n) == 0;
 }
 
 /* The scheduler's reading of a request without unpacking it. */
@@ -149,7 +149,8 @@ static void test_request_head(void **state)
 
 	/* empty: every field at its default */
 	assert_int_equal(gust_msg_request_head("", 0, &h), 0);
-	assert_int_equal(h.activation_id.n, 0);
+	assert_true(head_is(h.activation_id, "") && head_is(h.user, "") &&
+	            head_is(h.journal_id, ""));
 	assert_false(h.blocking);
 	/* a known field on the wrong wire type, field 0, a group, an unknown
 	 * field skipped */

@@ -239,26 +239,14 @@ exec_done:;
 	                    json_pack("{s:I,s:I,s:I,s:I}", "timeout", (json_int_t)timeout, "memory",
 	                              (json_int_t)memory, "logs", (json_int_t)logs, "concurrency",
 	                              (json_int_t)conc));
-	const char *lists[] = {"parameters", "annotations"};
-	for (int i = 0; i < 2; i++) {
-		json_t *v = json_object_get(body, lists[i]);
-		if (!gw_valid_kv_list(v)) {
-			gw_reply_error(
-			    r, 400, "EINVAL",
-			    "The request content was malformed: '%s' must be an array of "
-			    "{\"key\", \"value\"}",
-			    lists[i]);
-			goto out;
-		}
-		if (v)
-			json_object_set(rec, lists[i], v);
-		else if (json_object_get(rec, lists[i]) == NULL)
-			json_object_set_new(rec, lists[i], json_array());
-	}
-	json_t *pub = json_object_get(body, "publish");
-	if (pub)
-		json_object_set_new(rec, "publish", json_boolean(json_is_true(pub)));
-	else if (json_object_get(rec, "publish") == NULL)
+	if (!gw_entity_merge(r, body, rec))
+		goto out;
+	/* A new action has them all, empty, as OpenWhisk shows one. */
+	if (json_object_get(rec, "parameters") == NULL)
+		json_object_set_new(rec, "parameters", json_array());
+	if (json_object_get(rec, "annotations") == NULL)
+		json_object_set_new(rec, "annotations", json_array());
+	if (json_object_get(rec, "publish") == NULL)
 		json_object_set_new(rec, "publish", json_false());
 
 	version = bump_version(json_string_value(json_object_get(rec, "version")));

@@ -669,6 +669,57 @@ static void test_big_params(void **state)
 	inv_sandbox_destroy(sb);
 }
 
+/* Bytes of 'x' in an activation's stdout lines. */
+static size_t t_count_x(const inv_run_result *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nlogs; i++) {
+		const char *t = strstr(r->logs[i], " stdout: ");
+		for (t = t != NULL ? t + 9 : ""; *t; t++)
+			n += *t == 'x';
+	}
+	return n;
+}
+
+/* The answer ends the activation's logs: a log far bigger than the pipe,
+ * written just before a synchronous answer, is all this activation's, and
+ * the next gets none of it (node queued what did not fit and answered
+ * first until its log streams were made blocking). Node: a log from a
+ * promise resolved before returning is this activation's too. */
+static void test_logs_before_answer(void **state)
+{
+	(void)state;
+	static const char *const code[2][2] = {
+	    {"nodejs:20", "function main(a) {\n"
+	                  "  if (!a.big) { console.log('small'); return {ok: true}; }\n"
+	                  "  console.log('x'.repeat(300000));\n"
+	                  "  Promise.resolve().then(() => console.log('micro'));\n"
+	                  "  return {ok: true};\n}\n"},
+	    {"python:3", "def main(a):\n"
+	                 "    print('x' * 300000 if a.get('big') else 'small')\n"
+	                 "    return {'ok': True}\n"},
+	};
+	for (int k = 0; k < 2; k++) {
+		inv_sandbox *sb = t_ready(code[k][0], code[k][1]);
+		for (int i = 0; i < 2; i++) {
+			inv_run_result r = {0};
+			t_run(sb, "{\"big\":true}", 10000, &r);
+			assert_int_equal(r.status, INV_RUN_SUCCESS);
+			assert_int_equal(t_count_x(&r), 300000);
+			if (k == 0)
+				assert_true(t_has_log(&r, "stdout: micro"));
+			inv_run_result_clear(&r);
+			t_run(sb, "{}", 10000, &r);
+			assert_int_equal(r.status, INV_RUN_SUCCESS);
+			assert_int_equal(t_count_x(&r), 0);
+			assert_int_equal(r.nlogs, 1);
+			assert_true(t_has_log(&r, "stdout: small"));
+			inv_run_result_clear(&r);
+		}
+		inv_sandbox_destroy(sb);
+	}
+}
+
 /* native: the action's own executable speaks the protocol after init. */
 static void test_native(void **state)
 {
@@ -935,6 +986,7 @@ int main(void)
 	    T_BOTH(test_zip),
 	    cmocka_unit_test(test_big_result),
 	    cmocka_unit_test(test_big_params),
+	    cmocka_unit_test(test_logs_before_answer),
 	    cmocka_unit_test_prestate(test_native, NULL),
 	    cmocka_unit_test_prestate(test_native, (void *)GUST_NATIVE_LAUNCHER_DEFAULT),
 	    cmocka_unit_test(test_garbage),

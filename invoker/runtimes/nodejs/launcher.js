@@ -7,8 +7,8 @@
  * stdout/stderr  the action's logs, written before the answer on fd 3: the
  *                answer closes the activation's logs (no sentinel lines).
  *
- * Node core only. On Linux, writes to process.stdout/stderr are synchronous when
- * they are pipes, so the answer can never overtake the action's own output.
+ * Node core only. stdout and stderr are made blocking (see whenFlushed), so
+ * the answer can never overtake the action's own output.
  */
 const fs = require('fs');
 const path = require('path');
@@ -202,28 +202,50 @@ function isPromise(v) {
   return v instanceof Promise;
 }
 
+/* The answer on fd 3 ends the activation's logs (invoker/sandbox.h), so every
+ * log byte must be in its pipe first. libuv writes to a pipe what fits and
+ * queues the rest for the event loop: a big console.log could still be in
+ * our memory when a synchronous action's answer goes out. Blocking writes
+ * keep the order (console.log waits while the invoker reads the pipe, which
+ * it does while it waits for the answer); whenFlushed covers any stream that
+ * still queues, e.g. one an action replaced. */
+for (const s of [process.stdout, process.stderr]) {
+  if (s._handle && typeof s._handle.setBlocking === 'function') s._handle.setBlocking(true);
+}
+
+function whenFlushed(fn) {
+  const out = process.stdout;
+  const err = process.stderr;
+  if (!out.writableLength && !err.writableLength) return fn();
+  (out.writableLength ? out : err).once('drain', () => whenFlushed(fn));
+}
+
 // Lines from stdin without readline's async iterator, which costs more than
 // the rest of a warm activation: chunks are split here. One run at a time:
-// lines that come while an action's Promise is pending wait their turn.
+// lines that come while a run is in progress wait their turn.
 function loop() {
   let pending = '';
   const waiting = [];
   let busy = false;
+  let ending = false; // stdin closed: exit once the last run has answered
   const next = () => {
     busy = false;
-    while (!busy && waiting.length > 0) serve(waiting.shift());
+    if (waiting.length > 0) serve(waiting.shift());
+    else if (ending) process.exit(0);
   };
-  const serve = (line) => {
-    const r = handle(line);
-    if (!isPromise(r)) {
-      reply(r);
-      return;
-    }
-    busy = true;
-    r.then((v) => {
+  const finish = (v) =>
+    whenFlushed(() => {
       reply(v);
       next();
     });
+  const serve = (line) => {
+    busy = true;
+    const r = handle(line);
+    // A synchronous answer still waits one microtask, as an await would:
+    // what the action queued before returning (a log from a resolved
+    // promise) runs first and is this activation's.
+    if (isPromise(r)) r.then(finish);
+    else queueMicrotask(() => finish(r));
   };
   const onLine = (line) => {
     if (concurrency > 1) {
@@ -254,8 +276,8 @@ function loop() {
     pending += chunk.slice(start);
   });
   process.stdin.on('end', () => {
-    const done = () => (busy || waiting.length > 0 ? setTimeout(done, 5) : process.exit(0));
-    done();
+    ending = true;
+    if (!busy && waiting.length === 0) process.exit(0);
   });
 }
 

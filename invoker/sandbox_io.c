@@ -195,7 +195,12 @@ static size_t inv_read_stream(inv_sandbox *sb, inv_stream *s, inv_xfer *x)
 		return 0;
 	if (n <= 0) {
 		s->eof = true;
-		inv_mark_dead(sb, x);
+		if (x->res_done && s != &sb->res)
+			/* It answered, then exited (or closed a log pipe): the answer
+			 * stands, but the sandbox is not used again. */
+			inv_sandbox_kill(sb);
+		else
+			inv_mark_dead(sb, x);
 		if (s != &sb->res)
 			inv_log_rest(s, &x->logs); /* the launcher's last words */
 		return 0;

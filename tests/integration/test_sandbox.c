@@ -827,6 +827,34 @@ static void test_garbage(void **state)
 	inv_sandbox_destroy(sb);
 }
 
+/* A runtime that answers and exits at once: the answer stands (however the
+ * EOF of its log pipes and the answer interleave), and the sandbox is not
+ * used again. */
+static void test_answer_then_exit(void **state)
+{
+	(void)state;
+	static const char exe[] = "#!/bin/sh\n"
+	                          "read line\n"
+	                          "echo bye\n"
+	                          "echo '{\"ok\":1}' >&3\n"
+	                          "exit 0\n";
+	for (int i = 0; i < 5; i++) {
+		inv_sandbox *sb = t_ready("native", exe);
+		inv_run_result r = {0};
+		t_run(sb, "{}", 5000, &r);
+		if (r.status != INV_RUN_SUCCESS)
+			t_dump_logs(&r);
+		assert_int_equal(r.status, INV_RUN_SUCCESS);
+		assert_string_equal(r.result, "{\"ok\":1}");
+		assert_true(t_has_log(&r, "stdout: bye"));
+		inv_run_result_clear(&r);
+		for (int k = 0; k < 100 && inv_sandbox_alive(sb); k++)
+			usleep(10000);
+		assert_false(inv_sandbox_alive(sb));
+		inv_sandbox_destroy(sb);
+	}
+}
+
 /* Bad configs, and a failure inside the child reported with its errno. */
 static void test_create_errors(void **state)
 {
@@ -990,6 +1018,7 @@ int main(void)
 	    cmocka_unit_test_prestate(test_native, NULL),
 	    cmocka_unit_test_prestate(test_native, (void *)GUST_NATIVE_LAUNCHER_DEFAULT),
 	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_answer_then_exit),
 	    cmocka_unit_test(test_create_errors),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_netns_pool),

@@ -855,6 +855,23 @@ static void test_answer_then_exit(void **state)
 	}
 }
 
+/* A python action that closes sys.stdout still gets its answer out (the
+ * launcher flushes the streams before answering). */
+static void test_closed_stdout(void **state)
+{
+	(void)state;
+	inv_sandbox *sb = t_ready("python:3", "import sys\n"
+	                                      "def main(a):\n"
+	                                      "    sys.stdout.close()\n"
+	                                      "    return {'ok': True}\n");
+	inv_run_result r = {0};
+	t_run(sb, "{}", 5000, &r);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	assert_string_equal(r.result, "{\"ok\":true}");
+	inv_run_result_clear(&r);
+	inv_sandbox_destroy(sb);
+}
+
 /* Bad configs, and a failure inside the child reported with its errno. */
 static void test_create_errors(void **state)
 {
@@ -1019,6 +1036,7 @@ int main(void)
 	    cmocka_unit_test_prestate(test_native, (void *)GUST_NATIVE_LAUNCHER_DEFAULT),
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_answer_then_exit),
+	    cmocka_unit_test(test_closed_stdout),
 	    cmocka_unit_test(test_create_errors),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_netns_pool),

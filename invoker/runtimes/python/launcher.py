@@ -43,7 +43,8 @@ def _fast_json():
         try:
             s = line.decode()
             obj, end = scan(s, 0)
-            if end == len(s) - 1 or s[end:].isspace():
+            rest = s[end:]
+            if rest == "\n" or not rest or rest.isspace():
                 return obj
         except (StopIteration, ValueError):
             pass
@@ -153,6 +154,15 @@ def write_all(fd, data):
             view = view[os.write(fd, view):]
 
 
+def flush(stream):
+    """An action may have closed or replaced the stream: that must not cost
+    it its answer."""
+    try:
+        stream.flush()
+    except Exception:
+        pass
+
+
 def describe(e):
     text = str(e)
     return text if text else type(e).__name__
@@ -192,8 +202,8 @@ def main():
         # Whatever the action left in Python's streams goes before the
         # answer, which ends the activation's logs (with -u nothing normally
         # waits there).
-        sys.stdout.flush()
-        sys.stderr.flush()
+        flush(sys.stdout)
+        flush(sys.stderr)
         rt.reply(result, thrown)
 
 

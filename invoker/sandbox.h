@@ -23,8 +23,10 @@
  *   stdout/stderr  the function's logs, written before the answer on fd 3: as
  *                  in OpenWhisk's action loop the answer ends the activation's
  *                  logs, and no sentinel lines are needed (one still written,
- *                  XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX, is dropped). Output
- *                  written after the answer goes to the next activation.
+ *                  XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX, is dropped, not
+ *                  waited for). Output written after the answer goes to the
+ *                  next activation: an executable must flush buffered stdout
+ *                  (printf into a pipe) before it answers.
  *
  * Calls on one sandbox are not thread-safe: one owner at a time (the pool hands
  * a sandbox to one worker). All calls block the calling worker thread only.

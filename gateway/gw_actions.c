@@ -522,6 +522,13 @@ void gw_actions_route(gw_req *r, gw_key *k, const char *ns, const char *rest)
 {
 	const char *m = r->method;
 	size_t rl = strlen(rest);
+	/* gw_http lets another namespace's path through only to invoke */
+	if (strcmp(ns, k->ns) != 0 && strcmp(m, "POST") != 0) {
+		gw_reply_error(r, 403, "EPERM",
+		               "The supplied authentication is not authorized to access this "
+		               "resource.");
+		return;
+	}
 	if (*rest == '\0' || (rl > 1 && rest[rl - 1] == '/' && memchr(rest, '/', rl - 1) == NULL)) {
 		if (strcmp(m, "GET") != 0) {
 			gw_reply_error(r, 405, "ENOTSUP", "Method not allowed: %s on a collection",

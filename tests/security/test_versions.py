@@ -15,7 +15,8 @@ The attacks, each shown to fail beside the legitimate use of the feature:
   the same name in his namespace starts at 0.0.1.
 One invoker, so that every call lands where the warm sandboxes are."""
 import base64
-import json
+import os
+import subprocess
 import threading
 
 from cluster import Cluster, wait_until
@@ -179,6 +180,28 @@ try:
                   want is not None and r.get("tag") == want, (r, want))
             keys = code_keys("carol", "race")
             check("round %d: no loser's code is left behind" % rnd, len(keys) == 1, keys)
+
+    @case
+    def marks_go_with_the_namespace():
+        c.create_namespace("dave")
+        KEYS["dave"] = c.create_key("dave")
+        wait_until(lambda: c.api("GET", "/api/v1/namespaces", auth=KEYS["dave"])[0] == 200, 15)
+        put("dave", "x", "dave-x")
+        st, body, _ = api("dave", "DELETE", "/actions/x")
+        check("dave deletes x", st == 200, (st, body))
+        mark = c.etcd("/v3/kv/range", {"key": c._b64("/gust/versions/dave/x")})
+        check("the delete left x's version mark", mark.get("count") == "1", mark)
+        env = c.common_env()
+        p = subprocess.run([c.bin("gust"), "admin", "namespace", "delete", "dave"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        check("gust admin namespace delete dave", p.returncode == 0, p.stderr)
+        left = c.etcd("/v3/kv/range", {"key": c._b64("/gust/versions/dave/"),
+                                       "range_end": c._b64("/gust/versions/dave0")})
+        check("the namespace's version marks went with it", left.get("count") in (None, "0"),
+              left)
+        left = c.etcd("/v3/kv/range", {"key": c._b64("/gust/versions/alice/"),
+                                       "range_end": c._b64("/gust/versions/alice0")})
+        check("another namespace's marks stay", left.get("count") not in (None, "0"), left)
 finally:
     c.__exit__(None, None, None)
 finish()

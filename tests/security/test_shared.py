@@ -15,6 +15,9 @@ to fail beside the legitimate use of the same feature:
 - the shared action reads and writes alice's state cache for its callers: it
   sees the caller's (GUST_STATE_PREFIX, the keys in Redis), alice's own
   invocation still sees hers;
+- one caller's calls of the shared action use up the owner's or another
+  caller's limits: they count against that caller's own (erin, with 2 a
+  minute, gets 429 on her third; alice and bob still run);
 - a web action keeps running as its owner (OpenWhisk's rule), as before.
 One invoker, so that every call of a caller lands on the same warm pool."""
 import json
@@ -265,6 +268,20 @@ try:
         check("carol's list has alice's sequence she ran, alice's has not",
               wait_until(lambda: sid in listed("carol", "_"), 15) and
               sid not in listed("alice", "_"))
+
+    @case
+    def limits_are_the_callers():
+        c.create_namespace("erin", {"concurrentInvocations": 100, "invocationsPerMinute": 2,
+                                    "firesPerMinute": 100})
+        KEYS["erin"] = c.create_key("erin")
+        wait_until(lambda: c.api("GET", "/api/v1/namespaces", auth=KEYS["erin"])[0] == 200, 15)
+        got = [call("erin", DIRECT, {"secret": "erin-%d" % i})[0] for i in range(3)]
+        check("erin's calls of alice's action count against erin's limit (2 a minute)",
+              got[:2] == [200, 200] and got[2] == 429, got)
+        st, body, _ = call("alice", "/_/actions/lib/leak", {"secret": "alice-limit"})
+        check("alice's own calls are not charged with erin's", st == 200, (st, body))
+        st, body, _ = call("bob", DIRECT, {"secret": "bob-limit"})
+        check("bob's calls are not charged with erin's", st == 200, (st, body))
 
     @case
     def web_actions_run_as_the_owner():

@@ -10,6 +10,8 @@
  *   /gust/keys/<uuid>       {"uuid": u, "namespace": ns, "salt": s, "hash": hex(SHA-256(s || key))}
  *                           (the secret itself is never stored; it is printed once)
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
+ *   /gust/versions/<ns>/... the last version of each deleted action (so that
+ *                           one created again under its name goes on counting)
  */
 #include <errno.h>
 #include <string.h>
@@ -29,7 +31,8 @@
 
 /* What a namespace owns besides its keys, deleted with it: "<prefix><ns>/".
  * New per-namespace entities (packages, triggers, rules) add a line here. */
-static const char *const ns_owned_prefixes[] = {"/gust/actions/", "/gust/code/", "/gust/packages/",
+static const char *const ns_owned_prefixes[] = {"/gust/actions/",  "/gust/code/",
+                                                "/gust/versions/", "/gust/packages/",
                                                 "/gust/triggers/", "/gust/rules/"};
 
 enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES };

@@ -2,6 +2,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gust/util.h"
@@ -122,7 +123,7 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 	memset(h, 0, sizeof(*h));
 	/* absent strings are "", never NULL: callers print them with %.*s */
 	h->activation_id = h->namespace_ = h->action = h->version = h->user = h->journal_id =
-	    (gust_msg_str){"", 0};
+	    h->code_key = (gust_msg_str){"", 0};
 	while (p < e) {
 		uint64_t v = 0;
 		uint32_t field;
@@ -174,6 +175,9 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 		case 4:
 			h->version = str;
 			break;
+		case 16:
+			h->code_key = str;
+			break;
 		case 19:
 			h->user = str;
 			break;
@@ -206,6 +210,14 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 		}
 	}
 	return 0;
+}
+
+size_t gust_warm_key(char *buf, size_t size, const gust_request_head *h)
+{
+	const gust_msg_str *u = h->user.n ? &h->user : &h->namespace_;
+	int n = snprintf(buf, size, "%.*s|%.*s|%.*s", (int)u->n, u->p, (int)h->code_key.n,
+	                 h->code_key.p, (int)h->version.n, h->version.p);
+	return n < 0 ? 0 : (size_t)n;
 }
 
 int gust_msg_error_result(const char *activation_id, int err, const char *msg, nng_msg **out)

@@ -24,6 +24,11 @@ static void put_str(gust_buf *b, const char *k, const char *v)
 	gust_buf_json_str(b, v ? v : "", v ? strlen(v) : 0);
 }
 
+const char *gust_activation_ns(const Gust__ActivationRequest *req)
+{
+	return req->user && req->user[0] ? req->user : req->namespace_;
+}
+
 void gust_record_json(const Gust__ActivationRequest *req, const Gust__ActivationResult *res,
                       gust_buf *b)
 {
@@ -35,7 +40,7 @@ void gust_record_json(const Gust__ActivationRequest *req, const Gust__Activation
 	gust_buf_puts(b, "{");
 	put_str(b, "activationId", req->activation_id);
 	gust_buf_puts(b, ",");
-	put_str(b, "namespace", req->namespace_);
+	put_str(b, "namespace", gust_activation_ns(req));
 	gust_buf_puts(b, ",");
 	put_str(b, "name", req->action);
 	gust_buf_puts(b, ",");

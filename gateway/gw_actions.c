@@ -1,6 +1,11 @@
 /* gw_actions.c - actions: create, update (merge), get, list, delete; invoke is
  * handed to gw_invoke.c. Records live in etcd at /gust/actions/<ns>/<name>
- * (metadata) and /gust/code/<ns>/<name>/<version> (the code). */
+ * (metadata) and /gust/code/<ns>/<name>:<version>-<id> (the code; <id> is
+ * random, new for every write of code). A deleted action leaves its last
+ * version at /gust/versions/<ns>/<name>, so that one created again under the
+ * name goes on counting: no version, and no code key, ever names two codes,
+ * and invokers (whose code cache and warm sandboxes are keyed by them) never
+ * run an older action's code for a newer one. */
 #include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -31,6 +36,71 @@ static char *bump_version(const char *v)
 	if (v == NULL || sscanf(v, "%u.%u.%u", &a, &b, &c) != 3)
 		return gust_xstrdup("0.0.1");
 	return gust_xasprintf("%u.%u.%u", a, b, c + 1);
+}
+
+/* Orders versions "a.b.c" numerically; one that does not parse is lowest. */
+static int version_cmp(const char *x, const char *y)
+{
+	unsigned v[2][3] = {{0}};
+	const char *s[2] = {x, y};
+	for (int i = 0; i < 2; i++)
+		if (s[i] == NULL || sscanf(s[i], "%u.%u.%u", &v[i][0], &v[i][1], &v[i][2]) != 3)
+			v[i][0] = v[i][1] = v[i][2] = 0;
+	for (int k = 0; k < 3; k++)
+		if (v[0][k] != v[1][k])
+			return v[0][k] < v[1][k] ? -1 : 1;
+	return 0;
+}
+
+static char *version_key(const char *ns, const char *name)
+{
+	return gust_xasprintf("/gust/versions/%s/%s", ns, name);
+}
+
+/* The last version an earlier action of this name had (heap, *out NULL when
+ * there was none). */
+static int version_last(gw *g, const char *ns, const char *name, char **out, gust_error **e)
+{
+	cleanup_free char *key = version_key(ns, name);
+	gust_kv kv = {0};
+	*out = NULL;
+	int rv = gust_etcd_get(g->etcd, key, &kv, e);
+	if (rv == GUST_ENOENT)
+		return 0;
+	if (rv == 0)
+		*out = gust_xstrndup(kv.value, kv.value_len);
+	gust_kv_clear(&kv);
+	return rv;
+}
+
+/* Remembers version as the name's last unless a higher one is remembered:
+ * written before the record's delete, so a create that sees the record gone
+ * sees its version too. A compare-and-swap, so that a delete that loses a
+ * race to a later update and delete never lowers the mark. */
+static int version_remember(gw *g, const char *ns, const char *name, const char *version,
+                            gust_error **e)
+{
+	cleanup_free char *key = version_key(ns, name);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		gust_kv kv = {0};
+		int rv = gust_etcd_get(g->etcd, key, &kv, e);
+		if (rv != 0 && rv != GUST_ENOENT)
+			return rv;
+		gust_error_free(*e);
+		*e = NULL;
+		bool higher = rv == 0 && version_cmp(kv.value, version) >= 0;
+		int64_t rev = rv == 0 ? kv.mod_revision : 0;
+		gust_kv_clear(&kv);
+		if (higher)
+			return 0;
+		rv = gust_etcd_cas(g->etcd, key, rev, version, strlen(version), 0, NULL, e);
+		if (rv != GUST_ECONFLICT)
+			return rv;
+		gust_error_free(*e);
+		*e = NULL;
+	}
+	return gust_error_set(e, GUST_ECONFLICT, "the version mark of %s/%s keeps changing", ns,
+	                      name);
 }
 
 /* Checks an integer limit; returns false (and answers 400) when out of bounds. */
@@ -124,6 +194,7 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 	/* Every cleanup-owned local is declared before the first goto: a jump
 	 * past an initialisation would free garbage on the way out. */
 	cleanup_free char *version = NULL, *old_code_key = NULL, *doc = NULL, *answer = NULL;
+	cleanup_free char *last = NULL, *ck = NULL;
 	cleanup_free char *rkey = gust_xasprintf("/gust/actions/%s/%s", ns, name);
 	cleanup_free char *pkg = NULL;
 	gust_kv old = {0};
@@ -249,7 +320,13 @@ exec_done:;
 	if (json_object_get(rec, "publish") == NULL)
 		json_object_set_new(rec, "publish", json_false());
 
-	version = bump_version(json_string_value(json_object_get(rec, "version")));
+	/* A new action goes on from the last version of any earlier one of
+	 * this name: a version never names two different actions. */
+	if (old.key == NULL && (rv = version_last(g, ns, name, &last, &e)) != 0) {
+		gw_reply_gust_error(r, GUST_EUNAVAIL, gust_error_msg(e));
+		goto out;
+	}
+	version = bump_version(old.key ? json_string_value(json_object_get(rec, "version")) : last);
 	if (pkg) {
 		json_object_set_new(rec, "namespace", json_sprintf("%s/%s", ns, pkg));
 		json_object_set_new(rec, "name", json_string(slash + 1));
@@ -263,8 +340,13 @@ exec_done:;
 		const char *ock = json_string_value(json_object_get(rec, "code_key"));
 		old_code_key = ock ? gust_xstrdup(ock) : NULL;
 		/* ':' cannot be in a name, so no action's code prefix covers
-		 * another's (action "a" and package "a"'s actions). */
-		cleanup_free char *ck = gust_xasprintf("/gust/code/%s/%s:%s", ns, name, version);
+		 * another's (action "a" and package "a"'s actions). The random id
+		 * makes the key this write's own: two writers racing to the same
+		 * version never write the same key, so the record that wins
+		 * points at its own writer's bytes. */
+		char id[33];
+		gust_random_hex(id, 16);
+		ck = gust_xasprintf("/gust/code/%s/%s:%s-%s", ns, name, version, id);
 		if ((rv = gust_etcd_put(g->etcd, ck, code, code_len, 0, NULL, &e)) != 0) {
 			gw_reply_gust_error(r, rv == GUST_EINVAL ? GUST_ETOOBIG : GUST_EUNAVAIL,
 			                    gust_error_msg(e));
@@ -277,6 +359,10 @@ exec_done:;
 	rv = gust_etcd_cas(g->etcd, rkey, old.key ? old.mod_revision : 0, doc, strlen(doc), 0, &rev,
 	                   &e);
 	if (rv == GUST_ECONFLICT) {
+		/* Another writer's record won: our code is nobody's. (On another
+		 * error the put may have landed: the code stays.) */
+		if (ck != NULL)
+			gust_etcd_delete(g->etcd, ck, false, NULL, NULL);
 		gw_reply_error(r, 409, "ECONFLICT",
 		               "Concurrent modification to resource detected; try again");
 		goto out;
@@ -355,14 +441,21 @@ static void action_delete(gw_req *r, const char *ns, const char *name)
 {
 	gw *g = r->g;
 	cleanup_free char *rkey = gust_xasprintf("/gust/actions/%s/%s", ns, name);
-	cleanup_free char *cprefix = gust_xasprintf("/gust/code/%s/%s:", ns, name);
 	gust_kv old = {0};
 	gust_error *e = NULL;
+	json_t *rec = NULL;
 	int rv = gust_etcd_get(g->etcd, rkey, &old, &e);
 	if (rv == GUST_ENOENT) {
 		gw_reply_error(r, 404, "ENOENT", "The requested resource does not exist.");
 		goto out;
 	} else if (rv != 0) {
+		gw_reply_gust_error(r, GUST_EUNAVAIL, gust_error_msg(e));
+		goto out;
+	}
+	rec = json_loadb(old.value, old.value_len, 0, NULL);
+	/* Before the delete: whoever sees the record gone sees its version. */
+	const char *ver = json_string_value(json_object_get(rec, "version"));
+	if (ver != NULL && (rv = version_remember(g, ns, name, ver, &e)) != 0) {
 		gw_reply_gust_error(r, GUST_EUNAVAIL, gust_error_msg(e));
 		goto out;
 	}
@@ -378,10 +471,10 @@ static void action_delete(gw_req *r, const char *ns, const char *name)
 	/* The delete's revision is not returned by a txn; any revision above the
 	 * put's works for ordering against the watch. */
 	gw_cache_apply_delete(g, rkey, old.mod_revision + 1);
-	gust_etcd_delete(g->etcd, cprefix, true, NULL, NULL);
-	json_t *rec = json_loadb(old.value, old.value_len, 0, NULL);
+	/* Only the deleted record's own code: a prefix delete could take the
+	 * code of a create of the same name that is under way. */
 	const char *ock = json_string_value(json_object_get(rec, "code_key"));
-	if (ock) /* older layout: /gust/code/<ns>/<name>/<version> */
+	if (ock)
 		gust_etcd_delete(g->etcd, ock, false, NULL, NULL);
 	if (rec) {
 		json_object_del(rec, "code_key");
@@ -390,8 +483,8 @@ static void action_delete(gw_req *r, const char *ns, const char *name)
 	char *s = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
 	gw_reply_json(r, 200, s ? s : "{}");
 	free(s);
-	json_decref(rec);
 out:
+	json_decref(rec);
 	gust_error_free(e);
 	gust_kv_clear(&old);
 }
@@ -429,6 +522,13 @@ void gw_actions_route(gw_req *r, gw_key *k, const char *ns, const char *rest)
 {
 	const char *m = r->method;
 	size_t rl = strlen(rest);
+	/* gw_http lets another namespace's path through only to invoke */
+	if (strcmp(ns, k->ns) != 0 && strcmp(m, "POST") != 0) {
+		gw_reply_error(r, 403, "EPERM",
+		               "The supplied authentication is not authorized to access this "
+		               "resource.");
+		return;
+	}
 	if (*rest == '\0' || (rl > 1 && rest[rl - 1] == '/' && memchr(rest, '/', rl - 1) == NULL)) {
 		if (strcmp(m, "GET") != 0) {
 			gw_reply_error(r, 405, "ENOTSUP", "Method not allowed: %s on a collection",

@@ -176,16 +176,22 @@ static void http_dispatch(gw_req *r)
 	}
 	memcpy(ns, rest, nslen);
 	ns[nslen] = '\0';
-	if (strcmp(ns, "_") != 0 && strcmp(ns, k->ns) != 0) {
+	const char *coll = slash ? slash + 1 : "";
+	/* Another namespace in the path: only to invoke an action of its
+	 * packages (POST .../alice/actions/pkg/name), as OpenWhisk allows;
+	 * gw_resolve_action lets it through for a published package alone, and
+	 * the activation runs as the caller (k->ns). */
+	bool foreign = strcmp(ns, "_") != 0 && strcmp(ns, k->ns) != 0;
+	if (foreign && !(strcmp(r->method, "POST") == 0 && strncmp(coll, "actions/", 8) == 0 &&
+	                 strchr(coll + 8, '/') != NULL)) {
 		gw_reply_error(r, 403, "EPERM",
 		               "The supplied authentication is not authorized to access this "
 		               "resource.");
 		gw_key_unref(k);
 		return;
 	}
-	const char *coll = slash ? slash + 1 : "";
 	if (strncmp(coll, "actions", 7) == 0 && (coll[7] == '\0' || coll[7] == '/'))
-		gw_actions_route(r, k, k->ns, coll[7] ? coll + 8 : "");
+		gw_actions_route(r, k, foreign ? ns : k->ns, coll[7] ? coll + 8 : "");
 	else if (strncmp(coll, "activations", 11) == 0 && (coll[11] == '\0' || coll[11] == '/'))
 		gw_activations_route(r, k, k->ns, coll[11] ? coll + 12 : "");
 	else if (strncmp(coll, "packages", 8) == 0 && (coll[8] == '\0' || coll[8] == '/'))

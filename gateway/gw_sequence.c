@@ -146,7 +146,7 @@ static char *seq_record(seq_run *sr, const seq_out *o)
 	json_t *rec = json_pack(
 	    "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:{s:s,s:i,s:b,s:o},s:O,s:[{s:s,s:b},{s:s,s:s++},"
 	    "{s:s,s:s},{s:s,s:{s:I,s:I,s:I,s:i}}],s:b}",
-	    "activationId", sr->id, "namespace", a->ns, "name",
+	    "activationId", sr->id, "namespace", sr->user, "name",
 	    a->pkg ? strchr(a->name, '/') + 1 : a->name, "version", a->version, "subject", sr->user,
 	    "start", (json_int_t)o->start, "end", (json_int_t)o->end, "duration",
 	    (json_int_t)(o->end - o->start), "response", "status", gust_status_name(o->status),
@@ -239,7 +239,9 @@ static void *seq_thread(void *arg)
 	o.end = gust_wall_ms();
 	char *record = seq_record(sr, &o);
 	if (record)
-		gw_record_store(sr->g, sr->a->ns, sr->id, o.start, record, strlen(record));
+		/* the caller's list, as its components' records (a shared
+		 * package's sequence runs as its caller) */
+		gw_record_store(sr->g, sr->user, sr->id, o.start, record, strlen(record));
 	pthread_mutex_lock(&sr->lock);
 	seq_answer_locked(sr, &o, record);
 	pthread_mutex_unlock(&sr->lock);

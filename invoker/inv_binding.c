@@ -169,8 +169,8 @@ void inv_binding_complete(inv *v, inv_job *job, const Gust__ActivationResult *re
 			gust_log_warn("INV-BIND-INVALID", "activation %s of %s/%s: %s",
 			              q->activation_id, q->namespace_, q->action, why);
 		}
-		bind_record(v, q->activation_id, q->namespace_, res->start_ms, rec.data, rec.len,
-		            ann);
+		bind_record(v, q->activation_id, gust_activation_ns(q), res->start_ms, rec.data,
+		            rec.len, ann);
 		bind_journal_done(v, q->journal_id);
 		gust_buf_free(&rec);
 		inv_server_reply(job, msg);
@@ -178,7 +178,7 @@ void inv_binding_complete(inv *v, inv_job *job, const Gust__ActivationResult *re
 	}
 	bind_entry *e = gust_xcalloc(1, sizeof(*e));
 	e->id = gust_xstrdup(q->activation_id);
-	e->ns = gust_xstrdup(q->namespace_);
+	e->ns = gust_xstrdup(gust_activation_ns(q));
 	e->start_ms = res->start_ms;
 	e->binding = gust_xstrdup(q->binding);
 	e->journal_id = gust_xstrdup(q->journal_id ? q->journal_id : "");

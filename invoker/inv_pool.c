@@ -4,7 +4,10 @@
  * memory limit while it exists, busy or idle. A request takes an idle warm
  * sandbox of its action version if there is one; else a new one if memory
  * allows; else it evicts the least recently used idle sandbox; else it waits
- * for one to come free.
+ * for one to come free. A sandbox is of one warm key (gust_warm_key): one
+ * invoking namespace and one write of the action's code, so a shared
+ * package's sandbox never serves two callers, and a re-created action never
+ * finds the old one's.
  *
  * Wake-ups are targeted, because on 2 vCPUs every needless one costs a context
  * switch and a turn on the lock: a submitted job wakes one idle worker
@@ -54,8 +57,9 @@ static int pool_code(inv *v, const char *key, char **out, size_t *len, gust_erro
 	if (rv != 0)
 		return gust_error_wrap(err, "fetching code %s", key);
 	pthread_mutex_lock(&v->code_lock);
-	/* Keys name immutable versions, so the cache never goes stale; it is only
-	 * bounded in size. */
+	/* A code key is written once (the gateway makes a new one for every
+	 * write of code, and never reuses one after a delete), so the cache never
+	 * goes stale; it is only bounded in size. */
 	if (v->code_bytes + kv.value_len > CODE_CACHE_MAX) {
 		gust_map_filter(&v->code, code_drop, NULL);
 		v->code_bytes = 0;
@@ -173,7 +177,9 @@ static void run_line(inv *v, const Gust__ActivationRequest *q, int64_t deadline,
 	gust_buf_puts(b, ",\"env\":{\"__OW_ACTIVATION_ID\":");
 	gust_buf_json_str(b, q->activation_id, strlen(q->activation_id));
 	gust_buf_printf(b, ",\"__OW_DEADLINE\":\"%lld\",\"__OW_NAMESPACE\":", (long long)deadline);
-	gust_buf_json_str(b, q->namespace_, strlen(q->namespace_));
+	/* the caller's, as OpenWhisk's; the action's name keeps its owner */
+	const char *ns = gust_activation_ns(q);
+	gust_buf_json_str(b, ns, strlen(ns));
 	cleanup_free char *full = gust_xasprintf("/%s/%s", q->namespace_, q->action);
 	gust_buf_puts(b, ",\"__OW_ACTION_NAME\":");
 	gust_buf_json_str(b, full, strlen(full));
@@ -332,13 +338,15 @@ static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
 		    0)
 			slot->net = v->net;
 	}
-	/* The state cache: a socket in the sandbox, for its namespace only. */
+	/* The state cache: a socket in the sandbox, for the namespace the
+	 * activation runs as only: the caller's, for a shared package's action
+	 * (the slot serves that caller alone: its key holds it). */
 	gust_buf env = {0};
 	gust_buf_puts(&env, "{}");
 	if (rv == 0 && v->state != NULL) {
-		rv = inv_state_attach(v, inv_sandbox_run_dir(slot->sb), q->namespace_,
-		                      &slot->state_ep, &err);
-		cleanup_free char *prefix = gust_state_prefix(q->namespace_);
+		const char *ns = gust_activation_ns(q);
+		rv = inv_state_attach(v, inv_sandbox_run_dir(slot->sb), ns, &slot->state_ep, &err);
+		cleanup_free char *prefix = gust_state_prefix(ns);
 		gust_buf_reset(&env);
 		gust_buf_puts(&env, "{\"GUST_STATE_SOCKET\":\"/run/gust/state.sock\","
 		                    "\"GUST_STATE_PREFIX\":");
@@ -457,8 +465,16 @@ static void *pool_worker(void *arg)
 			continue;
 		}
 		Gust__ActivationRequest *q = job->req;
-		char key[1024];
-		snprintf(key, sizeof(key), "%s/%s@%s", q->namespace_, q->action, q->version);
+		/* Never cut: the whole key is what keeps callers and codes apart. */
+		gust_request_head h = {
+		    .namespace_ = {q->namespace_, strlen(q->namespace_)},
+		    .user = {q->user, strlen(q->user)},
+		    .code_key = {q->code_key, strlen(q->code_key)},
+		    .version = {q->version, strlen(q->version)},
+		};
+		size_t klen = gust_warm_key(NULL, 0, &h);
+		cleanup_free char *key = gust_xmalloc(klen + 1);
+		gust_warm_key(key, klen + 1, &h);
 		int mem = q->memory_mb > 0 ? q->memory_mb : 256;
 		if (mem > v->cfg.memory_mb)
 			mem = (int)v->cfg.memory_mb;

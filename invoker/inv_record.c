@@ -32,7 +32,9 @@ void inv_record_write(inv *v, const Gust__ActivationRequest *req, const Gust__Ac
 {
 	gust_buf rec = {0};
 	gust_record_json(req, res, &rec);
-	inv_record_put(v, req->activation_id, req->namespace_, res->start_ms, rec.data, rec.len);
+	/* In the caller's list: the owner of a shared action sees none of it. */
+	inv_record_put(v, req->activation_id, gust_activation_ns(req), res->start_ms, rec.data,
+	               rec.len);
 	gust_buf_free(&rec);
 	/* A journaled activation leaves the scheduler's journal here, on the same
 	 * connection and after its record: Redis runs a connection's commands in

@@ -23,8 +23,11 @@ sched_act *sched_act_new(sched *s, nng_msg *req, const gust_request_head *h, sch
 	a->s = s;
 	const gust_msg_str *ns = h->user.n ? &h->user : &h->namespace_;
 	snprintf(a->id, sizeof(a->id), "%.*s", (int)h->activation_id.n, h->activation_id.p);
-	snprintf(a->key, sizeof(a->key), "%.*s/%.*s@%.*s", (int)h->namespace_.n, h->namespace_.p,
-	         (int)h->action.n, h->action.p, (int)h->version.n, h->version.p);
+	/* The invoker's pool key: warm matches and queues per caller and code.
+	 * Only a request no gateway makes is longer; cut, it would only share a
+	 * queue and a placement hint, never a sandbox (the invoker keys its pool
+	 * by the whole key). */
+	gust_warm_key(a->key, sizeof(a->key), h);
 	snprintf(a->ns, sizeof(a->ns), "%.*s", (int)ns->n, ns->p);
 	a->memory_mb = h->memory_mb > 0 ? h->memory_mb : 256;
 	/* A sandbox that runs `concurrency` activations at once holds its memory

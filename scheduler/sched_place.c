@@ -1,7 +1,8 @@
 /* sched_place.c - choosing an invoker for an activation.
  *
  * In order of preference, among invokers with memory for it:
- *  1. one that reported an idle warm sandbox of this action version;
+ *  1. one that reported an idle warm sandbox of this warm key (this caller
+ *     and this action version's code, gust_warm_key);
  *  2. the action's home: rendezvous hashing gives every action a stable order
  *     of invokers, so its activations land where its warm sandboxes are, and
  *     adding or removing one invoker moves only the actions that hashed to it;

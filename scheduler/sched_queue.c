@@ -1,4 +1,5 @@
-/* sched_queue.c - admission, one queue per action version, and fair dispatch.
+/* sched_queue.c - admission, one queue per warm key (the invoking namespace
+ * and the action version's code: gust_warm_key), and fair dispatch.
  *
  * A namespace is charged from admission until its activation finishes; over
  * its concurrency or per-minute limit a request is refused (429 at the

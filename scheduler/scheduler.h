@@ -71,15 +71,15 @@ struct sched_invoker {
 	bool has_status;    /* it sends InvokerStatus: staleness takes it out */
 	uint64_t status_ms; /* monotonic time of its last status */
 	int free_memory_mb; /* from its last status */
-	gust_map warm;      /* "ns/action@version" -> (intptr_t) idle warm sandboxes */
+	gust_map warm;      /* warm key (gust_warm_key) -> (intptr_t) idle warm sandboxes */
 };
 
 /* One admitted activation, from admission to its result. */
 struct sched_act {
 	sched *s;
 	char id[64];
-	char key[512]; /* "ns/action@version": its queue */
-	char ns[257];  /* the namespace charged for it */
+	char key[GUST_WARM_KEY_MAX]; /* "user|code_key|version" (gust_warm_key): its queue */
+	char ns[257];                /* the namespace charged for it */
 	int memory_mb;
 	int timeout_ms;
 	bool blocking;
@@ -123,8 +123,7 @@ void sched_worker_journaled(sched_worker *w, sched_act *a, int rv);
 
 /* sched_act.c */
 /* An activation of the request req (kept: the bytes it forwards), read as h. */
-sched_act *sched_act_new(sched *s, nng_msg *req, const gust_request_head *h,
-                         sched_worker *caller);
+sched_act *sched_act_new(sched *s, nng_msg *req, const gust_request_head *h, sched_worker *caller);
 void sched_act_free(sched_act *a);
 /* Starts forwarding a placed activation (a->inv set). */
 void sched_act_forward(sched_act *a);

@@ -32,7 +32,7 @@ typedef struct gust_msg_str {
  * without unpacking it: protobuf-c would copy the params (up to a megabyte
  * for a trigger fire) only for them to be freed unread. */
 typedef struct gust_request_head {
-	gust_msg_str activation_id, namespace_, action, version, user, journal_id;
+	gust_msg_str activation_id, namespace_, action, version, user, journal_id, code_key;
 	bool blocking;
 	int32_t memory_mb, timeout_ms, attempt, concurrency;
 } gust_request_head;
@@ -43,6 +43,23 @@ typedef struct gust_request_head {
  * libprotobuf-c's unpack would fail: truncated, a bad tag, varint or length,
  * a group or unknown wire type, a string or number on the wrong wire type. */
 int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h);
+
+/* The key of an action's warm sandboxes, written the same way by the
+ * invoker's pool (and its InvokerStatus) and the scheduler's placement and
+ * queues: "<user>|<code_key>|<version>". The invoking namespace is in it
+ * because a shared package's action runs as its caller: a sandbox (its
+ * globals, its state connection) must never serve two callers. The code key
+ * is in it because it is unique per write of the code (a re-created action
+ * never reuses an old one); the version because an update without new code
+ * (limits, parameters) is a new record. '|' is in no name, so the parts
+ * cannot run into each other. Writes at most size bytes with the NUL, as
+ * snprintf, and returns the length the key needs. user empty: the owner. */
+size_t gust_warm_key(char *buf, size_t size, const gust_request_head *h);
+
+/* A buffer that holds any warm key of valid names: a user (256), a code key
+ * (/gust/code/<ns 256>/<pkg 256>/<name 256>:<version>-<32 hex>) and a
+ * version. */
+#define GUST_WARM_KEY_MAX 1280
 
 /* Builds a packed ActivationResult that reports a platform error (status 3,
  * "whisk error") for activation id. */

@@ -13,6 +13,14 @@
 /* "success", "application error", "action developer error", "whisk internal error" */
 const char *gust_status_name(int status);
 
+/* The namespace an activation belongs to: the invoking one (req->user), as
+ * in OpenWhisk, where an action of another namespace's shared package runs
+ * as its caller. Its record and logs go to the caller's list, its state
+ * cache is the caller's, and __OW_NAMESPACE names it; the owner's name stays
+ * only in the action's path. The owner when no user is set. */
+const char *gust_activation_ns(const Gust__ActivationRequest *req);
+
+/* The record's "namespace" is gust_activation_ns(req). */
 void gust_record_json(const Gust__ActivationRequest *req, const Gust__ActivationResult *res,
                       gust_buf *out);
 

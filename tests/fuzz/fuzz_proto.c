@@ -126,7 +126,7 @@ sched:;
 	FUZZ_CHECK(SAME_STR(h.activation_id, q->activation_id) &&
 	               SAME_STR(h.namespace_, q->namespace_) && SAME_STR(h.action, q->action) &&
 	               SAME_STR(h.version, q->version) && SAME_STR(h.user, q->user) &&
-	               SAME_STR(h.journal_id, q->journal_id),
+	               SAME_STR(h.journal_id, q->journal_id) && SAME_STR(h.code_key, q->code_key),
 	           "head strings differ from the unpacked request");
 	FUZZ_CHECK(h.blocking == q->blocking && h.memory_mb == q->memory_mb &&
 	               h.timeout_ms == q->timeout_ms && h.attempt == q->attempt &&

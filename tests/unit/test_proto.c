@@ -126,7 +126,19 @@ static void test_request_head(void **state)
 	assert_true(head_is(h.version, "0.0.3"));
 	assert_true(head_is(h.user, "other ns"));
 	assert_true(head_is(h.journal_id, "7-0"));
+	assert_true(head_is(h.code_key, q.code_key));
 	assert_true(h.blocking);
+
+	/* the warm key: caller, code, version; the owner without a caller */
+	char wk[GUST_WARM_KEY_MAX];
+	size_t wn = gust_warm_key(wk, sizeof(wk), &h);
+	assert_string_equal(wk, "other ns|/gust/code/guest/pkg/hello@0.0.3|0.0.3");
+	assert_int_equal(wn, strlen(wk));
+	assert_int_equal(gust_warm_key(NULL, 0, &h), wn);
+	gust_request_head owner = h;
+	owner.user = (gust_msg_str){"", 0};
+	gust_warm_key(wk, sizeof(wk), &owner);
+	assert_string_equal(wk, "guest|/gust/code/guest/pkg/hello@0.0.3|0.0.3");
 	assert_int_equal(h.memory_mb, 256);
 	assert_int_equal(h.timeout_ms, 60000);
 	assert_int_equal(h.attempt, 2);
@@ -150,7 +162,7 @@ static void test_request_head(void **state)
 	/* empty: every field at its default */
 	assert_int_equal(gust_msg_request_head("", 0, &h), 0);
 	assert_true(head_is(h.activation_id, "") && head_is(h.user, "") &&
-	            head_is(h.journal_id, ""));
+	            head_is(h.journal_id, "") && head_is(h.code_key, ""));
 	assert_false(h.blocking);
 	/* a known field on the wrong wire type, field 0, a group, an unknown
 	 * field skipped */
@@ -377,7 +389,8 @@ static void test_record(void **state)
 
 		assert_string_equal(json_string_value(json_object_get(j, "activationId")),
 		                    q.activation_id);
-		assert_string_equal(json_string_value(json_object_get(j, "namespace")), "guest");
+		/* the caller's namespace, as OpenWhisk's; the owner's in the path */
+		assert_string_equal(json_string_value(json_object_get(j, "namespace")), "other ns");
 		assert_string_equal(json_string_value(json_object_get(j, "name")), q.action);
 		assert_string_equal(json_string_value(json_object_get(j, "version")), "0.0.3");
 		assert_string_equal(json_string_value(json_object_get(j, "subject")),

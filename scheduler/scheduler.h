@@ -51,6 +51,8 @@ typedef struct sched_config {
 	long long status_timeout_ms;
 	long long max_attempts;
 	long long overcommit_pct;
+	long long etcd_compact_period_s;    /* 0: never */
+	long long etcd_compact_retention_s; /* history kept behind the newest revision */
 	char *log_level;
 } sched_config;
 
@@ -123,8 +125,7 @@ void sched_worker_journaled(sched_worker *w, sched_act *a, int rv);
 
 /* sched_act.c */
 /* An activation of the request req (kept: the bytes it forwards), read as h. */
-sched_act *sched_act_new(sched *s, nng_msg *req, const gust_request_head *h,
-                         sched_worker *caller);
+sched_act *sched_act_new(sched *s, nng_msg *req, const gust_request_head *h, sched_worker *caller);
 void sched_act_free(sched_act *a);
 /* Starts forwarding a placed activation (a->inv set). */
 void sched_act_forward(sched_act *a);
@@ -222,6 +223,7 @@ struct sched {
 	gust_metric *m_replayed;
 	gust_metric *m_leader;
 	gust_metric *m_latency;
+	gust_metric *m_compactions;
 };
 
 #endif

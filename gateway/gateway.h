@@ -172,7 +172,8 @@ gw_action *gw_action_parse(const char *json, size_t len, int64_t rev);
 const char *gw_prefix(int kind);
 
 /* gw_http.c: the request object and responses */
-enum gw_req_state { GW_REQ_NEW, GW_REQ_BODY, GW_REQ_WAIT, GW_REQ_READY };
+/* DRAIN: answered before its body (see http_refuse); the body is dropped. */
+enum gw_req_state { GW_REQ_NEW, GW_REQ_BODY, GW_REQ_WAIT, GW_REQ_READY, GW_REQ_DRAIN };
 
 struct gw_req {
 	gw *g;
@@ -183,6 +184,7 @@ struct gw_req {
 	gust_buf body;
 	size_t limit;
 	bool too_big;
+	size_t drained; /* body bytes read and dropped (GW_REQ_DRAIN) */
 	uint64_t start_us;
 	/* the response once known */
 	int status;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "gateway.h"
@@ -325,8 +326,8 @@ static bool is_api(const char *url)
 	       (url[sizeof(api) - 1] == '/' || url[sizeof(api) - 1] == '\0');
 }
 
-/* The checks that need only the head. True when r already has its answer:
- * the body is then never read (MHD closes the connection after answering). */
+/* The checks that need only the head. True when r already has its answer
+ * (http_refuse sends it; the body is never kept). */
 static bool http_head(gw_req *r)
 {
 	const char *cl =
@@ -347,6 +348,55 @@ static bool http_head(gw_req *r)
 	return false;
 }
 
+/* Answers a request refused before its body was read (bad key, too large).
+ *
+ * A client that asked "Expect: 100-continue", or sends no body, gets the
+ * answer through MHD at once and sends nothing more. Most clients, though,
+ * write the whole body before they read: if we closed on them with their body
+ * unread, the kernel's reset would destroy the answer before they read it. So,
+ * as nginx does with a lingering close, the answer is written to the socket at
+ * once (MHD is only reading on this connection: no write of its own can
+ * interleave) and the body is then read and thrown away, never kept: at most
+ * max_code bytes (the largest valid request) and within body_timeout_s, after
+ * which the connection is closed. */
+static enum MHD_Result http_refuse(gw_req *r)
+{
+	gw *g = r->g;
+	const char *cl =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                             MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	const char *ex =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+	bool body_coming = (cl != NULL && strcmp(cl, "0") != 0) || te != NULL;
+	if (!body_coming || (ex != NULL && strcasecmp(ex, "100-continue") == 0)) {
+		r->state = GW_REQ_READY;
+		conn_deadline(g, r->conn, 0);
+		return http_queue(r);
+	}
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return MHD_NO;
+	gust_buf b = {0};
+	const char *reason = MHD_get_reason_phrase_for((unsigned)r->status);
+	gust_buf_printf(&b,
+	                "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+	                "%zu\r\nConnection: close\r\n\r\n",
+	                r->status, reason ? reason : "", r->resp.len);
+	gust_buf_append(&b, r->resp.data, r->resp.len);
+	ssize_t n = send(ci->connect_fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	bool whole = n == (ssize_t)b.len;
+	gust_buf_free(&b);
+	gust_counter_add(g->m_requests, 1);
+	gust_histogram_observe_us(g->m_latency, gust_now_us() - r->start_us);
+	if (!whole) /* a send buffer full at the start of a request: not a client to wait for */
+		return MHD_NO;
+	r->state = GW_REQ_DRAIN;
+	gust_buf_free(&r->body);
+	return MHD_YES;
+}
+
 static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                     const char *method, const char *version,
                                     const char *upload_data, size_t *upload_data_size,
@@ -364,13 +414,18 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, cons
 		r->limit = http_body_limit(g, method, url);
 		r->state = GW_REQ_BODY;
 		*req_cls = r;
-		if (http_head(r)) {
-			r->state = GW_REQ_READY;
-			conn_deadline(g, conn, 0);
-			return http_queue(r);
-		}
 		conn_deadline(g, conn, g->cfg.body_timeout_s);
+		if (http_head(r))
+			return http_refuse(r);
 		return MHD_YES;
+	}
+	if (r->state == GW_REQ_DRAIN) {
+		/* Answered already: the body is counted and dropped, then the
+		 * connection closed (MHD_NO), since MHD has no answer to send. */
+		r->drained += *upload_data_size;
+		bool more = *upload_data_size != 0 && r->drained <= (size_t)g->cfg.max_code;
+		*upload_data_size = 0;
+		return more ? MHD_YES : MHD_NO;
 	}
 	if (r->state == GW_REQ_READY)
 		return http_queue(r);
@@ -384,18 +439,17 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, cons
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
-		/* Over the limit without a declared length (chunked): answer now;
-		 * MHD stops reading and closes the connection after the answer. */
+		/* Over the limit without a declared length (chunked): answer now,
+		 * keep none of it. */
 		r->too_big = true;
+		r->drained = r->body.len + *upload_data_size;
 		gust_buf_free(&r->body);
 		*upload_data_size = 0;
 		gw_reply_error(r, 413, "ETOOBIG",
 		               "The request content was malformed: request entity too large: "
 		               "the limit is %zu bytes",
 		               r->limit);
-		r->state = GW_REQ_READY;
-		conn_deadline(g, conn, 0);
-		return http_queue(r);
+		return http_refuse(r);
 	}
 	r->status = 500;
 	conn_deadline(g, conn, 0);

@@ -136,6 +136,8 @@ gw_action *gw_action_parse(const char *json, size_t len, int64_t rev)
 	a->binary = json_is_true(json_object_get(exec, "binary"));
 	a->code_key = gust_xstrdup(jstr(o, "code_key", ""));
 	a->code_size = json_integer_value(json_object_get(o, "code_size"));
+	if (a->code_size < 0) /* the gateway writes it, but the store is not trusted blindly */
+		a->code_size = 0;
 	a->timeout_ms = json_integer_value(json_object_get(limits, "timeout"));
 	a->memory_mb = json_integer_value(json_object_get(limits, "memory"));
 	a->log_limit = json_integer_value(json_object_get(limits, "logs")) * 1024 * 1024;

@@ -9,10 +9,12 @@
  *
  * Usage is counted from this gateway's cache, which mirrors every entity, so
  * admission costs no etcd round trip. The bound is therefore as close as the
- * cache is current: writes in flight on other gateways (each admits against
- * what it has seen) can overshoot it, by at most one entity (and its bytes)
- * per create racing on each gateway, until their watches catch up (usually
- * milliseconds); nothing else can. */
+ * cache is current: creates of one namespace in flight at the same moment (on
+ * other gateways, or on this one's other HTTP threads) each admit against
+ * what was stored before them, so together they can overshoot it by at most
+ * their number (entities, and their bytes) until the writes reach every
+ * cache (at once here, through the watch within milliseconds elsewhere).
+ * Sequential writes never overshoot. */
 #include <jansson.h>
 #include <string.h>
 

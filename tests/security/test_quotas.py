@@ -109,6 +109,11 @@ try:
             status, sent, text = raw(head("PUT", "/api/v1/namespaces/_/actions/big", auth, MAX_CODE))
             check("16 MB body with %s: 401 after the head alone" % what,
                   status.startswith("HTTP/1.1 401") and '"EAUTH"' in text, status)
+            # Sending the body meanwhile: the answer is there before it is all sent.
+            status, sent, text = raw(head("PUT", "/api/v1/namespaces/_/actions/big", auth, MAX_CODE),
+                                     [b"x" * 65536] * (MAX_CODE // 65536))
+            check("16 MB body with %s: 401 read before the body was all sent" % what,
+                  status.startswith("HTTP/1.1 401") and sent < MAX_CODE, (status, sent))
         st, body, _ = c.api("PUT", "/api/v1/namespaces/_/actions/big", b"x" * (2 * MAX_PAYLOAD), bad)
         check("a client that writes its whole body before reading still reads the 401",
               st == 401 and body["code"] == "EAUTH", (st, body))

@@ -2,10 +2,11 @@
  *
  * Each request is a small state machine: NEW (first call, on the complete
  * head: the key and a declared Content-Length are checked here, and a refusal
- * is answered at once, which makes MHD close the connection without reading
- * the body), BODY (upload chunks, capped as they arrive), then either a
- * synchronous answer or WAIT (the connection is suspended while nng works) and
- * READY (resumed: queue the answer).
+ * is answered at once, see http_refuse; its body, if the client sends it
+ * anyway, is dropped in DRAIN), BODY (upload chunks, capped as they arrive),
+ * then either a synchronous answer or WAIT (the connection is suspended while
+ * nng works) and READY (resumed: queue the answer). The gateway speaks plain
+ * HTTP only (TLS ends at a proxy in front): http_refuse writes to the socket.
  *
  * MHD's own timeout is an inactivity timeout: a client that sends one byte of
  * its head every few seconds would hold a connection forever. So each

@@ -7,6 +7,8 @@
  *   /gust/namespaces/<ns>   {"name": ns, "created": <ms since the epoch>}
  *                           [+ "limits": {"concurrentInvocations", "invocationsPerMinute",
  *                              "firesPerMinute"}]  (absent: OpenWhisk's 30, 60, 60)
+ *                           [+ "limits": {"maxEntities", "maxEntityBytes"}] (absent: the
+ *                              gateway's ns_max_entities, ns_max_bytes)
  *   /gust/keys/<uuid>       {"uuid": u, "namespace": ns, "salt": s, "hash": hex(SHA-256(s || key))}
  *                           (the secret itself is never stored; it is printed once)
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
@@ -35,7 +37,7 @@ static const char *const ns_owned_prefixes[] = {"/gust/actions/",  "/gust/code/"
                                                 "/gust/versions/", "/gust/packages/",
                                                 "/gust/triggers/", "/gust/rules/"};
 
-enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES };
+enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES, O_ENTITIES, O_ENTITY_BYTES };
 
 void cli_help_admin(FILE *out)
 {
@@ -45,9 +47,11 @@ void cli_help_admin(FILE *out)
 	      "  namespace delete NS     delete it with its keys and actions\n"
 	      "  namespace list          list namespaces\n"
 	      "  namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N]\n"
+	      "                   [--entities N] [--entity-bytes N]\n"
 	      "                          show or set the namespace's limits (defaults: 30\n"
 	      "                          concurrent activations, 60 invocations and 60\n"
-	      "                          trigger fires per minute)\n"
+	      "                          trigger fires per minute; entities and their bytes\n"
+	      "                          in etcd: the gateway's ns_max_entities, ns_max_bytes)\n"
 	      "  key create NS [--uuid U] [--key K]\n"
 	      "                          make a key for NS and print uuid:key\n"
 	      "  key list NS             print the uuid of each key of NS (secrets are\n"
@@ -174,14 +178,15 @@ typedef struct admin_argv {
 	int npos;
 	const char *uuid;
 	const char *key;
-	const char *limit[3]; /* --concurrent, --per-minute, --fires-per-minute */
+	const char *limit[5]; /* --concurrent, --per-minute, --fires-per-minute, --entities,
+	                         --entity-bytes */
 } admin_argv;
 
 static const cli_opt key_opts[] = {{"uuid", 0, 1, O_UUID}, {"key", 0, 1, O_KEY}, {NULL, 0, 0, 0}};
-static const cli_opt limit_opts[] = {{"concurrent", 0, 1, O_CONCURRENT},
-                                     {"per-minute", 0, 1, O_PER_MINUTE},
-                                     {"fires-per-minute", 0, 1, O_FIRES},
-                                     {NULL, 0, 0, 0}};
+static const cli_opt limit_opts[] = {
+    {"concurrent", 0, 1, O_CONCURRENT},     {"per-minute", 0, 1, O_PER_MINUTE},
+    {"fires-per-minute", 0, 1, O_FIRES},    {"entities", 0, 1, O_ENTITIES},
+    {"entity-bytes", 0, 1, O_ENTITY_BYTES}, {NULL, 0, 0, 0}};
 
 static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const char *usage,
                        admin_argv *v)
@@ -196,6 +201,8 @@ static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const
 		case O_CONCURRENT:
 		case O_PER_MINUTE:
 		case O_FIRES:
+		case O_ENTITIES:
+		case O_ENTITY_BYTES:
 			v->limit[id - O_CONCURRENT] = vals[0];
 			break;
 		case O_UUID:
@@ -573,17 +580,22 @@ static int key_revoke(cli *c, gust_etcd *e, const char *uuid)
  * the namespace record, so a concurrent change is not lost). */
 static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 {
-	static const char *const names[3] = {"concurrentInvocations", "invocationsPerMinute",
-	                                     "firesPerMinute"};
-	static const char *const flags[3] = {"concurrent", "per-minute", "fires-per-minute"};
-	static const long long defaults[3] = {30, 60, 60};
+	/* The last two default to the gateway's config, which this tool does not
+	 * read: unset, they are shown as null ("gateway default"). */
+	static const char *const names[5] = {"concurrentInvocations", "invocationsPerMinute",
+	                                     "firesPerMinute", "maxEntities", "maxEntityBytes"};
+	static const char *const flags[5] = {"concurrent", "per-minute", "fires-per-minute",
+	                                     "entities", "entity-bytes"};
+	static const long long defaults[5] = {30, 60, 60, -1, -1};
+	static const long long maxes[5] = {1000000000, 1000000000, 1000000000, 100000000,
+	                                   1099511627776LL};
 	const char *ns = v->pos[0];
-	long long val[3] = {-1, -1, -1};
+	long long val[5] = {-1, -1, -1, -1, -1};
 	bool set = false;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 5; i++) {
 		if (v->limit[i] == NULL)
 			continue;
-		int rv = cli_parse_int(c, flags[i], v->limit[i], 0, 1000000000, &val[i]);
+		int rv = cli_parse_int(c, flags[i], v->limit[i], i >= 3 ? 1 : 0, maxes[i], &val[i]);
 		if (rv != CLI_OK)
 			return rv;
 		set = true;
@@ -610,25 +622,30 @@ static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 			lim = json_object();
 			json_object_set_new(rec, "limits", lim);
 		}
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < 5; i++)
 			if (val[i] >= 0)
 				json_object_set_new(lim, names[i], json_integer(val[i]));
 		if (!set) {
 			json_t *shown = json_object();
-			for (int i = 0; i < 3; i++) {
+			for (int i = 0; i < 5; i++) {
 				json_t *x = json_object_get(lim, names[i]);
 				json_object_set_new(shown, names[i],
-				                    json_integer(json_is_integer(x)
-				                                     ? json_integer_value(x)
-				                                     : defaults[i]));
+				                    json_is_integer(x)
+				                        ? json_integer(json_integer_value(x))
+				                    : defaults[i] >= 0 ? json_integer(defaults[i])
+				                                       : json_null());
 			}
 			if (c->json) {
 				rv = cli_print_json(stdout, shown);
 			} else {
-				for (int i = 0; i < 3; i++)
-					printf("%-22s %lld\n", names[i],
-					       (long long)json_integer_value(
-					           json_object_get(shown, names[i])));
+				for (int i = 0; i < 5; i++) {
+					json_t *x = json_object_get(shown, names[i]);
+					if (json_is_integer(x))
+						printf("%-22s %lld\n", names[i],
+						       (long long)json_integer_value(x));
+					else
+						printf("%-22s gateway default\n", names[i]);
+				}
 				rv = CLI_OK;
 			}
 			json_decref(shown);
@@ -692,7 +709,9 @@ static const struct admin_cmd {
     {"namespace", "delete", 1, NULL, true, "namespace delete NS", run_ns_delete},
     {"namespace", "list", 0, NULL, false, "namespace list", run_ns_list},
     {"namespace", "limits", 1, limit_opts, true,
-     "namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N]", ns_limits},
+     "namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N] "
+     "[--entities N] [--entity-bytes N]",
+     ns_limits},
     {"key", "create", 1, key_opts, true, "key create NS [--uuid U] [--key K]", key_create},
     {"key", "list", 1, NULL, true, "key list NS", run_key_list},
     {"key", "revoke", 1, NULL, false, "key revoke UUID", run_key_revoke},

@@ -507,6 +507,32 @@ int gust_etcd_delete(gust_etcd *e, const char *key, bool prefix, int64_t *ndelet
 	return 0;
 }
 
+int gust_etcd_compact(gust_etcd *e, int64_t rev, gust_error **err)
+{
+	if (rev <= 0)
+		return gust_error_set(err, GUST_EINVAL, "etcd compact: revision %lld",
+		                      (long long)rev);
+	cleanup_free char *what = gust_xasprintf("compact to %lld", (long long)rev);
+	json_t *req = json_object();
+	etcd_set_i64(req, "revision", rev);
+	json_t *resp;
+	gust_error *e2 = NULL;
+	int rv = etcd_call_json(e, "/v3/kv/compaction", req, &resp, what, &e2);
+	if (rv == GUST_EINVAL && e2 && strstr(gust_error_msg(e2), "compacted") != NULL) {
+		gust_error_free(e2);
+		return 0;
+	}
+	if (rv != 0) {
+		if (err)
+			*err = e2;
+		else
+			gust_error_free(e2);
+		return rv;
+	}
+	json_decref(resp);
+	return 0;
+}
+
 /* A txn: if key's mod_revision == expect_mod_rev then op (consumed). */
 static int etcd_txn_if_mod(gust_etcd *e, const char *key, int64_t expect_mod_rev, json_t *op,
                            int64_t *rev, const char *what, gust_error **err)

@@ -29,6 +29,7 @@ typedef struct gw_cache gw_cache;
 typedef struct gw_action gw_action;
 typedef struct gw_key gw_key;
 typedef struct gw_doc gw_doc;
+typedef struct gw_conns gw_conns;
 
 typedef struct gw_config {
 	char *host;
@@ -42,6 +43,12 @@ typedef struct gw_config {
 	long long max_code;
 	long long max_jobs;
 	long long record_ttl_s;
+	long long
+	    header_timeout_s;     /* a request head must be complete this long after it may start */
+	long long body_timeout_s; /* a request body must be complete this long after its head */
+	long long idle_timeout_s; /* MHD's inactivity timeout */
+	long long ns_max_entities; /* per namespace, unless its limits say otherwise */
+	long long ns_max_bytes;
 	char *log_level;
 	char *id;
 } gw_config;
@@ -66,9 +73,12 @@ struct gw_action {
 	int64_t mod_revision;
 	bool web_export;
 	bool raw_http;
-	char *require_auth; /* require-whisk-auth: NULL (none), "true", or the secret */
-	char *pkg;          /* the package it is in, or NULL */
-	json_t *components; /* sequences: ["/ns/[pkg/]name", ...]; NULL otherwise */
+	char *require_auth;  /* require-whisk-auth: NULL (none) or the secret (string/integer) */
+	bool require_key;    /* require-whisk-auth: true: a valid key (Basic auth) */
+	bool final;          /* annotation final: a web request may not set its parameters */
+	long long code_size; /* bytes of code stored beside the record (its "code_size") */
+	char *pkg;           /* the package it is in, or NULL */
+	json_t *components;  /* sequences: ["/ns/[pkg/]name", ...]; NULL otherwise */
 };
 
 /* A key: its namespace and the salted hash of its secret (hash = hex of
@@ -90,6 +100,7 @@ struct gw_doc {
 	int refs;
 	json_t *j;
 	int64_t rev;
+	size_t len; /* bytes of the stored record */
 };
 
 enum gw_kind {
@@ -130,6 +141,7 @@ struct gw {
 	gust_metric *m_act[4];
 	gust_metric *m_errors;
 	gust_redis_writer *records; /* sequence and trigger activation records */
+	gw_conns *conns;            /* gw_http.c: connection deadlines */
 };
 
 /* gw_cache.c */
@@ -148,6 +160,10 @@ gw_doc *gw_cache_doc(gw *g, int kind, const char *id);
  * id; free with gw_cache_list_free. */
 void **gw_cache_list(gw *g, int kind, const char *prefix, size_t *n);
 void gw_cache_list_free(int kind, void **v, size_t n);
+/* What namespace ns stores in etcd as this gateway knows it: its actions,
+ * packages, triggers and rules, and their bytes (records, and code as each
+ * action's record gives its size). */
+void gw_cache_usage(gw *g, const char *ns, long long *count, long long *bytes);
 void gw_action_unref(gw_action *a);
 void gw_key_unref(gw_key *k);
 void gw_doc_unref(gw_doc *d);
@@ -156,7 +172,8 @@ gw_action *gw_action_parse(const char *json, size_t len, int64_t rev);
 const char *gw_prefix(int kind);
 
 /* gw_http.c: the request object and responses */
-enum gw_req_state { GW_REQ_NEW, GW_REQ_BODY, GW_REQ_WAIT, GW_REQ_READY };
+/* DRAIN: answered before its body (see http_refuse); the body is dropped. */
+enum gw_req_state { GW_REQ_NEW, GW_REQ_BODY, GW_REQ_WAIT, GW_REQ_READY, GW_REQ_DRAIN };
 
 struct gw_req {
 	gw *g;
@@ -167,6 +184,7 @@ struct gw_req {
 	gust_buf body;
 	size_t limit;
 	bool too_big;
+	size_t drained; /* body bytes read and dropped (GW_REQ_DRAIN) */
 	uint64_t start_us;
 	/* the response once known */
 	int status;
@@ -184,6 +202,7 @@ struct gw_req {
 	void *areq;        /* Gust__ActivationRequest being served */
 	const char *web;   /* web actions: the extension ("json", "http", ...) */
 	json_t *headers;   /* extra response headers: {"name": "value"} or NULL */
+	gw_key *key;       /* the caller's key, checked on the request head (API paths) */
 };
 
 void gw_reply_json(gw_req *r, int status, const char *json);
@@ -255,6 +274,13 @@ void gw_rules_route(gw_req *r, gw_key *k, const char *ns, const char *rest);
 
 /* gw_web.c */
 void gw_web_route(gw_req *r);
+/* OpenWhisk's "final": when a is annotated final, a caller's params (a JSON
+ * object) may not set a parameter that defaults (inner JSON members; NULL =
+ * the action's own) gives a value. Answers 400 naming it and returns false. */
+bool gw_final_check(gw_req *r, gw_action *a, const char *defaults, json_t *params);
+/* Removes the annotations that hold secrets (require-whisk-auth) from an
+ * annotations list, for a viewer that is not the owner. */
+void gw_hide_secrets(json_t *annotations);
 void gw_web_answer(gw_req *r, int status, const char *result, size_t len);
 
 /* gw_entity.c: helpers shared by the entity collections */
@@ -287,6 +313,14 @@ bool gw_entity_merge(gw_req *r, json_t *body, json_t *rec);
 void gw_entity_save(gw_req *r, const char *key, int64_t old_rev, json_t **rec);
 /* Deletes a record read at rev; answers errors; true on success. */
 bool gw_unstore(gw_req *r, const char *key, int64_t rev);
+
+/* gw_quota.c: a write that would take namespace ns over its entity count
+ * (when is_new) or stored bytes (its usage - old_bytes + new_bytes) is
+ * answered 403 EQUOTA, and false returned. */
+bool gw_quota_admit(gw_req *r, const char *ns, bool is_new, long long old_bytes,
+                    long long new_bytes);
+/* The bytes a record counts against the quota. */
+long long gw_record_bytes(json_t *rec);
 
 /* gw_activations.c */
 #include <hiredis/hiredis.h>

@@ -259,6 +259,7 @@ static void action_put(gw_req *r, const char *ns, const char *name)
 			    rec, "exec",
 			    json_pack("{s:s,s:O}", "kind", "sequence", "components", comps));
 			json_object_del(rec, "code_key");
+			json_object_del(rec, "code_size");
 			goto exec_done;
 		}
 		json_t *c = json_object_get(exec, "code");
@@ -336,6 +337,15 @@ exec_done:;
 	}
 	json_object_set_new(rec, "version", json_string(version));
 	json_object_set_new(rec, "updated", json_integer(gust_wall_ms()));
+	/* The namespace's storage quota (gw_quota.c) counts the code by the
+	 * size its record gives. */
+	long long old_code = json_integer_value(json_object_get(rec, "code_size"));
+	if (code != NULL)
+		json_object_set_new(rec, "code_size", json_integer((json_int_t)code_len));
+	if (!gw_quota_admit(r, ns, old.key == NULL,
+	                    old.key ? (long long)old.value_len + old_code : 0,
+	                    gw_record_bytes(rec) + (code ? (long long)code_len : old_code)))
+		goto out;
 	if (code != NULL) {
 		const char *ock = json_string_value(json_object_get(rec, "code_key"));
 		old_code_key = ock ? gust_xstrdup(ock) : NULL;
@@ -377,6 +387,7 @@ exec_done:;
 
 	/* Answer with the record; code included as OpenWhisk does. */
 	json_object_del(rec, "code_key");
+	json_object_del(rec, "code_size");
 	if (code)
 		json_object_set_new(json_object_get(rec, "exec"), "code",
 		                    json_stringn(code, code_len));
@@ -400,6 +411,7 @@ static json_t *action_public(gw *g, gw_action *a, bool with_code, int *err)
 		return NULL;
 	}
 	json_object_del(rec, "code_key");
+	json_object_del(rec, "code_size");
 	json_object_del(rec, "updated");
 	if (with_code && a->code_key[0]) {
 		gust_kv kv = {0};
@@ -426,6 +438,8 @@ static void action_get(gw_req *r, const char *ns, const char *name)
 	bool with_code = !(c && strcmp(c, "false") == 0);
 	int err = 0;
 	json_t *rec = action_public(r->g, a, with_code, &err);
+	if (rec && strcmp(a->ns, ns) != 0) /* a shared package's action, seen through a binding */
+		gw_hide_secrets(json_object_get(rec, "annotations"));
 	gw_action_unref(a);
 	if (rec == NULL) {
 		gw_reply_gust_error(r, err, NULL);
@@ -478,6 +492,7 @@ static void action_delete(gw_req *r, const char *ns, const char *name)
 		gust_etcd_delete(g->etcd, ock, false, NULL, NULL);
 	if (rec) {
 		json_object_del(rec, "code_key");
+		json_object_del(rec, "code_size");
 		json_object_del(rec, "updated");
 	}
 	char *s = rec ? json_dumps(rec, JSON_COMPACT) : NULL;

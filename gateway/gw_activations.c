@@ -155,11 +155,15 @@ static bool query_ll(gw_req *r, const char *k, long long lo, long long hi, long 
 }
 
 #define LIST_SCAN_MAX 5000
+/* The deepest page a list may ask for: Redis walks the index to the offset,
+ * so an unbounded skip would be an unbounded walk per request. */
+#define LIST_SKIP_MAX 100000
 
 static void activation_list(gw_req *r, const char *ns)
 {
 	long long skip = 0, limit = 30, since = 0, upto = 0;
-	if (!query_ll(r, "skip", 0, 1000000000, &skip) || !query_ll(r, "limit", 0, 200, &limit) ||
+	if (!query_ll(r, "skip", 0, LIST_SKIP_MAX, &skip) ||
+	    !query_ll(r, "limit", 0, 200, &limit) ||
 	    !query_ll(r, "since", 0, INT64_MAX / 2, &since) ||
 	    !query_ll(r, "upto", 0, INT64_MAX / 2, &upto))
 		return;
@@ -174,11 +178,16 @@ static void activation_list(gw_req *r, const char *ns)
 		snprintf(hi, sizeof(hi), "%lld", upto);
 	else
 		snprintf(hi, sizeof(hi), "+inf");
-	/* Without a name filter only the page itself is read; with one, or for a
-	 * count, up to LIST_SCAN_MAX of the newest. */
-	long long want = (name || count) ? LIST_SCAN_MAX : skip + limit;
+	/* Without a name filter only the page itself is read (Redis skips to its
+	 * offset); with one, or for a count, up to LIST_SCAN_MAX of the newest. */
+	bool page = !(name || count);
+	long long want = page ? limit : LIST_SCAN_MAX;
+	char off[32];
 	snprintf(n, sizeof(n), "%lld", want);
-	const char *argv[] = {"ZREVRANGEBYSCORE", idx, hi, lo, "LIMIT", "0", n};
+	snprintf(off, sizeof(off), "%lld", page ? skip : 0);
+	if (page)
+		skip = 0; /* done by Redis */
+	const char *argv[] = {"ZREVRANGEBYSCORE", idx, hi, lo, "LIMIT", off, n};
 	redisReply *rep = gw_redis_cmd(r->g, 7, argv, NULL);
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
 		if (rep)

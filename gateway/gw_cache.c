@@ -135,6 +135,9 @@ gw_action *gw_action_parse(const char *json, size_t len, int64_t rev)
 	a->main = gust_xstrdup(jstr(exec, "main", "main"));
 	a->binary = json_is_true(json_object_get(exec, "binary"));
 	a->code_key = gust_xstrdup(jstr(o, "code_key", ""));
+	a->code_size = json_integer_value(json_object_get(o, "code_size"));
+	if (a->code_size < 0) /* the gateway writes it, but the store is not trusted blindly */
+		a->code_size = 0;
 	a->timeout_ms = json_integer_value(json_object_get(limits, "timeout"));
 	a->memory_mb = json_integer_value(json_object_get(limits, "memory"));
 	a->log_limit = json_integer_value(json_object_get(limits, "logs")) * 1024 * 1024;
@@ -154,16 +157,18 @@ gw_action *gw_action_parse(const char *json, size_t len, int64_t rev)
 			a->web_export = json_is_true(v);
 		else if (strcmp(k, "raw-http") == 0)
 			a->raw_http = json_is_true(v);
+		else if (strcmp(k, "final") == 0)
+			a->final = json_is_true(v);
 		else if (strcmp(k, "require-whisk-auth") == 0 &&
 		         (json_is_true(v) || json_is_string(v) || json_is_integer(v))) {
 			free(a->require_auth);
+			a->require_auth = NULL;
+			a->require_key = json_is_true(v);
 			if (json_is_string(v))
 				a->require_auth = gust_xstrdup(json_string_value(v));
 			else if (json_is_integer(v))
 				a->require_auth =
 				    gust_xasprintf("%lld", (long long)json_integer_value(v));
-			else
-				a->require_auth = gust_xstrdup("true");
 		}
 	}
 	json_decref(o);
@@ -234,6 +239,7 @@ static void *entry_obj_parse(const char *key, const char *value, size_t len, int
 	d->refs = 1;
 	d->j = o;
 	d->rev = rev;
+	d->len = len;
 	return d;
 }
 
@@ -542,4 +548,41 @@ void gw_cache_list_free(int kind, void **v, size_t n)
 			gw_doc_unref(v[i]);
 	}
 	free(v);
+}
+
+typedef struct usage_ctx {
+	const char *prefix;
+	size_t plen;
+	int kind;
+	long long n, bytes;
+} usage_ctx;
+
+static int usage_add(void *arg, const char *key, void *value)
+{
+	usage_ctx *u = arg;
+	if (value == NULL || strncmp(key, u->prefix, u->plen) != 0)
+		return 0;
+	u->n++;
+	if (u->kind == GW_ACTIONS) {
+		gw_action *a = value;
+		u->bytes += (long long)strlen(a->json) + a->code_size;
+	} else {
+		u->bytes += (long long)((gw_doc *)value)->len;
+	}
+	return 0;
+}
+
+void gw_cache_usage(gw *g, const char *ns, long long *count, long long *bytes)
+{
+	static const int kinds[] = {GW_ACTIONS, GW_PACKAGES, GW_TRIGGERS, GW_RULES};
+	cleanup_free char *prefix = gust_xasprintf("%s/", ns);
+	usage_ctx u = {.prefix = prefix, .plen = strlen(prefix)};
+	pthread_rwlock_rdlock(&g->cache.lock);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		u.kind = kinds[i];
+		gust_map_filter(&g->cache.maps[kinds[i]], usage_add, &u);
+	}
+	pthread_rwlock_unlock(&g->cache.lock);
+	*count = u.n;
+	*bytes = u.bytes;
 }

@@ -235,6 +235,22 @@ void gw_entity_save(gw_req *r, const char *key, int64_t old_rev, json_t **rec)
 	       &z);
 	json_object_set_new(*rec, "version", json_sprintf("%u.%u.%u", x, y, z + 1));
 	json_object_set_new(*rec, "updated", json_integer(gust_wall_ms()));
+	/* The namespace's storage quota: the key is <prefix of a kind><ns>/<name>. */
+	static const int kinds[] = {GW_PACKAGES, GW_TRIGGERS, GW_RULES};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		const char *pre = gw_prefix(kinds[i]);
+		size_t pl = strlen(pre);
+		const char *id = key + pl, *slash = strchr(id, '/');
+		if (strncmp(key, pre, pl) != 0 || slash == NULL)
+			continue;
+		cleanup_free char *ns = gust_xstrndup(id, (size_t)(slash - id));
+		gw_doc *old = old_rev ? gw_cache_doc(r->g, kinds[i], id) : NULL;
+		long long old_bytes = old ? (long long)old->len : 0;
+		gw_doc_unref(old);
+		if (!gw_quota_admit(r, ns, old_rev == 0, old_bytes, gw_record_bytes(*rec)))
+			return;
+		break;
+	}
 	if (gw_store(r, key, old_rev, *rec)) {
 		json_object_del(*rec, "updated");
 		gw_reply_jsonv(r, 200, steal_pointer(rec));

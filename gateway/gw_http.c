@@ -1,18 +1,123 @@
 /* gw_http.c - the HTTP front: libmicrohttpd, routing, authentication, replies.
  *
- * Each request is a small state machine: NEW (first call: only allocate, since
- * answering on the first call makes MHD close the connection), BODY (upload
- * chunks, capped), then either a synchronous answer or WAIT (the connection is
- * suspended while nng works) and READY (resumed: queue the answer). */
+ * Each request is a small state machine: NEW (first call, on the complete
+ * head: the key and a declared Content-Length are checked here, and a refusal
+ * is answered at once, see http_refuse; its body, if the client sends it
+ * anyway, is dropped in DRAIN), BODY (upload chunks, capped as they arrive),
+ * then either a synchronous answer or WAIT (the connection is suspended while
+ * nng works) and READY (resumed: queue the answer). The gateway speaks plain
+ * HTTP only (TLS ends at a proxy in front): http_refuse writes to the socket.
+ *
+ * MHD's own timeout is an inactivity timeout: a client that sends one byte of
+ * its head every few seconds would hold a connection forever. So each
+ * connection also has an absolute deadline (gw_conns): its head must be
+ * complete header_timeout_s after it may start, its body body_timeout_s after
+ * the head; a reaper thread shuts down the socket of a connection past its
+ * deadline, and MHD then closes it as a peer hang-up. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "gateway.h"
 #include "gust/log.h"
 #include "gust/sha256.h"
+
+/* One tracked connection (MHD's socket context). deadline_us 0: none (the
+ * request is being served or answered). */
+typedef struct gw_conn {
+	struct gw_conn *prev, *next;
+	int fd;
+	uint64_t deadline_us;
+} gw_conn;
+
+struct gw_conns {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	gw_conn head; /* list sentinel */
+	bool stop;
+	pthread_t reaper;
+	bool started;
+	gust_metric *m_timeouts;
+};
+
+static void conn_deadline(gw *g, struct MHD_Connection *conn, long long secs)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	gw_conn *c = ci ? ci->socket_context : NULL;
+	if (c == NULL || g->conns == NULL)
+		return;
+	pthread_mutex_lock(&g->conns->lock);
+	c->deadline_us = secs > 0 ? gust_now_us() + (uint64_t)secs * 1000000u : 0;
+	pthread_mutex_unlock(&g->conns->lock);
+}
+
+static void http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                             enum MHD_ConnectionNotificationCode toe)
+{
+	gw *g = cls;
+	gw_conns *cs = g->conns;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		gw_conn *c = gust_xcalloc(1, sizeof(*c));
+		c->fd = ci ? ci->connect_fd : -1;
+		c->deadline_us = gust_now_us() + (uint64_t)g->cfg.header_timeout_s * 1000000u;
+		pthread_mutex_lock(&cs->lock);
+		c->next = cs->head.next;
+		c->prev = &cs->head;
+		cs->head.next->prev = c;
+		cs->head.next = c;
+		pthread_mutex_unlock(&cs->lock);
+		*socket_context = c;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+		/* MHD closes the socket only after this call: once the entry is
+		 * unlinked under the lock, the reaper cannot touch a reused fd. */
+		gw_conn *c = *socket_context;
+		pthread_mutex_lock(&cs->lock);
+		c->prev->next = c->next;
+		c->next->prev = c->prev;
+		pthread_mutex_unlock(&cs->lock);
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+static void *http_reaper(void *arg)
+{
+	gw *g = arg;
+	gw_conns *cs = g->conns;
+	pthread_mutex_lock(&cs->lock);
+	while (!cs->stop) {
+		uint64_t now = gust_now_us();
+		for (gw_conn *c = cs->head.next; c != &cs->head; c = c->next) {
+			if (c->deadline_us == 0 || c->deadline_us > now || c->fd < 0)
+				continue;
+			/* shutdown, not close: MHD still owns the descriptor and
+			 * sees a hang-up on its next read. */
+			shutdown(c->fd, SHUT_RDWR);
+			c->deadline_us = 0;
+			gust_counter_add(cs->m_timeouts, 1);
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&cs->cond, &cs->lock, &ts);
+	}
+	pthread_mutex_unlock(&cs->lock);
+	return NULL;
+}
 
 void gw_reply_json(gw_req *r, int status, const char *json)
 {
@@ -156,8 +261,9 @@ static void http_dispatch(gw_req *r)
 		               r->limit);
 		return;
 	}
-	gw_key *k = gw_auth(r);
-	if (k == NULL)
+	/* Checked on the head (http_head); the request owns the reference. */
+	gw_key *k = steal_pointer(&r->key);
+	if (k == NULL && (k = gw_auth(r)) == NULL)
 		return;
 	const char *rest = url + sizeof(api) - 1;
 	if (*rest == '\0' || strcmp(rest, "/") == 0) {
@@ -220,6 +326,84 @@ static size_t http_body_limit(gw *g, const char *method, const char *url)
 	return (size_t)g->cfg.max_payload;
 }
 
+static bool is_api(const char *url)
+{
+	static const char api[] = "/api/v1/namespaces";
+	return strncmp(url, api, sizeof(api) - 1) == 0 &&
+	       (url[sizeof(api) - 1] == '/' || url[sizeof(api) - 1] == '\0');
+}
+
+/* The checks that need only the head. True when r already has its answer
+ * (http_refuse sends it; the body is never kept). */
+static bool http_head(gw_req *r)
+{
+	const char *cl =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (is_api(r->url) && (r->key = gw_auth(r)) == NULL)
+		return true;
+	if (cl != NULL) {
+		char *end;
+		unsigned long long n = strtoull(cl, &end, 10);
+		if (*cl != '\0' && *end == '\0' && n > r->limit) {
+			gw_reply_error(r, 413, "ETOOBIG",
+			               "The request content was malformed: request entity too "
+			               "large: Content-Length %llu, the limit is %zu bytes",
+			               n, r->limit);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Answers a request refused before its body was read (bad key, too large).
+ *
+ * A client that asked "Expect: 100-continue", or sends no body, gets the
+ * answer through MHD at once and sends nothing more. Most clients, though,
+ * write the whole body before they read: if we closed on them with their body
+ * unread, the kernel's reset would destroy the answer before they read it. So,
+ * as nginx does with a lingering close, the answer is written to the socket at
+ * once (MHD is only reading on this connection: no write of its own can
+ * interleave) and the body is then read and thrown away, never kept: at most
+ * max_code bytes (the largest valid request) and within body_timeout_s, after
+ * which the connection is closed. */
+static enum MHD_Result http_refuse(gw_req *r)
+{
+	gw *g = r->g;
+	const char *cl =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                             MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	const char *ex =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+	bool body_coming = (cl != NULL && strcmp(cl, "0") != 0) || te != NULL;
+	if (!body_coming || (ex != NULL && strcasecmp(ex, "100-continue") == 0)) {
+		r->state = GW_REQ_READY;
+		conn_deadline(g, r->conn, 0);
+		return http_queue(r);
+	}
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return MHD_NO;
+	gust_buf b = {0};
+	const char *reason = MHD_get_reason_phrase_for((unsigned)r->status);
+	gust_buf_printf(&b,
+	                "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+	                "%zu\r\nConnection: close\r\n\r\n",
+	                r->status, reason ? reason : "", r->resp.len);
+	gust_buf_append(&b, r->resp.data, r->resp.len);
+	ssize_t n = send(ci->connect_fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	bool whole = n == (ssize_t)b.len;
+	gust_buf_free(&b);
+	gust_counter_add(g->m_requests, 1);
+	gust_histogram_observe_us(g->m_latency, gust_now_us() - r->start_us);
+	if (!whole) /* a send buffer full at the start of a request: not a client to wait for */
+		return MHD_NO;
+	r->state = GW_REQ_DRAIN;
+	gust_buf_free(&r->body);
+	return MHD_YES;
+}
+
 static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                     const char *method, const char *version,
                                     const char *upload_data, size_t *upload_data_size,
@@ -237,7 +421,18 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, cons
 		r->limit = http_body_limit(g, method, url);
 		r->state = GW_REQ_BODY;
 		*req_cls = r;
+		conn_deadline(g, conn, g->cfg.body_timeout_s);
+		if (http_head(r))
+			return http_refuse(r);
 		return MHD_YES;
+	}
+	if (r->state == GW_REQ_DRAIN) {
+		/* Answered already: the body is counted and dropped, then the
+		 * connection closed (MHD_NO), since MHD has no answer to send. */
+		r->drained += *upload_data_size;
+		bool more = *upload_data_size != 0 && r->drained <= (size_t)g->cfg.max_code;
+		*upload_data_size = 0;
+		return more ? MHD_YES : MHD_NO;
 	}
 	if (r->state == GW_REQ_READY)
 		return http_queue(r);
@@ -246,16 +441,25 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, cons
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {
-		if (!r->too_big && r->body.len + *upload_data_size <= r->limit)
+		if (!r->too_big && r->body.len + *upload_data_size <= r->limit) {
 			gust_buf_append(&r->body, upload_data, *upload_data_size);
-		else {
-			r->too_big = true;
-			gust_buf_free(&r->body);
+			*upload_data_size = 0;
+			return MHD_YES;
 		}
+		/* Over the limit without a declared length (chunked): answer now,
+		 * keep none of it. */
+		r->too_big = true;
+		r->drained = r->body.len + *upload_data_size;
+		gust_buf_free(&r->body);
 		*upload_data_size = 0;
-		return MHD_YES;
+		gw_reply_error(r, 413, "ETOOBIG",
+		               "The request content was malformed: request entity too large: "
+		               "the limit is %zu bytes",
+		               r->limit);
+		return http_refuse(r);
 	}
 	r->status = 500;
+	conn_deadline(g, conn, 0);
 	http_dispatch(r);
 	if (r->state == GW_REQ_WAIT)
 		return MHD_YES;
@@ -266,8 +470,13 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **req_cl
                            enum MHD_RequestTerminationCode toe)
 {
 	gw_req *r = *req_cls;
+	gw *g = cls;
+	/* A kept-alive connection's next head must be complete within the idle
+	 * timeout plus the head timeout (MHD closes a silent one earlier). */
+	conn_deadline(g, conn, g->cfg.idle_timeout_s + g->cfg.header_timeout_s);
 	if (r == NULL)
 		return;
+	gw_key_unref(r->key);
 	gw_invoke_cleanup(r);
 	free(r->method);
 	free(r->url);
@@ -286,11 +495,24 @@ int gw_http_start(gw *g, gust_error **err)
 		return gust_error_set(err, GUST_EINVAL,
 		                      "config key 'host': '%s' is not an IPv4 address",
 		                      g->cfg.host);
+	gw_conns *cs = g->conns = gust_xcalloc(1, sizeof(*cs));
+	pthread_mutex_init(&cs->lock, NULL);
+	pthread_cond_init(&cs->cond, NULL);
+	cs->head.next = cs->head.prev = &cs->head;
+	cs->m_timeouts =
+	    gust_counter_new("gust_http_deadline_closes_total",
+	                     "connections closed for a head or body past its deadline", NULL);
+	int rc = pthread_create(&cs->reaper, NULL, http_reaper, g);
+	if (rc != 0)
+		return gust_error_set(err, GUST_EINTERNAL, "http reaper: pthread_create: %s",
+		                      strerror(rc));
+	cs->started = true;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
 	g->mhd = MHD_start_daemon(flags, (uint16_t)g->cfg.port, NULL, NULL, http_handler, g,
 	                          MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
 	                          (unsigned)g->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED,
-	                          http_completed, g, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+	                          http_completed, g, MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn,
+	                          g, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g->cfg.idle_timeout_s,
 	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
 	                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
 	if (g->mhd == NULL)
@@ -305,4 +527,19 @@ void gw_http_stop(gw *g)
 	if (g->mhd)
 		MHD_stop_daemon(g->mhd);
 	g->mhd = NULL;
+	gw_conns *cs = g->conns;
+	if (cs == NULL)
+		return;
+	if (cs->started) {
+		pthread_mutex_lock(&cs->lock);
+		cs->stop = true;
+		pthread_cond_signal(&cs->cond);
+		pthread_mutex_unlock(&cs->lock);
+		pthread_join(cs->reaper, NULL);
+	}
+	/* MHD reported every connection closed before it stopped. */
+	pthread_mutex_destroy(&cs->lock);
+	pthread_cond_destroy(&cs->cond);
+	free(cs);
+	g->conns = NULL;
 }

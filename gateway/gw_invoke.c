@@ -229,6 +229,15 @@ void gw_invoke(gw_req *r, const char *user, gw_action *a, const char *defaults, 
 	gw *g = r->g;
 	if (!gw_params_check(r, params, len))
 		return;
+	if (!r->web && a->final) {
+		/* OpenWhisk holds an invoke to "final" too (web requests were
+		 * checked on their own parameters, before __ow_* were added). */
+		json_t *pj = len ? json_loadb(params, len, 0, NULL) : NULL;
+		bool ok = gw_final_check(r, a, defaults, pj);
+		json_decref(pj);
+		if (!ok)
+			return;
+	}
 	if (!r->web) {
 		r->blocking = query_true(r, "blocking");
 		r->want_result = query_true(r, "result");

@@ -130,21 +130,42 @@ static void pkg_get(gw_req *r, const char *ns, const char *name)
 		gw_reply_error(r, 404, "ENOENT", "The requested resource does not exist.");
 		return;
 	}
-	json_t *rec = pkg_public(r->g, d);
 	json_t *b = binding_of(d->j);
+	const char *bns = json_string_value(json_object_get(b, "namespace"));
+	const char *bname = json_string_value(json_object_get(b, "name"));
+	if (b) {
+		/* The bound package is rechecked on every read: one that was
+		 * unshared (or deleted) since the binding was made shows nothing. */
+		cleanup_free char *bid = gust_xasprintf("%s/%s", bns ?: "", bname ?: "");
+		gw_doc *bound = bns && bname ? gw_cache_doc(r->g, GW_PACKAGES, bid) : NULL;
+		bool ok =
+		    bound && !binding_of(bound->j) &&
+		    (strcmp(bns, ns) == 0 || json_is_true(json_object_get(bound->j, "publish")));
+		gw_doc_unref(bound);
+		if (!ok) {
+			gw_reply_error(
+			    r, 404, "ENOENT",
+			    "The package bound by '%s' does not exist or is not shared with "
+			    "this namespace",
+			    name);
+			gw_doc_unref(d);
+			return;
+		}
+	}
+	json_t *rec = pkg_public(r->g, d);
 	cleanup_free char *prefix =
-	    b ? gust_xasprintf("%s/%s/", json_string_value(json_object_get(b, "namespace")),
-	                       json_string_value(json_object_get(b, "name")))
-	      : gust_xasprintf("%s/%s/", ns, name);
+	    b ? gust_xasprintf("%s/%s/", bns, bname) : gust_xasprintf("%s/%s/", ns, name);
 	size_t n;
 	gw_action **v = (gw_action **)gw_cache_list(r->g, GW_ACTIONS, prefix, &n);
 	json_t *acts = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_t *aj = json_loads(v[i]->json, 0, NULL);
-		json_array_append_new(acts, json_pack("{s:O?,s:O?,s:O?}", "name",
-		                                      json_object_get(aj, "name"), "version",
-		                                      json_object_get(aj, "version"), "annotations",
-		                                      json_object_get(aj, "annotations")));
+		json_t *ann = json_deep_copy(json_object_get(aj, "annotations"));
+		if (strcmp(v[i]->ns, ns) != 0)
+			gw_hide_secrets(ann);
+		json_array_append_new(
+		    acts, json_pack("{s:O?,s:O?,s:o?}", "name", json_object_get(aj, "name"),
+		                    "version", json_object_get(aj, "version"), "annotations", ann));
 		json_decref(aj);
 	}
 	gw_cache_list_free(GW_ACTIONS, (void **)v, n);

@@ -53,7 +53,60 @@ static bool is_utf8_text(const char *s, size_t n)
 	return ok;
 }
 
-static json_t *web_params(gw_req *r, gw_action *a, const char *path)
+static const char not_allowed[] =
+    "Request defines parameters that are not allowed (e.g., reserved properties)";
+
+bool gw_final_check(gw_req *r, gw_action *a, const char *defaults, json_t *params)
+{
+	if (!a->final || !json_is_object(params) || json_object_size(params) == 0)
+		return true;
+	cleanup_free char *obj = gust_xasprintf("{%s}", defaults ? defaults : a->params_inner);
+	json_t *d = json_loads(obj, 0, NULL);
+	const char *k;
+	json_t *v;
+	json_object_foreach(params, k, v)
+	{
+		/* A parameter given as null has no value yet: OpenWhisk leaves it
+		 * open to the caller. */
+		json_t *dv = json_object_get(d, k);
+		if (dv != NULL && !json_is_null(dv)) {
+			gw_reply_error(r, 400, "EINVAL", "%s: '%.64s' is final", not_allowed, k);
+			json_decref(d);
+			return false;
+		}
+	}
+	json_decref(d);
+	return true;
+}
+
+void gw_hide_secrets(json_t *annotations)
+{
+	for (size_t i = json_array_size(annotations); i-- > 0;) {
+		const char *k =
+		    json_string_value(json_object_get(json_array_get(annotations, i), "key"));
+		if (k && strcmp(k, "require-whisk-auth") == 0)
+			json_array_remove(annotations, i);
+	}
+}
+
+/* The request's own parameters (query and a JSON object body) may not set
+ * __ow_* (OpenWhisk's reserved properties) nor a final parameter. */
+static bool web_params_allowed(gw_req *r, gw_action *a, const char *defaults, json_t *mine)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(mine, k, v)
+	{
+		if (strncmp(k, "__ow_", 5) == 0) {
+			gw_reply_error(r, 400, "EINVAL", "%s: '%.64s' is reserved", not_allowed, k);
+			return false;
+		}
+	}
+	return gw_final_check(r, a, defaults, mine);
+}
+
+/* The parameters of the activation; NULL after answering 400. */
+static json_t *web_params(gw_req *r, gw_action *a, const char *defaults, const char *path)
 {
 	json_t *p = json_object();
 	json_t *hdrs = json_object();
@@ -91,9 +144,16 @@ static json_t *web_params(gw_req *r, gw_action *a, const char *path)
 	} else {
 		json_object_update(p, query);
 		json_t *jb = blen ? json_loadb(body, blen, 0, NULL) : NULL;
-		if (json_is_object(jb)) {
+		if (json_is_object(jb))
 			json_object_update(p, jb);
-		} else if (blen) {
+		if (!web_params_allowed(r, a, defaults, p)) {
+			json_decref(jb);
+			json_decref(p);
+			json_decref(hdrs);
+			json_decref(query);
+			return NULL;
+		}
+		if (!json_is_object(jb) && blen) {
 			if (is_utf8_text(body, blen)) {
 				json_object_set_new(p, "__ow_body", json_stringn(body, blen));
 			} else {
@@ -114,9 +174,9 @@ static json_t *web_params(gw_req *r, gw_action *a, const char *path)
 /* require-whisk-auth: true wants a valid key, a string wants that secret. */
 static bool web_authorized(gw_req *r, gw_action *a)
 {
-	if (a->require_auth == NULL)
+	if (a->require_auth == NULL && !a->require_key)
 		return true;
-	if (strcmp(a->require_auth, "true") == 0) {
+	if (a->require_key) {
 		gw_key *k = gw_auth(r);
 		gw_key_unref(k);
 		return k != NULL;
@@ -171,7 +231,9 @@ void gw_web_route(gw_req *r)
 	if (a == NULL || !a->web_export) {
 		gw_reply_error(r, 404, "ENOENT", "The requested resource does not exist.");
 	} else if (web_authorized(r, a)) {
-		json_t *params = web_params(r, a, extra);
+		json_t *params = web_params(r, a, defaults, extra);
+		if (params == NULL)
+			goto out;
 		char *s = json_dumps(params, JSON_COMPACT);
 		json_decref(params);
 		r->blocking = true;
@@ -182,6 +244,7 @@ void gw_web_route(gw_req *r)
 		free(s);
 		gw_invoke(r, a->ns, a, defaults, r->body.data, r->body.len);
 	}
+out:
 	gw_action_unref(a);
 	free(defaults);
 }

@@ -34,6 +34,23 @@ const gust_cfg_key gw_config_table[] = {
      "largest action create/update body (bytes)"},
     {"record_ttl_s", GUST_CFG_INT, K(record_ttl_s), "86400", 10, 31536000, "GUST_RECORD_TTL_S",
      "how long activation records written by the gateway (sequences, triggers) are kept"},
+    {"header_timeout_s", GUST_CFG_INT, K(header_timeout_s), "10", 1, 3600,
+     "GUST_GATEWAY_HEADER_TIMEOUT_S",
+     "a request head must be complete this long after the connection opens (or the previous "
+     "answer's idle time ends); slower ones are closed"},
+    {"body_timeout_s", GUST_CFG_INT, K(body_timeout_s), "120", 1, 3600,
+     "GUST_GATEWAY_BODY_TIMEOUT_S",
+     "a request body must be complete this long after its head; slower ones are closed"},
+    {"idle_timeout_s", GUST_CFG_INT, K(idle_timeout_s), "120", 1, 3600,
+     "GUST_GATEWAY_IDLE_TIMEOUT_S", "a connection with no traffic this long is closed"},
+    {"ns_max_entities", GUST_CFG_INT, K(ns_max_entities), "1000", 1, 100000000,
+     "GUST_GATEWAY_NS_MAX_ENTITIES",
+     "actions, packages, triggers and rules a namespace may hold (its limit maxEntities "
+     "overrides)"},
+    {"ns_max_bytes", GUST_CFG_INT, K(ns_max_bytes), "268435456", 1024, 1099511627776LL,
+     "GUST_GATEWAY_NS_MAX_BYTES",
+     "bytes of records and code a namespace may store in etcd (its limit maxEntityBytes "
+     "overrides)"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 0, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     {"id", GUST_CFG_STR, K(id), "gateway0", 1, 128, "GUST_GATEWAY_ID",

@@ -51,6 +51,13 @@ const gust_cfg_key sched_config_table[] = {
      "GUST_SCHEDULER_OVERCOMMIT_PCT",
      "when every invoker is full, each may hold this % of its memory in flight (the rest "
      "queue here)"},
+    {"etcd_compact_period_s", GUST_CFG_INT, K(etcd_compact_period_s), "300", 0, 86400,
+     "GUST_SCHEDULER_ETCD_COMPACT_PERIOD_S",
+     "how often the leader compacts etcd's history, so deleted entities free space (0: "
+     "never; then the operator must compact)"},
+    {"etcd_compact_retention_s", GUST_CFG_INT, K(etcd_compact_retention_s), "600", 1, 604800,
+     "GUST_SCHEDULER_ETCD_COMPACT_RETENTION_S",
+     "history kept by a compaction: it goes to the revision etcd had this long ago"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -163,6 +170,8 @@ static int sched_build(sched *s, gust_error **err)
 	s->m_replayed = gust_counter_new("gust_scheduler_replayed_total",
 	                                 "unfinished journal entries replayed", NULL);
 	s->m_leader = gust_gauge_new("gust_scheduler_leader", "1 while this scheduler leads", NULL);
+	s->m_compactions = gust_counter_new("gust_scheduler_etcd_compactions_total",
+	                                    "etcd history compactions done by this leader", NULL);
 	s->m_latency = gust_histogram_new("gust_scheduler_activation_duration_seconds",
 	                                  "from admission to the invoker's answer", NULL);
 	pthread_rwlock_init(&s->inv_lock, NULL);

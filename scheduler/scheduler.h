@@ -51,6 +51,8 @@ typedef struct sched_config {
 	long long status_timeout_ms;
 	long long max_attempts;
 	long long overcommit_pct;
+	long long etcd_compact_period_s;    /* 0: never */
+	long long etcd_compact_retention_s; /* history kept behind the newest revision */
 	char *log_level;
 } sched_config;
 
@@ -221,6 +223,7 @@ struct sched {
 	gust_metric *m_replayed;
 	gust_metric *m_leader;
 	gust_metric *m_latency;
+	gust_metric *m_compactions;
 };
 
 #endif

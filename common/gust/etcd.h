@@ -69,6 +69,12 @@ int gust_etcd_delete(gust_etcd *e, const char *key, bool prefix, int64_t *ndelet
 int gust_etcd_cas(gust_etcd *e, const char *key, int64_t expect_mod_rev, const void *value,
                   size_t value_len, int64_t lease, int64_t *rev, gust_error **err);
 
+/* Compacts the key-value history up to revision rev (etcd's Compact, not
+ * physical): older revisions of keys are forgotten, so the space of deleted
+ * and overwritten values can be reused. A revision already compacted is not
+ * an error (another caller got there first). */
+int gust_etcd_compact(gust_etcd *e, int64_t rev, gust_error **err);
+
 /* Deletes key only if its mod_revision equals expect_mod_rev. GUST_ECONFLICT otherwise. */
 int gust_etcd_cas_delete(gust_etcd *e, const char *key, int64_t expect_mod_rev, gust_error **err);
 

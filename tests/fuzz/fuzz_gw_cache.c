@@ -40,6 +40,9 @@ static void check_action(const gw_action *a, const char *json, size_t len)
 	free(w);
 	FUZZ_CHECK(a->pkg == NULL || strncmp(a->name, a->pkg, strlen(a->pkg)) == 0,
 	           "package action name %s not under %s", a->name, a->pkg);
+	FUZZ_CHECK(!(a->require_key && a->require_auth),
+	           "require-whisk-auth both a key and a secret");
+	FUZZ_CHECK(a->code_size >= 0, "negative code size");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -101,6 +104,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			gw_doc_unref(obj);
 		}
 	}
+	/* Quota usage (gw_quota.c) counts what the cache holds of the namespace. */
+	long long un = -1, ub = -1;
+	gw_cache_usage(&g, "guest", &un, &ub);
+	bool entity =
+	    kind == GW_ACTIONS || kind == GW_PACKAGES || kind == GW_TRIGGERS || kind == GW_RULES;
+	FUZZ_CHECK(un == (entity && obj != NULL ? 1 : 0) && ub >= 0 && (un > 0 || ub == 0),
+	           "usage %lld entities, %lld bytes", un, ub);
 	/* An older put changes nothing; a newer delete removes it; an older
 	 * put after the delete does not bring it back. */
 	gw_cache_apply_put(&g, key, "{}", 2, 9);

@@ -257,12 +257,16 @@ static void owner_reconcile(trig *t)
 			gust_map_put(&v.owners, key, gust_xstrdup(t->cfg.id));
 		}
 		gust_error *err = NULL;
-		if (trig_feed_start(t, key, v.recs[i], trigger_rev(v.recs[i]), rank == 1, &f,
-		                    &err) == 0) {
+		int frv =
+		    trig_feed_start(t, key, v.recs[i], trigger_rev(v.recs[i]), rank == 1, &f, &err);
+		if (frv == 0)
 			gust_map_put(&t->feeds, key, f);
-		} else {
+		else if (frv ==
+		         GUST_EPERM) /* outside its keyspace: a record older than the check */
+			gust_log_error("TRIG-FEED-REFUSED", "trigger %s: %s", key,
+			               gust_error_msg(err));
+		else
 			gust_log_warn("TRIG-FEED-BAD", "trigger %s: %s", key, gust_error_msg(err));
-		}
 		gust_error_free(err);
 	}
 	gust_gauge_set(t->m_feeds, (int64_t)t->feeds.count);

@@ -70,11 +70,11 @@ static void bind_set_error(inv_bind_msg *m, int rv, const char *fmt, ...)
 /* The namespace's policy with the cluster's own addresses marked, read
  * again after BIND_POLICY_TTL_MS; NULL (and the error in m) when etcd cannot
  * say. Owned by the cache. */
-static gust_policy *bind_policy_of(inv_bind_out *o, const char *ns, inv_bind_msg *m)
+static gust_policy *bind_policy_of(inv_bind_out *o, const char *ns, bool fresh, inv_bind_msg *m)
 {
 	bind_policy *bp = gust_map_get(&o->policies, ns);
 	uint64_t now = gust_now_ms();
-	if (bp != NULL && now - bp->at_ms < BIND_POLICY_TTL_MS)
+	if (bp != NULL && !fresh && now - bp->at_ms < BIND_POLICY_TTL_MS)
 		return bp->p;
 	gust_policy *p = NULL;
 	gust_error *err = NULL;
@@ -247,7 +247,7 @@ static redisContext *bind_redis(inv_bind_out *o, const char *key, inv_bind_msg *
 	if (m->t->addr == NULL) {
 		rv = gust_feed_connect(o->etcd, o->default_redis, m->ns, o->timeout_ms, &c, &err);
 	} else {
-		gust_policy *p = bind_policy_of(o, m->ns, m);
+		gust_policy *p = bind_policy_of(o, m->ns, false, m);
 		if (p == NULL)
 			return NULL;
 		rv = gust_policy_redis_connect(p, "redis binding: \"address\"", m->t->addr,
@@ -287,10 +287,18 @@ static bool bind_target_ok(inv_bind_out *o, inv_bind_msg *m)
 		               m->ns);
 		return false;
 	}
-	gust_policy *p = bind_policy_of(o, m->ns, m);
+	gust_policy *p = bind_policy_of(o, m->ns, false, m);
 	if (p == NULL)
 		return false;
 	char *why = NULL;
+	if (gust_binding_check_policy(m->t, p, &why) != 0) {
+		/* A refusal is final for the activation: first make sure it is
+		 * not a grant made since the cache was filled. */
+		free(why);
+		why = NULL;
+		if ((p = bind_policy_of(o, m->ns, true, m)) == NULL)
+			return false;
+	}
 	if (gust_binding_check_policy(m->t, p, &why) != 0) {
 		bind_set_error(m, GUST_EPERM, "%s", why);
 		free(why);

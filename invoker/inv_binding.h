@@ -37,7 +37,7 @@ typedef struct inv_bind_msg {
 /* The publishers of one thread: a producer per namespace and brokers string,
  * a connection per namespace and Redis address (on the cluster's Redis as
  * the namespace's feed user, gust/scope.h). External targets are checked
- * against the operator's policy (read from etcd, cached a few seconds) before
+ * against the operator's policy (read from etcd once per batch) before
  * each publish and again on every address connected to. Not thread safe: one
  * thread owns it. */
 typedef struct inv_bind_out inv_bind_out;

@@ -21,8 +21,6 @@
 
 /* ---- publishing ---------------------------------------------------------- */
 
-#define BIND_POLICY_TTL_MS 5000
-
 static void bind_set_error(inv_bind_msg *m, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -50,7 +48,6 @@ typedef struct bind_prod {
 
 typedef struct bind_policy {
 	gust_policy *p;
-	uint64_t at_ms;
 } bind_policy;
 
 static void bind_set_error(inv_bind_msg *m, int rv, const char *fmt, ...)
@@ -67,14 +64,14 @@ static void bind_set_error(inv_bind_msg *m, int rv, const char *fmt, ...)
 	m->rv = rv;
 }
 
-/* The namespace's policy with the cluster's own addresses marked, read
- * again after BIND_POLICY_TTL_MS; NULL (and the error in m) when etcd cannot
- * say. Owned by the cache. */
-static gust_policy *bind_policy_of(inv_bind_out *o, const char *ns, bool fresh, inv_bind_msg *m)
+/* The namespace's policy with the cluster's own addresses marked, read once
+ * per batch (the cache is emptied when a batch starts, so a revoked grant
+ * holds for every publish after it); NULL (and the error in m) when etcd
+ * cannot say. Owned by the cache. */
+static gust_policy *bind_policy_of(inv_bind_out *o, const char *ns, inv_bind_msg *m)
 {
 	bind_policy *bp = gust_map_get(&o->policies, ns);
-	uint64_t now = gust_now_ms();
-	if (bp != NULL && !fresh && now - bp->at_ms < BIND_POLICY_TTL_MS)
+	if (bp != NULL)
 		return bp->p;
 	gust_policy *p = NULL;
 	gust_error *err = NULL;
@@ -91,7 +88,6 @@ static gust_policy *bind_policy_of(inv_bind_out *o, const char *ns, bool fresh, 
 	}
 	gust_policy_free(bp->p);
 	bp->p = p;
-	bp->at_ms = now;
 	return p;
 }
 
@@ -247,7 +243,7 @@ static redisContext *bind_redis(inv_bind_out *o, const char *key, inv_bind_msg *
 	if (m->t->addr == NULL) {
 		rv = gust_feed_connect(o->etcd, o->default_redis, m->ns, o->timeout_ms, &c, &err);
 	} else {
-		gust_policy *p = bind_policy_of(o, m->ns, false, m);
+		gust_policy *p = bind_policy_of(o, m->ns, m);
 		if (p == NULL)
 			return NULL;
 		rv = gust_policy_redis_connect(p, "redis binding: \"address\"", m->t->addr,
@@ -287,18 +283,10 @@ static bool bind_target_ok(inv_bind_out *o, inv_bind_msg *m)
 		               m->ns);
 		return false;
 	}
-	gust_policy *p = bind_policy_of(o, m->ns, false, m);
+	gust_policy *p = bind_policy_of(o, m->ns, m);
 	if (p == NULL)
 		return false;
 	char *why = NULL;
-	if (gust_binding_check_policy(m->t, p, &why) != 0) {
-		/* A refusal is final for the activation: first make sure it is
-		 * not a grant made since the cache was filled. */
-		free(why);
-		why = NULL;
-		if ((p = bind_policy_of(o, m->ns, true, m)) == NULL)
-			return false;
-	}
 	if (gust_binding_check_policy(m->t, p, &why) != 0) {
 		bind_set_error(m, GUST_EPERM, "%s", why);
 		free(why);
@@ -375,9 +363,12 @@ static void bind_redis_batch(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 	free(sent);
 }
 
+static int bind_drop_policy_cb(void *arg, const char *key, void *value);
+
 void inv_bind_out_publish(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 {
 	char errstr[512];
+	gust_map_filter(&o->policies, bind_drop_policy_cb, NULL);
 	o->batch = msgs;
 	o->nbatch = n;
 	o->base_seq = o->next_seq;

@@ -209,6 +209,8 @@ struct trig {
 	pthread_t owner_thread;
 	pthread_mutex_t feeds_lock;
 	gust_map feeds; /* "ns/name" -> trig_feed* */
+	gust_map
+	    refused; /* "ns/name" -> why (heap): a stored feed outside its keyspace, logged once */
 	_Atomic bool lease_lost;
 	_Atomic bool stopping;
 	gust_redis_writer *records;

@@ -889,10 +889,12 @@ int gust_feed_parse(json_t *trigger, gust_feed *f, gust_error **err)
 			                    "exclude each other");
 			goto out;
 		}
+		/* A group the tenant names is checked; the default is made of
+		 * names the gateway already checked. */
+		if (f->group != NULL && (rv = feed_kafka_group(ns, f->group, err)) != 0)
+			goto out;
 		if (f->group == NULL)
 			f->group = gust_xasprintf("gust-%s-%s", ns, name);
-		if ((rv = feed_kafka_group(ns, f->group, err)) != 0)
-			goto out;
 		if (f->dead_letter == NULL)
 			f->dead_letter = gust_xasprintf("%s.dlq", f->topic);
 		break;
@@ -904,12 +906,14 @@ int gust_feed_parse(json_t *trigger, gust_feed *f, gust_error **err)
 		    (rv = feed_str(p, "startId", false, &f->start_id, err)) != 0 ||
 		    (rv = feed_str(p, "deadLetterStream", false, &f->dead_letter, err)) != 0)
 			goto out;
+		if (f->group != NULL &&
+		    (rv = gust_scope_group("feed parameter 'group'", f->group, err)) != 0)
+			goto out;
 		if (f->group == NULL)
 			f->group = gust_xasprintf("gust-%s-%s", ns, name);
 		if (f->start_id == NULL)
 			f->start_id = gust_xstrdup("0"); /* the whole stream: nothing missed */
-		if ((rv = gust_scope_group("feed parameter 'group'", f->group, err)) != 0 ||
-		    (rv = feed_stream_id(f->start_id, err)) != 0)
+		if ((rv = feed_stream_id(f->start_id, err)) != 0)
 			goto out;
 		if (f->redis == NULL &&
 		    ((rv = feed_scope(ns, "feed parameter 'stream'", &f->stream, err)) != 0 ||

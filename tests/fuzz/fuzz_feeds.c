@@ -32,8 +32,13 @@
 
 static const char *const nss[] = {"a", "ab", "alice", "bob", "x.y-z@w", "_"};
 
-static void check_group(const char *g)
+/* A group the tenant named (a default, "gust-<ns>-<trigger name>", is made
+ * of names the gateway checked, not of this charset). */
+static void check_group(const char *ns, const char *g)
 {
+	size_t nl = strlen(ns);
+	if (strncmp(g, "gust-", 5) == 0 && strncmp(g + 5, ns, nl) == 0 && g[5 + nl] == '-')
+		return;
 	for (const char *c = g; *c; c++)
 		FUZZ_CHECK(
 		    strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:@-",
@@ -70,7 +75,7 @@ static void fuzz_feed(const char *ns, const uint8_t *data, size_t size)
 		               (f.kind == GUST_FEED_KAFKA || (redis && f.redis)),
 		           "external");
 		if (f.kind == GUST_FEED_REDIS_STREAM) {
-			check_group(f.group);
+			check_group(ns, f.group);
 			if (f.redis == NULL) {
 				check_inside(ns, f.stream, "stream");
 				check_inside(ns, f.dead_letter, "deadLetterStream");
@@ -85,7 +90,7 @@ static void fuzz_feed(const char *ns, const uint8_t *data, size_t size)
 			    check_inside(ns, json_string_value(e), "pattern");
 		}
 		if (f.kind == GUST_FEED_KAFKA) {
-			check_group(f.group);
+			check_group(ns, f.group);
 			if (strncmp(f.group, "gust-", 5) == 0) {
 				size_t nl = strlen(ns);
 				FUZZ_CHECK(strncmp(f.group + 5, ns, nl) == 0 &&

@@ -331,6 +331,18 @@ static void test_feed_redis(void **state)
 	assert_non_null(strstr(msg, "'channels'"));
 }
 
+static void test_feed_default_group(void **state)
+{
+	/* a trigger name may hold a space: its default group is still fine */
+	gust_feed f;
+	char msg[256];
+	json_t *t = trigger_of("redis-stream", "stream", "\"ev\"", NULL);
+	json_object_set_new(t, "name", json_string("my trigger"));
+	assert_int_equal(parse(t, &f, msg, sizeof(msg)), 0);
+	assert_string_equal(f.group, "gust-guest-my trigger");
+	gust_feed_clear(&f);
+}
+
 static void test_feed_kafka_group(void **state)
 {
 	gust_feed f;
@@ -684,6 +696,7 @@ int main(void)
 	    cmocka_unit_test(test_feed_redis),
 	    cmocka_unit_test(test_feed_none_and_unknown),
 	    cmocka_unit_test(test_feed_kafka_group),
+	    cmocka_unit_test(test_feed_default_group),
 	    cmocka_unit_test(test_policy),
 	    cmocka_unit_test(test_binding_parse),
 	    cmocka_unit_test(test_schedule_interval),

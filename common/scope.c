@@ -87,9 +87,8 @@ int gust_scope_group(const char *param, const char *name, gust_error **err)
  * (inv_binding_out.c), nothing else: no reads of arbitrary keys, no
  * scripts, no configuration. */
 static const char *const feed_cmds[] = {
-    "+xgroup|create", "+xreadgroup", "+xautoclaim",    "+xack",        "+xadd",
-    "+rpush",         "+subscribe",  "+psubscribe",    "+unsubscribe", "+punsubscribe",
-    "+ping",          "+echo",       "+client|setname"};
+    "+xgroup|create", "+xreadgroup", "+xautoclaim",  "+xack",         "+xadd", "+rpush",
+    "+subscribe",     "+psubscribe", "+unsubscribe", "+punsubscribe", "+ping", "+echo"};
 
 char *gust_feed_user(const char *ns)
 {

@@ -6,11 +6,13 @@
 #include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "gust/map.h"
 #include "gust/redis.h"
 #include "gust/scope.h"
 #include "gust/sha256.h"
@@ -89,6 +91,9 @@ int gust_scope_group(const char *param, const char *name, gust_error **err)
 static const char *const feed_cmds[] = {
     "+xgroup|create", "+xreadgroup", "+xautoclaim",  "+xack",         "+xadd", "+rpush",
     "+subscribe",     "+psubscribe", "+unsubscribe", "+punsubscribe", "+ping", "+echo"};
+
+static pthread_mutex_t feed_acl_lock = PTHREAD_MUTEX_INITIALIZER;
+static gust_map feed_acl_done; /* ns -> (void *)1: the feed user set by this process */
 
 char *gust_feed_user(const char *ns)
 {
@@ -169,6 +174,21 @@ int gust_feed_connect(gust_etcd *e, const char *addr, const char *ns, int timeou
 	redisContext *c = NULL;
 	if ((rv = gust_redis_connect(addr, timeout_ms, &c, err)) != 0)
 		return rv;
+	/* Once per process and namespace the user is set before it is used, so
+	 * an upgrade that changes its rules reaches users made by an older
+	 * version (whose AUTH would still succeed). */
+	pthread_mutex_lock(&feed_acl_lock);
+	bool set = gust_map_get(&feed_acl_done, ns) != NULL;
+	pthread_mutex_unlock(&feed_acl_lock);
+	if (!set && (rv = gust_feed_acl_set(c, ns, state_pw, err)) != 0) {
+		redisFree(c);
+		return rv;
+	}
+	if (!set) {
+		pthread_mutex_lock(&feed_acl_lock);
+		gust_map_put(&feed_acl_done, ns, (void *)1);
+		pthread_mutex_unlock(&feed_acl_lock);
+	}
 	cleanup_free char *user = gust_feed_user(ns);
 	char pw[2 * GUST_SHA256_LEN + 1];
 	feed_password(state_pw, pw);

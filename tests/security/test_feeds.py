@@ -19,7 +19,9 @@ use of the same feature must still work:
 - an ungranted external broker or Redis (carol): 400 naming 'brokers' /
   'redis' / 'address'; a grant revoked after the action was stored is
   refused where used; the cluster's own Redis named as an "external" one is
-  refused at connect time even under a wide address grant. Legit: alice's
+  refused at connect time even under a wide address grant; a broker or Redis
+  granted by a DNS name that resolves to loopback is refused on connect
+  (librdkafka's connect callback, hiredis by the resolved address). Legit: alice's
   granted Kafka broker works for a feed and a binding (granted with
   `gust admin grant add`)."""
 import hashlib
@@ -352,6 +354,32 @@ try:
         check("alice: granted broker binding publishes",
               wait_until(lambda: (binding_ann(aid) or {}).get("status") == "published", 20),
               binding_ann(aid))
+        # A grant by DNS name that resolves to loopback: the name passes the
+        # policy, the address it resolves to does not (checked on connect).
+        port = brokers.split(",")[0].rsplit(":", 1)[1]
+        c.grant("bob", "localhost:" + port, "localhost:1")
+        st, b, _ = action(BOB, "toloop", ECHO, {"kafka": {"brokers": "localhost:" + port,
+                                                          "topic": "out"}})
+        check("bob: broker granted by name accepted", st == 200, (st, b))
+        aid = invoke(BOB, "toloop", {"n": 6})
+        check("bob: its loopback address is refused by the invoker's connect callback",
+              wait_until(lambda: "INV-BIND-EGRESS" in open(c.procs["invoker0"].log,
+                                                            errors="replace").read(), 20))
+        check("bob: so nothing is published",
+              wait_until(lambda: (binding_ann(aid) or {}).get("status") == "pending", 20),
+              binding_ann(aid))
+        st, b, _ = trigger(BOB, "loopfeed", "redis-stream",
+                           {"redis": "localhost:1", "stream": "s", "batchSize": 1})
+        check("bob: redis feed granted by name accepted", st == 200, (st, b))
+        rule(BOB, "looprule", "loopfeed", "seen")
+        check("bob: refused at connect time (loopback) by gust-trigger",
+              wait_until(lambda: "bob/loopfeed" in trigger_log() and
+                         "loopback" in trigger_log(), 10), trigger_log()[-2000:])
+        st, b, _ = trigger(BOB, "loopk", "kafka", {"brokers": "localhost:" + port, "topic": "in"})
+        check("bob: kafka feed granted by name accepted", st == 200, (st, b))
+        rule(BOB, "loopkrule", "loopk", "seen")
+        check("bob: its broker's loopback address refused by gust-trigger's connect callback",
+              wait_until(lambda: "TRIG-FEED-EGRESS" in trigger_log(), 20), trigger_log()[-2000:])
         # The grant revoked after the action was stored: refused where used.
         for broker in brokers.split(","):
             c.revoke("alice", broker)

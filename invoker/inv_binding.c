@@ -155,9 +155,13 @@ void inv_binding_complete(inv *v, inv_job *job, const Gust__ActivationResult *re
 	cleanup_free char *why = NULL;
 	const char *status = NULL;
 	int prv;
+	/* The binding acts as the namespace the activation belongs to: the
+	 * invoking one (req->user; gust_activation_ns on main), so a caller of a
+	 * shared action never publishes into the owner's keys or brokers. */
+	const char *bns = q->user && q->user[0] ? q->user : q->namespace_;
 	if (res->status != 0)
 		status = "skipped"; /* only a success is published */
-	else if ((prv = gust_binding_parse(q->namespace_, q->binding, &t, &why)) != 0)
+	else if ((prv = gust_binding_parse(bns, q->binding, &t, &why)) != 0)
 		status = prv == GUST_EPERM ? "refused" : "invalid";
 	else
 		gust_binding_clear(&t);

@@ -204,6 +204,7 @@ with Cluster("benchtrig", trigger_daemons=1, kafka_mock=True, kafka_topics=topic
              trigger_args=args.trigger_arg) as c:
     c.create_namespace("guest")
     auth = c.create_key("guest")
+    c.grant_kafka("guest")  # the mock broker is outside the cluster
     time.sleep(0.3)
     lines = [b"%08d-%s" % (i, b"x" * 190) for i in range(N)]
     payload = b"\n".join(lines) + b"\n"
@@ -214,7 +215,8 @@ with Cluster("benchtrig", trigger_daemons=1, kafka_mock=True, kafka_topics=topic
                         "sticky.partitioning.linger.ms=0", "-X", "linger.ms=5"],
                        input=payload, check=True)
         if not args.skip_stream:
-            for s in ("sraw%d" % r, "sev%d" % r):
+            # the feed's "sev<r>" is the namespace's key gust:state:guest:sev<r>
+            for s in ("sraw%d" % r, "gust:state:guest:sev%d" % r):
                 for i in range(0, N, 5000):
                     pipeline(c, [["XADD", s, "*", "v", x] for x in lines[i:i + 5000]])
         action = "count%d" % r

@@ -14,6 +14,9 @@
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
  *   /gust/versions/<ns>/... the last version of each deleted action (so that
  *                           one created again under its name goes on counting)
+ *   /gust/policy/cluster    {"targets": [HOST[:PORT], ...]}  feed and binding targets
+ *   /gust/grants/<ns>       {"targets": [...]}               outside the cluster
+ *                           (gust/scope.h; other members are kept as they are)
  */
 #include <errno.h>
 #include <string.h>
@@ -23,6 +26,7 @@
 #include "cli.h"
 #include "gust/etcd.h"
 #include "gust/redis.h"
+#include "gust/scope.h"
 #include "gust/sha256.h"
 #include "gust/state.h"
 #include "gust/util.h"
@@ -41,7 +45,8 @@ enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES, O_ENTITIES, O_ENT
 
 void cli_help_admin(FILE *out)
 {
-	fputs("usage: gust admin <namespace|key> <command> [args]   (talks to etcd directly)\n"
+	fputs("usage: gust admin <namespace|key|policy|grant> <command> [args]   (talks to etcd\n"
+	      "directly)\n"
 	      "\n"
 	      "  namespace create NS     create a namespace\n"
 	      "  namespace delete NS     delete it with its keys and actions\n"
@@ -57,6 +62,14 @@ void cli_help_admin(FILE *out)
 	      "  key list NS             print the uuid of each key of NS (secrets are\n"
 	      "                          stored only as salted hashes)\n"
 	      "  key revoke UUID         delete a key\n"
+	      "  policy show             targets outside the cluster every namespace's\n"
+	      "                          feeds and bindings may reach\n"
+	      "  policy allow TARGET     allow one (HOST[:PORT]: a name, IPv4, IPv4/len,\n"
+	      "                          [IPv6] or [IPv6/len]; no port: every port)\n"
+	      "  policy remove TARGET    stop allowing it\n"
+	      "  grant show NS           the targets granted to NS alone\n"
+	      "  grant add NS TARGET     grant one to NS\n"
+	      "  grant remove NS TARGET  take it back\n"
 	      "\n"
 	      "--etcd ENDPOINTS (or GUST_ETCD; default http://127.0.0.1:2379) names etcd;\n"
 	      "several endpoints may be given, comma-separated. --json prints JSON lists.\n"
@@ -398,6 +411,9 @@ static int ns_delete(cli *c, gust_etcd *e, const char *ns)
 			return etcd_fail(c, "cannot delete the namespace's entities", rv, err);
 		nentities += n;
 	}
+	cleanup_free char *grants = gust_xasprintf("%s%s", GUST_GRANTS_PREFIX, ns);
+	if ((rv = gust_etcd_delete(e, grants, false, NULL, &err)) != 0)
+		return etcd_fail(c, "cannot delete the namespace's grants", rv, err);
 	if ((rv = gust_etcd_delete(e, key, false, NULL, &err)) != 0)
 		return etcd_fail(c, "cannot delete the namespace", rv, err);
 	printf("ok: deleted namespace %s (%lld keys, %lld entity records)\n", ns, (long long)nkeys,
@@ -671,6 +687,138 @@ static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 	return CLI_EFAIL;
 }
 
+/* ---- the policy for feed and binding targets outside the cluster ---------- */
+
+/* Adds or removes target in the "targets" list of the JSON document at key,
+ * keeping every other member (later kinds of grant live beside it), with a
+ * compare-and-swap so two operators never lose each other's change. */
+static int targets_edit(const cli *c, gust_etcd *e, const char *key, const char *target, bool add)
+{
+	gust_error *err = NULL;
+	if (gust_policy_entry_check(target, &err) != 0) {
+		cli_error("%s", gust_error_msg(err));
+		gust_error_free(err);
+		return CLI_EUSAGE;
+	}
+	for (int tries = 0; tries < 5; tries++) {
+		gust_kv kv = {0};
+		int rv = gust_etcd_get(e, key, &kv, &err);
+		if (rv != 0 && rv != GUST_ENOENT)
+			return etcd_fail(c, "cannot read the policy", rv, err);
+		gust_error_free(err);
+		err = NULL;
+		json_t *doc = rv == 0 ? json_loadb(kv.value, kv.value_len, 0, NULL) : json_object();
+		int64_t mod = rv == 0 ? kv.mod_revision : 0;
+		gust_kv_clear(&kv);
+		if (!json_is_object(doc)) {
+			json_decref(doc);
+			cli_error("%s is not a JSON object; fix or delete it", key);
+			return CLI_EFAIL;
+		}
+		json_t *list = json_object_get(doc, "targets");
+		if (!json_is_array(list)) {
+			list = json_array();
+			json_object_set_new(doc, "targets", list);
+		}
+		size_t i, at = (size_t)-1;
+		json_t *t;
+		json_array_foreach(list, i, t)
+		{
+			if (json_is_string(t) && strcmp(json_string_value(t), target) == 0)
+				at = i;
+		}
+		bool change = add ? at == (size_t)-1 : at != (size_t)-1;
+		if (!change) {
+			json_decref(doc);
+			printf("ok: %s %s %s\n", key, add ? "already allows" : "does not list",
+			       target);
+			return CLI_OK;
+		}
+		if (add)
+			json_array_append_new(list, json_string(target));
+		else
+			json_array_remove(list, at);
+		char *text = json_dumps(doc, JSON_COMPACT);
+		json_decref(doc);
+		rv = gust_etcd_cas(e, key, mod, text, strlen(text), 0, NULL, &err);
+		free(text);
+		if (rv == GUST_ECONFLICT) {
+			gust_error_free(err);
+			err = NULL;
+			continue;
+		}
+		if (rv != 0)
+			return etcd_fail(c, "cannot store the policy", rv, err);
+		printf("ok: %s %s %s\n", key, add ? "allows" : "no longer lists", target);
+		return CLI_OK;
+	}
+	cli_error("%s kept changing; try again", key);
+	return CLI_EFAIL;
+}
+
+static int targets_show(const cli *c, gust_etcd *e, const char *key)
+{
+	gust_error *err = NULL;
+	gust_kv kv = {0};
+	int rv = gust_etcd_get(e, key, &kv, &err);
+	if (rv == GUST_ENOENT) {
+		gust_error_free(err);
+		printf("(none)\n");
+		return CLI_OK;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot read the policy", rv, err);
+	json_t *doc = json_loadb(kv.value, kv.value_len, 0, NULL);
+	gust_kv_clear(&kv);
+	size_t i;
+	json_t *t;
+	size_t n = 0;
+	json_array_foreach(json_object_get(doc, "targets"), i, t)
+	{
+		if (json_is_string(t)) {
+			printf("%s\n", json_string_value(t));
+			n++;
+		}
+	}
+	if (n == 0)
+		printf("(none)\n");
+	json_decref(doc);
+	return CLI_OK;
+}
+
+static int run_policy_show(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	return targets_show(c, e, GUST_POLICY_CLUSTER_KEY);
+}
+
+static int run_policy_allow(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	return targets_edit(c, e, GUST_POLICY_CLUSTER_KEY, v->pos[0], true);
+}
+
+static int run_policy_remove(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	return targets_edit(c, e, GUST_POLICY_CLUSTER_KEY, v->pos[0], false);
+}
+
+static int run_grant_show(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	cleanup_free char *key = gust_xasprintf("%s%s", GUST_GRANTS_PREFIX, v->pos[0]);
+	return targets_show(c, e, key);
+}
+
+static int run_grant_add(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	cleanup_free char *key = gust_xasprintf("%s%s", GUST_GRANTS_PREFIX, v->pos[0]);
+	return targets_edit(c, e, key, v->pos[1], true);
+}
+
+static int run_grant_remove(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	cleanup_free char *key = gust_xasprintf("%s%s", GUST_GRANTS_PREFIX, v->pos[0]);
+	return targets_edit(c, e, key, v->pos[1], false);
+}
+
 static int run_ns_create(cli *c, gust_etcd *e, const admin_argv *v)
 {
 	return ns_create(c, e, v->pos[0]);
@@ -715,6 +863,12 @@ static const struct admin_cmd {
     {"key", "create", 1, key_opts, true, "key create NS [--uuid U] [--key K]", key_create},
     {"key", "list", 1, NULL, true, "key list NS", run_key_list},
     {"key", "revoke", 1, NULL, false, "key revoke UUID", run_key_revoke},
+    {"policy", "show", 0, NULL, false, "policy show", run_policy_show},
+    {"policy", "allow", 1, NULL, false, "policy allow TARGET", run_policy_allow},
+    {"policy", "remove", 1, NULL, false, "policy remove TARGET", run_policy_remove},
+    {"grant", "show", 1, NULL, true, "grant show NS", run_grant_show},
+    {"grant", "add", 2, NULL, true, "grant add NS TARGET", run_grant_add},
+    {"grant", "remove", 2, NULL, true, "grant remove NS TARGET", run_grant_remove},
 };
 
 int cli_cmd_admin(cli *c, cli_args *a)
@@ -730,7 +884,8 @@ int cli_cmd_admin(cli *c, cli_args *a)
 			verb = vals[0];
 	}
 	if (verb == NULL)
-		return cli_usage_error(c, "usage: gust admin <namespace|key> <command> [args]");
+		return cli_usage_error(
+		    c, "usage: gust admin <namespace|key|policy|grant> <command> [args]");
 
 	const struct admin_cmd *cmd = NULL;
 	for (size_t i = 0; i < sizeof(admin_cmds) / sizeof(admin_cmds[0]); i++)

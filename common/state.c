@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gust/scope.h"
 #include "gust/state.h"
 #include "gust/util.h"
 
@@ -109,7 +110,10 @@ int gust_state_acl_delete(redisContext *r, const char *ns, gust_error **err)
 {
 	cleanup_free char *user = gust_state_user(ns);
 	cleanup_free char *pat = gust_xasprintf("gust:state:%s:*", ns);
-	int rv = state_reply_ok(r, redisCommand(r, "ACL DELUSER %s", user), "ACL DELUSER", err);
+	/* The feed user (gust/scope.h) goes with it: both act as the namespace. */
+	cleanup_free char *feed = gust_feed_user(ns);
+	int rv =
+	    state_reply_ok(r, redisCommand(r, "ACL DELUSER %s %s", user, feed), "ACL DELUSER", err);
 	if (rv != 0)
 		return rv;
 	redisReply *rep = redisCommand(r, "ACL SAVE");

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "gust/fire.h"
+#include "gust/scope.h"
 #include "gust/util.h"
 
 static const char *fire_jstr(json_t *o, const char *k, const char *def)
@@ -710,6 +711,89 @@ static int feed_date(json_t *p, const char *k, int64_t *out, gust_error **err)
 	return 0;
 }
 
+/* A name on the cluster's Redis, made full (gust/scope.h): in place. */
+static int feed_scope(const char *ns, const char *param, char **name, gust_error **err)
+{
+	char *full = NULL;
+	int rv = gust_scope_name(ns, param, *name, &full, err);
+	if (rv != 0)
+		return rv;
+	free(*name);
+	*name = full;
+	return 0;
+}
+
+static int feed_scope_list(const char *ns, const char *param, json_t *list, gust_error **err)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e)
+	{
+		char *full = NULL;
+		int rv = gust_scope_name(ns, param, json_string_value(e), &full, err);
+		if (rv != 0)
+			return rv;
+		json_array_set_new(list, i, json_string(full));
+		free(full);
+	}
+	return 0;
+}
+
+/* XGROUP CREATE's id: "$", or MS[-SEQ]. */
+static int feed_stream_id(const char *s, gust_error **err)
+{
+	bool ok = strcmp(s, "$") == 0;
+	if (!ok) {
+		const char *p = s;
+		size_t digits = strspn(p, "0123456789");
+		ok = digits > 0 && digits <= 20;
+		p += digits;
+		if (ok && *p == '-') {
+			digits = strspn(++p, "0123456789");
+			ok = digits > 0 && digits <= 20;
+			p += digits;
+		}
+		ok = ok && *p == '\0';
+	}
+	return ok ? 0
+	          : gust_error_set(err, GUST_EINVAL,
+	                           "feed parameter 'startId' must be $, 0 or an entry id (ms-seq)");
+}
+
+/* A Kafka consumer group: a broker granted to several namespaces is one
+ * group namespace for all of them, so the names Gust makes ("gust-<ns>-...")
+ * are reserved to their namespace. */
+static int feed_kafka_group(const char *ns, const char *group, gust_error **err)
+{
+	int rv = gust_scope_group("feed parameter 'groupId'", group, err);
+	if (rv != 0)
+		return rv;
+	size_t nl = strlen(ns);
+	if (strncmp(group, "gust-", 5) == 0 &&
+	    !(strncmp(group + 5, ns, nl) == 0 && group[5 + nl] == '-'))
+		return gust_error_set(err, GUST_EPERM,
+		                      "feed parameter 'groupId': names starting with gust- are "
+		                      "reserved (gust-%s-... is this namespace's)",
+		                      ns);
+	return 0;
+}
+
+bool gust_feed_external(const gust_feed *f)
+{
+	return f->kind == GUST_FEED_KAFKA ||
+	       ((f->kind == GUST_FEED_REDIS_STREAM || f->kind == GUST_FEED_REDIS_PUBSUB) &&
+	        f->redis != NULL);
+}
+
+int gust_feed_check_policy(const gust_feed *f, const gust_policy *p, gust_error **err)
+{
+	if (f->kind == GUST_FEED_KAFKA)
+		return gust_policy_targets(p, "feed parameter 'brokers'", f->brokers, err);
+	if (gust_feed_external(f))
+		return gust_policy_target(p, "feed parameter 'redis'", f->redis, err);
+	return 0;
+}
+
 int gust_feed_parse(json_t *trigger, gust_feed *f, gust_error **err)
 {
 	memset(f, 0, sizeof(*f));
@@ -805,6 +889,10 @@ int gust_feed_parse(json_t *trigger, gust_feed *f, gust_error **err)
 			                    "exclude each other");
 			goto out;
 		}
+		/* A group the tenant names is checked; the default is made of
+		 * names the gateway already checked. */
+		if (f->group != NULL && (rv = feed_kafka_group(ns, f->group, err)) != 0)
+			goto out;
 		if (f->group == NULL)
 			f->group = gust_xasprintf("gust-%s-%s", ns, name);
 		if (f->dead_letter == NULL)
@@ -818,10 +906,20 @@ int gust_feed_parse(json_t *trigger, gust_feed *f, gust_error **err)
 		    (rv = feed_str(p, "startId", false, &f->start_id, err)) != 0 ||
 		    (rv = feed_str(p, "deadLetterStream", false, &f->dead_letter, err)) != 0)
 			goto out;
+		if (f->group != NULL &&
+		    (rv = gust_scope_group("feed parameter 'group'", f->group, err)) != 0)
+			goto out;
 		if (f->group == NULL)
 			f->group = gust_xasprintf("gust-%s-%s", ns, name);
 		if (f->start_id == NULL)
 			f->start_id = gust_xstrdup("0"); /* the whole stream: nothing missed */
+		if ((rv = feed_stream_id(f->start_id, err)) != 0)
+			goto out;
+		if (f->redis == NULL &&
+		    ((rv = feed_scope(ns, "feed parameter 'stream'", &f->stream, err)) != 0 ||
+		     (f->dead_letter && (rv = feed_scope(ns, "feed parameter 'deadLetterStream'",
+		                                         &f->dead_letter, err)) != 0)))
+			goto out;
 		if (f->dead_letter == NULL)
 			f->dead_letter = gust_xasprintf("%s.dlq", f->stream);
 		break;
@@ -835,6 +933,12 @@ int gust_feed_parse(json_t *trigger, gust_feed *f, gust_error **err)
 			                    "feed parameter 'channels' or 'patterns' is required");
 			goto out;
 		}
+		if (f->redis == NULL &&
+		    ((rv = feed_scope_list(ns, "feed parameter 'channels'", f->channels, err)) !=
+		         0 ||
+		     (rv = feed_scope_list(ns, "feed parameter 'patterns'", f->patterns, err)) !=
+		         0))
+			goto out;
 		break;
 	case GUST_FEED_SCHEDULE: {
 		char *cron = NULL;

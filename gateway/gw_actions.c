@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "gateway.h"
+#include "gust/binding.h"
 #include "gust/log.h"
+#include "gust/scope.h"
 #include <stdio.h>
 
 static const char *normal_kind(const char *k)
@@ -187,6 +189,49 @@ static json_t *sequence_components(gw_req *r, const char *ns, json_t *comps)
 	return out;
 }
 
+/* The "binding" annotation, parsed as the invoker will parse it (for the
+ * same namespace: its keyspace), and a target outside the cluster checked
+ * against the operator's policy. False once answered (400, or 503 when etcd
+ * cannot say). */
+static bool check_binding(gw_req *r, const char *ns, json_t *rec)
+{
+	size_t i;
+	json_t *ann;
+	json_array_foreach(json_object_get(rec, "annotations"), i, ann)
+	{
+		const char *k = json_string_value(json_object_get(ann, "key"));
+		if (k == NULL || strcmp(k, "binding") != 0)
+			continue;
+		cleanup_free char *text =
+		    json_dumps(json_object_get(ann, "value"), JSON_COMPACT | JSON_ENCODE_ANY);
+		gust_binding b;
+		char *why = NULL;
+		int rv = gust_binding_parse(ns, text ? text : "", &b, &why);
+		if (rv == 0 && gust_binding_external(&b)) {
+			gust_policy *pol = NULL;
+			gust_error *e = NULL;
+			if (gust_policy_load(r->g->etcd, ns, &pol, &e) != 0) {
+				gust_binding_clear(&b);
+				gw_reply_gust_error(r, GUST_EUNAVAIL, gust_error_msg(e));
+				gust_error_free(e);
+				return false;
+			}
+			rv = gust_binding_check_policy(&b, pol, &why);
+			gust_policy_free(pol);
+		}
+		gust_binding_clear(&b);
+		if (rv != 0) {
+			gw_reply_error(
+			    r, 400, "EINVAL",
+			    "The request content was malformed: annotation 'binding': %s",
+			    why ? why : "invalid");
+			free(why);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void action_put(gw_req *r, const char *ns, const char *name)
 {
 	gw *g = r->g;
@@ -312,6 +357,8 @@ exec_done:;
 	                              (json_int_t)memory, "logs", (json_int_t)logs, "concurrency",
 	                              (json_int_t)conc));
 	if (!gw_entity_merge(r, body, rec))
+		goto out;
+	if (!check_binding(r, ns, rec))
 		goto out;
 	/* A new action has them all, empty, as OpenWhisk shows one. */
 	if (json_object_get(rec, "parameters") == NULL)

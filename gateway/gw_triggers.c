@@ -21,6 +21,7 @@
 #include "gateway.h"
 #include "gust/fire.h"
 #include "gust/log.h"
+#include "gust/scope.h"
 
 #define FIRES_PER_MINUTE_DEFAULT 60
 
@@ -72,9 +73,23 @@ static void trigger_put(gw_req *r, const char *ns, const char *name)
 	gust_feed feed;
 	gust_error *ferr = NULL;
 	int frv = gust_feed_parse(rec, &feed, &ferr);
+	if (frv == 0 && gust_feed_external(&feed)) {
+		/* A target outside the cluster: the operator's policy decides. */
+		gust_policy *pol = NULL;
+		frv = gust_policy_load(r->g->etcd, ns, &pol, &ferr);
+		if (frv != 0) {
+			gust_feed_clear(&feed);
+			gw_reply_gust_error(r, GUST_EUNAVAIL, gust_error_msg(ferr));
+			gust_error_free(ferr);
+			goto out;
+		}
+		frv = gust_feed_check_policy(&feed, pol, &ferr);
+		gust_policy_free(pol);
+	}
 	if (frv == 0) {
 		gust_feed_clear(&feed);
 	} else if (frv != GUST_ENOENT) {
+		gust_feed_clear(&feed);
 		gw_reply_error(r, 400, "EINVAL", "The request content was malformed: %s",
 		               gust_error_msg(ferr));
 		gust_error_free(ferr);

@@ -154,12 +154,17 @@ void inv_binding_complete(inv *v, inv_job *job, const Gust__ActivationResult *re
 	inv_bind_target t;
 	cleanup_free char *why = NULL;
 	const char *status = NULL;
+	int prv;
+	/* The binding acts as the namespace the activation belongs to: the
+	 * invoking one (req->user; gust_activation_ns on main), so a caller of a
+	 * shared action never publishes into the owner's keys or brokers. */
+	const char *bns = q->user && q->user[0] ? q->user : q->namespace_;
 	if (res->status != 0)
 		status = "skipped"; /* only a success is published */
-	else if (inv_bind_parse(q->binding, &t, &why) != 0)
-		status = "invalid";
+	else if ((prv = gust_binding_parse(bns, q->binding, &t, &why)) != 0)
+		status = prv == GUST_EPERM ? "refused" : "invalid";
 	else
-		inv_bind_target_clear(&t);
+		gust_binding_clear(&t);
 	if (status != NULL) {
 		cleanup_free char *ann =
 		    bind_ann(status, NULL, 0,
@@ -352,6 +357,22 @@ static void bind_settle(inv_binder *b, bind_entry *e, const inv_bind_target *t,
 		return;
 	}
 	gust_counter_add(b->m_failures, 1);
+	if (m->rv == GUST_EPERM) {
+		/* Outside the namespace's keyspace or the operator's policy (a
+		 * record older than the checks, or a grant since revoked): never
+		 * published, so not retried; the record says why. */
+		gust_log_error("INV-BIND-REFUSED", "activation %s of %s to %s: %s", e->id, e->ns,
+		               t->label, m->error ? m->error : "refused");
+		cleanup_free char *ann = bind_ann("refused", t->label, e->attempts, m->error);
+		bind_record(v, e->id, e->ns, e->start_ms, e->record, e->record_len, ann);
+		bind_journal_done(v, e->journal_id);
+		const char *del[] = {"DEL", key};
+		freeReplyObject(bind_cmd(b, 2, del, NULL));
+		const char *zrem[] = {"ZREM", b->zkey, e->id};
+		freeReplyObject(bind_cmd(b, 3, zrem, NULL));
+		gust_gauge_add(b->m_pending, -1);
+		return;
+	}
 	gust_log_warn("INV-BIND-FAIL", "activation %s to %s, attempt %d: %s", e->id, t->label,
 	              e->attempts, m->error ? m->error : "failed");
 	cleanup_free char *ann = bind_ann("pending", t->label, e->attempts, m->error);
@@ -384,7 +405,7 @@ static void bind_attempt(inv_binder *b, bind_entry *list)
 		bind_entry *e = list;
 		list = e->next;
 		char *why = NULL;
-		if (inv_bind_parse(e->binding, &ts[k], &why) != 0) {
+		if (gust_binding_parse(e->ns, e->binding, &ts[k], &why) != 0) {
 			/* Only an entry edited by hand gets here: say so, drop it. */
 			gust_log_error("INV-BIND-DROP",
 			               "activation %s: pending entry with a bad "
@@ -400,15 +421,18 @@ static void bind_attempt(inv_binder *b, bind_entry *list)
 			bind_entry_free(e);
 			continue;
 		}
-		ms[k] = (inv_bind_msg){
-		    .t = &ts[k], .id = e->id, .value = e->result, .value_len = e->result_len};
+		ms[k] = (inv_bind_msg){.t = &ts[k],
+		                       .ns = e->ns,
+		                       .id = e->id,
+		                       .value = e->result,
+		                       .value_len = e->result_len};
 		es[k++] = e;
 	}
 	inv_bind_out_publish(b->out, ms, k);
 	for (size_t i = 0; i < k; i++) {
 		bind_settle(b, es[i], &ts[i], &ms[i]);
 		free(ms[i].error);
-		inv_bind_target_clear(&ts[i]);
+		gust_binding_clear(&ts[i]);
 		bind_entry_free(es[i]);
 	}
 	free(ts);
@@ -556,7 +580,8 @@ int inv_binding_start(inv *v, gust_error **err)
 	pthread_cond_init(&b->p_cv, NULL);
 	b->in_tail = &b->in_head;
 	b->pub_tail = &b->pub_head;
-	b->out = inv_bind_out_new(v->cfg.redis, (int)v->cfg.binding_timeout_ms);
+	b->out =
+	    inv_bind_out_new(v->etcd, v->cfg.etcd, v->cfg.redis, (int)v->cfg.binding_timeout_ms);
 	b->m_published = gust_counter_new("gust_invoker_binding_published_total",
 	                                  "results published to output bindings", NULL);
 	b->m_failures = gust_counter_new("gust_invoker_binding_failures_total",

@@ -1,8 +1,12 @@
-/* inv_binding_out.c - an output binding's target: parsing the annotation,
- * and publishing a batch of results to Kafka (librdkafka, idempotent
- * producer, acks=all) or to a Redis stream (XADD) or list (RPUSH). */
+/* inv_binding_out.c - an output binding's target: publishing a batch of
+ * results to Kafka (librdkafka, idempotent producer, acks=all) or to a Redis
+ * stream (XADD) or list (RPUSH), each as the namespace it belongs to: on the
+ * cluster's Redis as the namespace's feed user, elsewhere only where the
+ * operator's policy allows, checked on the configured target and again on
+ * every address actually connected to (gust/scope.h). */
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,113 +15,40 @@
 #include "gust/log.h"
 #include "gust/map.h"
 #include "gust/redis.h"
+#include "gust/scope.h"
 #include "gust/util.h"
 #include "inv_binding.h"
 
-/* ---- parsing ------------------------------------------------------------ */
-
-static int bind_fail(char **why, const char *msg)
-{
-	*why = gust_xstrdup(msg);
-	return GUST_EINVAL;
-}
-
-static bool bind_topic_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 249)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static const char *bind_str(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s && s[0] ? s : NULL;
-}
-
-int inv_bind_parse(const char *text, inv_bind_target *t, char **why)
-{
-	memset(t, 0, sizeof(*t));
-	*why = NULL;
-	json_t *v = json_loads(text ? text : "", JSON_DECODE_ANY, NULL);
-	/* `wsk action update -a binding '{...}'` stores an object; a string
-	 * holding the same JSON is taken too. */
-	if (json_is_string(v)) {
-		json_t *inner = json_loads(json_string_value(v), 0, NULL);
-		json_decref(v);
-		v = inner;
-	}
-	int rv = 0;
-	json_t *k = json_object_get(v, "kafka"), *r = json_object_get(v, "redis");
-	if (!json_is_object(v))
-		rv = bind_fail(why, "the binding is not a JSON object");
-	else if (json_object_size(v) != 1 || (k == NULL) == (r == NULL))
-		rv = bind_fail(why, "the binding needs exactly one of \"kafka\" or \"redis\"");
-	else if (k != NULL) {
-		const char *brokers = bind_str(k, "brokers"), *topic = bind_str(k, "topic");
-		if (brokers == NULL)
-			rv =
-			    bind_fail(why, "kafka binding: \"brokers\" (host:port,...) is missing");
-		else if (topic == NULL || !bind_topic_ok(topic))
-			rv = bind_fail(why, "kafka binding: \"topic\" is missing or not a topic "
-			                    "name ([A-Za-z0-9._-], 1-249 characters)");
-		else {
-			t->kind = INV_BIND_KAFKA;
-			t->addr = gust_xstrdup(brokers);
-			t->name = gust_xstrdup(topic);
-			t->label = gust_xasprintf("kafka:%s", topic);
-		}
-	} else {
-		const char *stream = bind_str(r, "stream"), *list = bind_str(r, "list");
-		const char *addr = bind_str(r, "address");
-		if (!json_is_object(r) || (stream == NULL) == (list == NULL))
-			rv = bind_fail(
-			    why, "redis binding: needs exactly one of \"stream\" or \"list\"");
-		else if (json_object_get(r, "address") != NULL && addr == NULL)
-			rv = bind_fail(
-			    why, "redis binding: \"address\" must be host:port or unix:/path");
-		else if (strlen(stream ? stream : list) > 1024)
-			rv =
-			    bind_fail(why, "redis binding: the key name is longer than 1024 bytes");
-		else {
-			t->kind = stream ? INV_BIND_STREAM : INV_BIND_LIST;
-			t->addr = addr ? gust_xstrdup(addr) : NULL;
-			t->name = gust_xstrdup(stream ? stream : list);
-			t->label =
-			    gust_xasprintf("redis-%s:%s", stream ? "stream" : "list", t->name);
-		}
-	}
-	json_decref(v);
-	return rv;
-}
-
-void inv_bind_target_clear(inv_bind_target *t)
-{
-	free(t->addr);
-	free(t->name);
-	free(t->label);
-	memset(t, 0, sizeof(*t));
-}
-
 /* ---- publishing ---------------------------------------------------------- */
 
+static void bind_set_error(inv_bind_msg *m, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 struct inv_bind_out {
+	gust_etcd *etcd;
+	char *etcd_endpoints;
 	char *default_redis;
 	int timeout_ms;
-	gust_map producers; /* brokers -> rd_kafka_t */
-	gust_map redis;     /* address -> redisContext */
+	gust_map producers; /* ns "\n" brokers -> bind_prod */
+	gust_map redis;     /* ns "\n" address ("" the cluster's) -> redisContext */
+	gust_map policies;  /* ns -> bind_policy */
 	/* the batch being published, for delivery reports */
 	inv_bind_msg *batch;
 	size_t nbatch;
 	uint64_t base_seq, next_seq;
 };
+
+/* A producer and the policy its connections are checked against (its own
+ * copy: the cache may replace its entry while the producer lives). */
+typedef struct bind_prod {
+	inv_bind_out *o;
+	rd_kafka_t *rk;
+	gust_policy *pol;
+} bind_prod;
+
+typedef struct bind_policy {
+	gust_policy *p;
+} bind_policy;
 
 static void bind_set_error(inv_bind_msg *m, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -133,9 +64,54 @@ static void bind_set_error(inv_bind_msg *m, int rv, const char *fmt, ...)
 	m->rv = rv;
 }
 
-inv_bind_out *inv_bind_out_new(const char *default_redis, int timeout_ms)
+/* The namespace's policy with the cluster's own addresses marked, read once
+ * per batch (the cache is emptied when a batch starts, so a revoked grant
+ * holds for every publish after it); NULL (and the error in m) when etcd
+ * cannot say. Owned by the cache. */
+static gust_policy *bind_policy_of(inv_bind_out *o, const char *ns, inv_bind_msg *m)
+{
+	bind_policy *bp = gust_map_get(&o->policies, ns);
+	if (bp != NULL)
+		return bp->p;
+	gust_policy *p = NULL;
+	gust_error *err = NULL;
+	if (gust_policy_load(o->etcd, ns, &p, &err) != 0) {
+		bind_set_error(m, GUST_EUNAVAIL, "the operator's policy: %s", gust_error_msg(err));
+		gust_error_free(err);
+		return NULL;
+	}
+	gust_policy_add_own(p, o->default_redis);
+	gust_policy_add_own(p, o->etcd_endpoints);
+	if (bp == NULL) {
+		bp = gust_xcalloc(1, sizeof(*bp));
+		gust_map_put(&o->policies, ns, bp);
+	}
+	gust_policy_free(bp->p);
+	bp->p = p;
+	return p;
+}
+
+/* A copy for a producer: the same documents, read now. */
+static gust_policy *bind_policy_copy(inv_bind_out *o, const char *ns, char *errstr, size_t len)
+{
+	gust_policy *p = NULL;
+	gust_error *err = NULL;
+	if (gust_policy_load(o->etcd, ns, &p, &err) != 0) {
+		snprintf(errstr, len, "the operator's policy: %s", gust_error_msg(err));
+		gust_error_free(err);
+		return NULL;
+	}
+	gust_policy_add_own(p, o->default_redis);
+	gust_policy_add_own(p, o->etcd_endpoints);
+	return p;
+}
+
+inv_bind_out *inv_bind_out_new(gust_etcd *etcd, const char *etcd_endpoints,
+                               const char *default_redis, int timeout_ms)
 {
 	inv_bind_out *o = gust_xcalloc(1, sizeof(*o));
+	o->etcd = etcd;
+	o->etcd_endpoints = gust_xstrdup(etcd_endpoints ? etcd_endpoints : "");
 	o->default_redis = gust_xstrdup(default_redis);
 	o->timeout_ms = timeout_ms;
 	o->next_seq = 1;
@@ -147,7 +123,7 @@ inv_bind_out *inv_bind_out_new(const char *default_redis, int timeout_ms)
  * already counted it as failed. */
 static void bind_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *km, void *opaque)
 {
-	inv_bind_out *o = opaque;
+	inv_bind_out *o = ((bind_prod *)opaque)->o;
 	uint64_t seq = (uint64_t)(uintptr_t)km->_private;
 	if (seq < o->base_seq || seq >= o->base_seq + o->nbatch)
 		return;
@@ -171,11 +147,32 @@ static void bind_kafka_log(const rd_kafka_t *rk, int level, const char *fac, con
 	gust_log_debug("INV-BIND-KAFKA", "%s: %s", fac, buf);
 }
 
-static rd_kafka_t *bind_producer(inv_bind_out *o, const char *brokers, char *errstr, size_t len)
+/* Every connection a producer makes, to the bootstrap brokers and to those
+ * their metadata names, is checked here on the address itself. */
+static int bind_kafka_connect(int fd, const struct sockaddr *addr, int addrlen, const char *id,
+                              void *opaque)
 {
-	rd_kafka_t *rk = gust_map_get(&o->producers, brokers);
-	if (rk != NULL)
-		return rk;
+	bind_prod *bp = opaque;
+	char why[256];
+	if (gust_policy_sockaddr(bp->pol, addr, (socklen_t)addrlen, why, sizeof(why)) != 0) {
+		gust_log_warn("INV-BIND-EGRESS", "kafka %s: refused: %s", id, why);
+		return EACCES;
+	}
+	if (connect(fd, addr, (socklen_t)addrlen) == -1 && errno != EINPROGRESS)
+		return errno;
+	return 0;
+}
+
+static rd_kafka_t *bind_producer(inv_bind_out *o, const char *key, const char *ns,
+                                 const char *brokers, char *errstr, size_t len)
+{
+	bind_prod *bp = gust_map_get(&o->producers, key);
+	if (bp != NULL)
+		return bp->rk;
+	gust_policy *pol = bind_policy_copy(o, ns, errstr, len);
+	if (pol == NULL)
+		return NULL;
+	rd_kafka_t *rk;
 	char tmo[32];
 	snprintf(tmo, sizeof(tmo), "%d", o->timeout_ms);
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -192,43 +189,79 @@ static rd_kafka_t *bind_producer(inv_bind_out *o, const char *brokers, char *err
 	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
 		if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], errstr, len) != RD_KAFKA_CONF_OK) {
 			rd_kafka_conf_destroy(conf);
+			gust_policy_free(pol);
 			return NULL;
 		}
+	bp = gust_xcalloc(1, sizeof(*bp));
+	bp->o = o;
+	bp->pol = pol;
 	rd_kafka_conf_set_dr_msg_cb(conf, bind_kafka_dr);
 	rd_kafka_conf_set_log_cb(conf, bind_kafka_log);
-	rd_kafka_conf_set_opaque(conf, o);
+	rd_kafka_conf_set_connect_cb(conf, bind_kafka_connect);
+	rd_kafka_conf_set_opaque(conf, bp);
 	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, len);
 	if (rk == NULL) {
 		rd_kafka_conf_destroy(conf);
+		gust_policy_free(pol);
+		free(bp);
 		return NULL;
 	}
-	gust_map_put(&o->producers, brokers, rk);
+	bp->rk = rk;
+	gust_map_put(&o->producers, key, bp);
 	return rk;
 }
 
-static void bind_producer_drop(inv_bind_out *o, const char *brokers)
+static void bind_prod_free(bind_prod *bp, bool purge)
 {
-	rd_kafka_t *rk = gust_map_del(&o->producers, brokers);
-	if (rk == NULL)
-		return;
-	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-	rd_kafka_poll(rk, 0);
-	rd_kafka_destroy(rk);
+	if (purge) {
+		rd_kafka_purge(bp->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(bp->rk, 0);
+	} else {
+		rd_kafka_flush(bp->rk, 1000);
+	}
+	rd_kafka_destroy(bp->rk);
+	gust_policy_free(bp->pol);
+	free(bp);
 }
 
-static redisContext *bind_redis(inv_bind_out *o, const char *addr, inv_bind_msg *m)
+static void bind_producer_drop(inv_bind_out *o, const char *key)
 {
-	redisContext *c = gust_map_get(&o->redis, addr);
+	bind_prod *bp = gust_map_del(&o->producers, key);
+	if (bp != NULL)
+		bind_prod_free(bp, true);
+}
+
+/* The connection for m's namespace and target: on the cluster's Redis as
+ * the namespace's feed user, elsewhere by an address the policy allows. */
+static redisContext *bind_redis(inv_bind_out *o, const char *key, inv_bind_msg *m)
+{
+	redisContext *c = gust_map_get(&o->redis, key);
 	if (c != NULL)
 		return c;
 	gust_error *err = NULL;
-	if (gust_redis_connect(addr, o->timeout_ms, &c, &err) != 0) {
-		bind_set_error(m, GUST_EUNAVAIL, "redis %s: %s", addr, gust_error_msg(err));
+	int rv;
+	if (m->t->addr == NULL) {
+		rv = gust_feed_connect(o->etcd, o->default_redis, m->ns, o->timeout_ms, &c, &err);
+	} else {
+		gust_policy *p = bind_policy_of(o, m->ns, m);
+		if (p == NULL)
+			return NULL;
+		rv = gust_policy_redis_connect(p, "redis binding: \"address\"", m->t->addr,
+		                               o->timeout_ms, &c, &err);
+	}
+	if (rv != 0) {
+		bind_set_error(m, rv == GUST_EPERM ? GUST_EPERM : GUST_EUNAVAIL, "redis %s: %s",
+		               m->t->addr ? m->t->addr : "(cluster)", gust_error_msg(err));
 		gust_error_free(err);
 		return NULL;
 	}
-	gust_map_put(&o->redis, addr, c);
+	gust_map_put(&o->redis, key, c);
 	return c;
+}
+
+static char *bind_redis_key(const inv_bind_msg *m)
+{
+	return gust_xasprintf("%s\n%s", m->ns, m->t->addr ? m->t->addr : "");
 }
 
 static void bind_redis_drop(inv_bind_out *o, const char *addr)
@@ -236,6 +269,30 @@ static void bind_redis_drop(inv_bind_out *o, const char *addr)
 	redisContext *c = gust_map_del(&o->redis, addr);
 	if (c != NULL)
 		redisFree(c);
+}
+
+/* Where m's target is used: the namespace's keyspace on the cluster's Redis
+ * (the record may predate the gateway's check; Redis's ACL refuses too), the
+ * operator's policy elsewhere. False with m's error set. */
+static bool bind_target_ok(inv_bind_out *o, inv_bind_msg *m)
+{
+	if (m->t->kind != INV_BIND_KAFKA && m->t->addr == NULL) {
+		if (gust_scope_inside(m->ns, m->t->name))
+			return true;
+		bind_set_error(m, GUST_EPERM, "%s is outside the keyspace of %s", m->t->label,
+		               m->ns);
+		return false;
+	}
+	gust_policy *p = bind_policy_of(o, m->ns, m);
+	if (p == NULL)
+		return false;
+	char *why = NULL;
+	if (gust_binding_check_policy(m->t, p, &why) != 0) {
+		bind_set_error(m, GUST_EPERM, "%s", why);
+		free(why);
+		return false;
+	}
+	return true;
 }
 
 /* Sends the Redis publishes of the batch, pipelined per connection: all
@@ -249,7 +306,10 @@ static void bind_redis_batch(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 		if (m->t->kind == INV_BIND_KAFKA)
 			continue;
 		const char *addr = m->t->addr ? m->t->addr : o->default_redis;
-		redisContext *c = bind_redis(o, addr, m);
+		if (!bind_target_ok(o, m))
+			continue;
+		cleanup_free char *key = bind_redis_key(m);
+		redisContext *c = bind_redis(o, key, m);
 		if (c == NULL)
 			continue;
 		int rv;
@@ -282,7 +342,8 @@ static void bind_redis_batch(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 			continue;
 		inv_bind_msg *m = &msgs[i];
 		const char *addr = m->t->addr ? m->t->addr : o->default_redis;
-		redisContext *c = gust_map_get(&o->redis, addr);
+		cleanup_free char *key = bind_redis_key(m);
+		redisContext *c = gust_map_get(&o->redis, key);
 		redisReply *r = NULL;
 		if (c == NULL) {
 			bind_set_error(m, GUST_EUNAVAIL, "redis %s: connection lost", addr);
@@ -290,7 +351,7 @@ static void bind_redis_batch(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 			bind_set_error(m, GUST_EUNAVAIL, "redis %s: %s", addr,
 			               c->errstr[0] ? c->errstr : "no reply");
 			/* The rest of this connection's replies are lost with it. */
-			bind_redis_drop(o, addr);
+			bind_redis_drop(o, key);
 		} else if (r->type == REDIS_REPLY_ERROR) {
 			bind_set_error(m, GUST_EIO, "redis %s %s: %s", addr, m->t->label, r->str);
 		} else {
@@ -302,9 +363,12 @@ static void bind_redis_batch(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 	free(sent);
 }
 
+static int bind_drop_policy_cb(void *arg, const char *key, void *value);
+
 void inv_bind_out_publish(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 {
 	char errstr[512];
+	gust_map_filter(&o->policies, bind_drop_policy_cb, NULL);
 	o->batch = msgs;
 	o->nbatch = n;
 	o->base_seq = o->next_seq;
@@ -318,8 +382,11 @@ void inv_bind_out_publish(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 		m->rv = GUST_ETIMEDOUT;
 		if (m->t->kind != INV_BIND_KAFKA)
 			continue;
+		if (!bind_target_ok(o, m))
+			continue;
 		m->error = gust_xasprintf("kafka %s: no delivery report in time", m->t->addr);
-		rd_kafka_t *rk = bind_producer(o, m->t->addr, errstr, sizeof(errstr));
+		cleanup_free char *key = gust_xasprintf("%s\n%s", m->ns, m->t->addr);
+		rd_kafka_t *rk = bind_producer(o, key, m->ns, m->t->addr, errstr, sizeof(errstr));
 		if (rk == NULL) {
 			bind_set_error(m, GUST_EINVAL, "kafka %s: %s", m->t->addr, errstr);
 			continue;
@@ -333,7 +400,7 @@ void inv_bind_out_publish(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 			bind_set_error(m, GUST_EUNAVAIL, "kafka %s: %s", m->t->addr,
 			               rd_kafka_err2str(e));
 		else
-			gust_map_put(&used, m->t->addr, rk);
+			gust_map_put(&used, key, rk);
 	}
 	/* Redis while Kafka's messages are on their way. */
 	bind_redis_batch(o, msgs, n);
@@ -357,9 +424,15 @@ void inv_bind_out_publish(inv_bind_out *o, inv_bind_msg *msgs, size_t n)
 
 static int bind_drop_producer_cb(void *arg, const char *key, void *value)
 {
-	rd_kafka_t *rk = value;
-	rd_kafka_flush(rk, 1000);
-	rd_kafka_destroy(rk);
+	bind_prod_free(value, false);
+	return 1;
+}
+
+static int bind_drop_policy_cb(void *arg, const char *key, void *value)
+{
+	bind_policy *bp = value;
+	gust_policy_free(bp->p);
+	free(bp);
 	return 1;
 }
 
@@ -377,6 +450,9 @@ void inv_bind_out_free(inv_bind_out *o)
 	gust_map_free(&o->producers);
 	gust_map_filter(&o->redis, bind_drop_redis_cb, NULL);
 	gust_map_free(&o->redis);
+	gust_map_filter(&o->policies, bind_drop_policy_cb, NULL);
+	gust_map_free(&o->policies);
 	free(o->default_redis);
+	free(o->etcd_endpoints);
 	free(o);
 }

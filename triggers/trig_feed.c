@@ -1,5 +1,6 @@
 /* trig_feed.c - the thread of one feed: open its source, poll it until told
  * to stop, reopen after a failure with a growing pause. */
+#include <errno.h>
 #include <string.h>
 
 #include "gust/log.h"
@@ -42,13 +43,97 @@ void trig_feed_backoff_reset(trig_feed *f)
 	f->backoff_ms = 0;
 }
 
+int trig_feed_policy(trig_feed *f, gust_policy **pol, gust_error **err)
+{
+	*pol = NULL;
+	int rv = gust_policy_load(f->t->etcd, f->ns, pol, err);
+	if (rv != 0)
+		return gust_error_wrap(err, "the operator's policy");
+	gust_policy_add_own(*pol, f->t->cfg.redis);
+	gust_policy_add_own(*pol, f->t->cfg.etcd);
+	if ((rv = gust_feed_check_policy(&f->cfg, *pol, err)) != 0) {
+		gust_policy_free(*pol);
+		*pol = NULL;
+	}
+	return rv;
+}
+
+/* Every name the feed uses on the cluster's Redis is in its keyspace. */
+static int feed_names_inside(trig_feed *f, gust_error **err)
+{
+	const char *names[2] = {f->cfg.stream, f->cfg.dead_letter};
+	for (int i = 0; i < 2; i++)
+		if (names[i] && !gust_scope_inside(f->ns, names[i]))
+			return gust_error_set(err, GUST_EPERM,
+			                      "'%.128s' is outside the keyspace of %s", names[i],
+			                      f->ns);
+	json_t *lists[2] = {f->cfg.channels, f->cfg.patterns};
+	for (int l = 0; l < 2; l++) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(lists[l], i, e)
+		{
+			if (!gust_scope_inside(f->ns, json_string_value(e)))
+				return gust_error_set(err, GUST_EPERM,
+				                      "'%.128s' is outside the keyspace of %s",
+				                      json_string_value(e), f->ns);
+		}
+	}
+	return 0;
+}
+
+int trig_feed_redis(trig_feed *f, int timeout_ms, redisContext **out, gust_error **err)
+{
+	*out = NULL;
+	int rv;
+	if (f->cfg.redis == NULL) {
+		if ((rv = feed_names_inside(f, err)) != 0)
+			return rv;
+		return gust_feed_connect(f->t->etcd, f->t->cfg.redis, f->ns, timeout_ms, out, err);
+	}
+	gust_policy *pol = NULL;
+	if ((rv = trig_feed_policy(f, &pol, err)) != 0)
+		return rv;
+	rv = gust_policy_redis_connect(pol, "feed parameter 'redis'", f->cfg.redis, timeout_ms, out,
+	                               err);
+	gust_policy_free(pol);
+	return rv;
+}
+
+int trig_feed_kafka_connect(int fd, const struct sockaddr *addr, int addrlen, const char *id,
+                            void *opaque)
+{
+	char why[256];
+	if (gust_policy_sockaddr(opaque, addr, (socklen_t)addrlen, why, sizeof(why)) != 0) {
+		gust_log_error("TRIG-FEED-EGRESS", "kafka %s: refused: %s", id, why);
+		return EACCES;
+	}
+	if (connect(fd, addr, (socklen_t)addrlen) == -1 && errno != EINPROGRESS)
+		return errno;
+	return 0;
+}
+
 static void *feed_thread(void *arg)
 {
 	trig_feed *f = arg;
 	int pause_ms = 0;
 	while (!atomic_load(&f->stop)) {
 		gust_error *err = NULL;
-		if (f->ops->open(f, &err) != 0) {
+		int orv = f->ops->open(f, &err);
+		if (orv == GUST_EPERM) {
+			/* Refused: outside the namespace's keyspace or the operator's
+			 * policy. Looked at again now and then, since a grant may
+			 * come; never opened meanwhile. */
+			pause_ms = 30000;
+			gust_log_error("TRIG-FEED-REFUSED",
+			               "feed %s (%s) refused: %s; again in %d ms", f->key,
+			               f->ops->name, gust_error_msg(err), pause_ms);
+			gust_error_free(err);
+			f->ops->close(f);
+			trig_feed_sleep(f, pause_ms);
+			continue;
+		}
+		if (orv != 0) {
 			pause_ms = pause_ms ? (pause_ms * 2 > 5000 ? 5000 : pause_ms * 2) : 200;
 			gust_log_warn("TRIG-FEED-OPEN", "feed %s (%s): %s; again in %d ms", f->key,
 			              f->ops->name, gust_error_msg(err), pause_ms);
@@ -93,6 +178,13 @@ int trig_feed_start(trig *t, const char *key, json_t *trigger, int64_t rev, bool
 	f->name = gust_xstrdup(slash ? slash + 1 : "");
 	f->rev = rev;
 	f->backup = backup;
+	/* The keyspace is the one of the key's namespace, whatever the record
+	 * says (gust_feed_parse reads "namespace" from it). */
+	const char *rns = json_string_value(json_object_get(trigger, "namespace"));
+	if (rns == NULL || strcmp(rns, f->ns) != 0) {
+		feed_free(f);
+		return gust_error_set(err, GUST_EPERM, "the record's namespace is not its key's");
+	}
 	int rv = gust_feed_parse(trigger, &f->cfg, err);
 	if (rv != 0) {
 		feed_free(f);

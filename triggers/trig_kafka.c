@@ -46,6 +46,7 @@ typedef struct kafka_state {
 	rd_kafka_topic_partition_list_t *parts; /* all of the topic's, assigned */
 	int32_t max_part;                       /* the highest partition id in parts */
 	rd_kafka_t *dlq;
+	gust_policy *pol;          /* the connect callback's: freed after rk and dlq */
 	rd_kafka_message_t **msgs; /* held, in consumption order */
 	size_t n, cap;
 	size_t nfired;                   /* msgs[0..nfired) are in batches */
@@ -118,6 +119,7 @@ static void kafka_close(trig_feed *f)
 		rd_kafka_flush(s->dlq, 2000);
 		rd_kafka_destroy(s->dlq);
 	}
+	gust_policy_free(s->pol);
 	free(s);
 	f->state = NULL;
 }
@@ -138,8 +140,10 @@ static int kafka_open(trig_feed *f, gust_error **err)
 	snprintf(wait, sizeof(wait), "%lld", f->t->cfg.kafka_fetch_wait_ms);
 	snprintf(qkb, sizeof(qkb), "%lld", f->t->cfg.kafka_queue_kbytes);
 	snprintf(qmsgs, sizeof(qmsgs), "%lld", f->t->cfg.kafka_queue_messages);
+	int rv = trig_feed_policy(f, &s->pol, err);
+	if (rv != 0)
+		return rv;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	int rv;
 	if ((rv = kafka_set(conf, "bootstrap.servers", f->cfg.brokers, err)) != 0 ||
 	    (rv = kafka_set(conf, "group.id", f->cfg.group, err)) != 0 ||
 	    (rv = kafka_set(conf, "enable.auto.commit", "false", err)) != 0 ||
@@ -158,6 +162,10 @@ static int kafka_open(trig_feed *f, gust_error **err)
 		rd_kafka_conf_destroy(conf);
 		return rv;
 	}
+	/* The policy allows the bootstrap brokers, and is asked again for
+	 * every address librdkafka connects to (those of the metadata too). */
+	rd_kafka_conf_set_connect_cb(conf, trig_feed_kafka_connect);
+	rd_kafka_conf_set_opaque(conf, s->pol);
 	s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (s->rk == NULL) {
 		rd_kafka_conf_destroy(conf);
@@ -269,6 +277,8 @@ static int kafka_dead_letter(trig_feed *f, kafka_state *s, size_t n, const char 
 		                  sizeof(errstr));
 		rd_kafka_conf_set(conf, "linger.ms", "1", errstr, sizeof(errstr));
 		rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr);
+		rd_kafka_conf_set_connect_cb(conf, trig_feed_kafka_connect);
+		rd_kafka_conf_set_opaque(conf, s->pol);
 		s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 		if (s->dlq == NULL) {
 			rd_kafka_conf_destroy(conf);

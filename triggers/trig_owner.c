@@ -122,6 +122,12 @@ static int owner_rank(trig *t, owner_view *v, const char *key)
 
 /* The modification revision of a trigger record is not in the mirror's
  * JSON; its "updated" stamp (set on every write) stands in for it. */
+static int owner_free_refused(void *arg, const char *key, void *value)
+{
+	free(value);
+	return 1;
+}
+
 static int64_t trigger_rev(json_t *rec)
 {
 	return json_integer_value(json_object_get(rec, "updated"));
@@ -217,10 +223,23 @@ static void owner_reconcile(trig *t)
 		int rank = owner_rank(t, &v, key);
 		gust_feed probe;
 		int kind = GUST_FEED_NONE;
-		if (gust_feed_parse(v.recs[i], &probe, NULL) == 0) {
+		gust_error *perr = NULL;
+		int prv = gust_feed_parse(v.recs[i], &probe, &perr);
+		if (prv == 0) {
 			kind = probe.kind;
 			gust_feed_clear(&probe);
+		} else if (prv == GUST_EPERM) {
+			/* A record older than the gateway's check (or written
+			 * behind it): never run; said once per key and reason. */
+			const char *was = gust_map_get(&t->refused, key);
+			if (was == NULL || strcmp(was, gust_error_msg(perr)) != 0) {
+				gust_log_error("TRIG-FEED-REFUSED", "trigger %s: %s", key,
+				               gust_error_msg(perr));
+				free(gust_map_put(&t->refused, key,
+				                  gust_xstrdup(gust_error_msg(perr))));
+			}
 		}
+		gust_error_free(perr);
 		trig_feed *f = gust_map_get(&t->feeds, key);
 		const char *owner = gust_map_get(&v.owners, key);
 		bool mine = owner && strcmp(owner, t->cfg.id) == 0;
@@ -257,12 +276,16 @@ static void owner_reconcile(trig *t)
 			gust_map_put(&v.owners, key, gust_xstrdup(t->cfg.id));
 		}
 		gust_error *err = NULL;
-		if (trig_feed_start(t, key, v.recs[i], trigger_rev(v.recs[i]), rank == 1, &f,
-		                    &err) == 0) {
+		int frv =
+		    trig_feed_start(t, key, v.recs[i], trigger_rev(v.recs[i]), rank == 1, &f, &err);
+		if (frv == 0)
 			gust_map_put(&t->feeds, key, f);
-		} else {
+		else if (frv ==
+		         GUST_EPERM) /* outside its keyspace: a record older than the check */
+			gust_log_error("TRIG-FEED-REFUSED", "trigger %s: %s", key,
+			               gust_error_msg(err));
+		else
 			gust_log_warn("TRIG-FEED-BAD", "trigger %s: %s", key, gust_error_msg(err));
-		}
 		gust_error_free(err);
 	}
 	gust_gauge_set(t->m_feeds, (int64_t)t->feeds.count);
@@ -324,6 +347,8 @@ void trig_owner_stop(trig *t)
 	sweep_ctx sc = {t, &empty, true};
 	gust_map_filter(&t->feeds, sweep_gone, &sc);
 	gust_map_free(&t->feeds);
+	gust_map_filter(&t->refused, owner_free_refused, NULL);
+	gust_map_free(&t->refused);
 	pthread_mutex_unlock(&t->feeds_lock);
 }
 

@@ -4,7 +4,15 @@
  * the scheduler pushes back the fire is retried and Redis buffers what is
  * published meanwhile (up to its client-output-buffer-limit pubsub); a fire
  * refused maxAttempts times for other reasons is dropped with a log line and
- * gust_trigger_pubsub_dropped_total. */
+ * gust_trigger_pubsub_dropped_total.
+ *
+ * On the cluster's Redis the feed is the namespace's feed user, whose ACL
+ * allows the channels gust:state:<ns>:* and, for PSUBSCRIBE, only that very
+ * pattern (Redis compares patterns literally). So a feed with patterns
+ * subscribes to the namespace's whole pattern once and keeps the messages
+ * whose channel matches one of its own (fnmatch, the glob Redis uses), one
+ * message per matching pattern as Redis would send. */
+#include <fnmatch.h>
 #include <poll.h>
 #include <string.h>
 
@@ -18,6 +26,7 @@ typedef struct pubsub_state {
 	uint64_t first_ms;
 	trig_fire *fire;
 	int attempts;
+	bool filter; /* patterns matched here, not by Redis */
 } pubsub_state;
 
 static void pubsub_close(trig_feed *f)
@@ -51,12 +60,16 @@ static int pubsub_open(trig_feed *f, gust_error **err)
 {
 	pubsub_state *s = gust_xcalloc(1, sizeof(*s));
 	f->state = s;
-	int rv =
-	    gust_redis_connect(f->cfg.redis ? f->cfg.redis : f->t->cfg.redis, 5000, &s->c, err);
+	/* As the namespace's feed user, or to a Redis the policy allows. */
+	int rv = trig_feed_redis(f, 5000, &s->c, err);
 	if (rv != 0)
-		return gust_error_wrap(err, "redis");
-	if (pubsub_subscribe(s, "SUBSCRIBE", f->cfg.channels) != 0 ||
-	    pubsub_subscribe(s, "PSUBSCRIBE", f->cfg.patterns) != 0)
+		return rv;
+	s->filter = f->cfg.redis == NULL && json_array_size(f->cfg.patterns) > 0;
+	json_t *wide = s->filter ? json_pack("[s++]", "gust:state:", f->ns, ":*") : NULL;
+	rv = pubsub_subscribe(s, "SUBSCRIBE", f->cfg.channels) != 0 ||
+	     pubsub_subscribe(s, "PSUBSCRIBE", wide ? wide : f->cfg.patterns) != 0;
+	json_decref(wide);
+	if (rv != 0)
 		return gust_error_set(err, GUST_EUNAVAIL, "redis subscribe: %s", s->c->errstr);
 	int done = 0;
 	while (!done)
@@ -87,6 +100,23 @@ static int pubsub_next(pubsub_state *s, int wait_ms, redisReply **out)
 	return 1;
 }
 
+static void pubsub_add_one(trig_feed *f, pubsub_state *s, redisReply *ch, redisReply *data,
+                           const char *pat, size_t patlen)
+{
+	gust_buf_puts(&s->batch, s->n ? ",{\"channel\":" : "{\"channel\":");
+	gust_buf_json_str(&s->batch, ch->str ?: "", ch->len);
+	if (pat) {
+		gust_buf_puts(&s->batch, ",\"pattern\":");
+		gust_buf_json_str(&s->batch, pat, patlen);
+	}
+	gust_buf_puts(&s->batch, ",\"message\":");
+	gust_buf_json_str(&s->batch, data->str ?: "", data->len);
+	gust_buf_puts(&s->batch, "}");
+	if (s->n++ == 0)
+		s->first_ms = gust_now_ms();
+	gust_counter_add(f->t->m_events[TRIG_SRC_PUBSUB], 1);
+}
+
 static void pubsub_add(trig_feed *f, pubsub_state *s, redisReply *r)
 {
 	/* ["message", channel, data] or ["pmessage", pattern, channel, data] */
@@ -97,18 +127,19 @@ static void pubsub_add(trig_feed *f, pubsub_state *s, redisReply *r)
 	if (!pm && !m)
 		return; /* subscribe confirmations */
 	redisReply *ch = r->element[pm ? 2 : 1], *data = r->element[pm ? 3 : 2];
-	gust_buf_puts(&s->batch, s->n ? ",{\"channel\":" : "{\"channel\":");
-	gust_buf_json_str(&s->batch, ch->str ?: "", ch->len);
-	if (pm) {
-		gust_buf_puts(&s->batch, ",\"pattern\":");
-		gust_buf_json_str(&s->batch, r->element[1]->str ?: "", r->element[1]->len);
+	if (!pm || !s->filter) {
+		pubsub_add_one(f, s, ch, data, pm ? r->element[1]->str ?: "" : NULL,
+		               pm ? r->element[1]->len : 0);
+		return;
 	}
-	gust_buf_puts(&s->batch, ",\"message\":");
-	gust_buf_json_str(&s->batch, data->str ?: "", data->len);
-	gust_buf_puts(&s->batch, "}");
-	if (s->n++ == 0)
-		s->first_ms = gust_now_ms();
-	gust_counter_add(f->t->m_events[TRIG_SRC_PUBSUB], 1);
+	size_t i;
+	json_t *p;
+	json_array_foreach(f->cfg.patterns, i, p)
+	{
+		const char *pat = json_string_value(p);
+		if (fnmatch(pat, ch->str ?: "", 0) == 0)
+			pubsub_add_one(f, s, ch, data, pat, strlen(pat));
+	}
 }
 
 static int pubsub_poll(trig_feed *f)

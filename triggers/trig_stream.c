@@ -63,10 +63,10 @@ static int stream_open(trig_feed *f, gust_error **err)
 {
 	stream_state *s = gust_xcalloc(1, sizeof(*s));
 	f->state = s;
-	int rv = gust_redis_connect(f->cfg.redis ? f->cfg.redis : f->t->cfg.redis,
-	                            f->cfg.max_wait_ms + 5000, &s->c, err);
+	/* As the namespace's feed user, or to a Redis the policy allows. */
+	int rv = trig_feed_redis(f, f->cfg.max_wait_ms + 5000, &s->c, err);
 	if (rv != 0)
-		return gust_error_wrap(err, "redis");
+		return rv;
 	const char *create[] = {"XGROUP",     "CREATE",        f->cfg.stream,
 	                        f->cfg.group, f->cfg.start_id, "MKSTREAM"};
 	redisReply *r = stream_cmd(s, 6, create);

@@ -37,6 +37,7 @@
 #include "gust/map.h"
 #include "gust/metrics.h"
 #include "gust/redis.h"
+#include "gust/scope.h"
 
 typedef struct trig trig;
 typedef struct trig_feed trig_feed;
@@ -154,6 +155,17 @@ bool trig_feed_sleep(trig_feed *f, int ms);
  * backoff_max_ms); trig_feed_backoff_reset after a success. */
 bool trig_feed_backoff(trig_feed *f);
 void trig_feed_backoff_reset(trig_feed *f);
+/* Where a feed is opened (a record may predate the gateway's checks, a grant
+ * may have been revoked since): on the cluster's Redis, a connection as the
+ * namespace's feed user after checking every name is in its keyspace;
+ * elsewhere the operator's policy (*pol, with the cluster's own addresses
+ * marked) allows the target and then every address connected to.
+ * GUST_EPERM when refused. */
+int trig_feed_redis(trig_feed *f, int timeout_ms, redisContext **out, gust_error **err);
+int trig_feed_policy(trig_feed *f, struct gust_policy **pol, gust_error **err);
+/* librdkafka's connect_cb with a gust_policy as opaque. */
+int trig_feed_kafka_connect(int fd, const struct sockaddr *addr, int addrlen, const char *id,
+                            void *opaque);
 
 /* trig_store.c: etcd mirrors */
 int trig_store_start(trig *t, gust_error **err);
@@ -197,6 +209,8 @@ struct trig {
 	pthread_t owner_thread;
 	pthread_mutex_t feeds_lock;
 	gust_map feeds; /* "ns/name" -> trig_feed* */
+	gust_map
+	    refused; /* "ns/name" -> why (heap): a stored feed outside its keyspace, logged once */
 	_Atomic bool lease_lost;
 	_Atomic bool stopping;
 	gust_redis_writer *records;

@@ -122,7 +122,9 @@ typedef struct gust_feed {
 	bool json_data, binary_value, binary_key;
 	bool start_latest;
 	/* redis */
-	char *redis; /* NULL: the daemon's own */
+	char *redis; /* NULL: the cluster's own */
+	/* On the cluster's Redis, full names inside gust:state:<ns>: (a tenant's
+	 * relative name gets the prefix; anything outside is refused). */
 	char *stream, *start_id;
 	json_t *channels, *patterns; /* arrays of strings */
 	/* schedule */
@@ -138,6 +140,13 @@ typedef struct gust_feed {
  * parameter is missing or bad. Clear f with gust_feed_clear. */
 int gust_feed_parse(json_t *trigger, gust_feed *f, gust_error **err);
 void gust_feed_clear(gust_feed *f);
+/* True when the feed reaches outside the cluster (Kafka, a "redis" of its
+ * own): the operator's policy must allow it (gust/scope.h). */
+bool gust_feed_external(const gust_feed *f);
+struct gust_policy;
+/* GUST_EPERM (naming the parameter) when p does not allow an external feed's
+ * target; 0 for the others. */
+int gust_feed_check_policy(const gust_feed *f, const struct gust_policy *p, gust_error **err);
 /* True for the names a feed of kind consumes (they are not fire params). */
 bool gust_feed_is_param(int kind, const char *key);
 /* A schedule's first tick strictly after `after` (ms since the epoch), within

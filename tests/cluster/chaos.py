@@ -637,6 +637,7 @@ def main():
                 time.sleep(0.2)
             FEED[0] = None
             if c.triggers and c.kafka_bootstrap and shutil.which("kcat"):
+                c.grant_kafka("guest")  # the broker is outside the cluster
                 FEED[0] = KafkaFeed(c, auth)
         except BaseException:
             c.__exit__(*sys.exc_info())

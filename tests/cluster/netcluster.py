@@ -539,6 +539,19 @@ class NetCluster:
         self.etcd_put("/gust/namespaces/" + ns, json.dumps(
             {"name": ns, "created": int(time.time() * 1000), "limits": limits}))
 
+    def grant(self, ns, *targets):
+        """Adds targets to ns's grants for feeds and bindings outside the
+        cluster (/gust/grants/<ns>, gust/scope.h)."""
+        key = "/gust/grants/" + ns
+        cur = json.loads(self.etcd_get(key) or "{}")
+        have = cur.setdefault("targets", [])
+        have.extend(t for t in targets if t not in have)
+        self.etcd_put(key, json.dumps(cur))
+
+    def grant_kafka(self, ns):
+        """Grants ns every broker of the Kafka mock, each host:port exactly."""
+        self.grant(ns, *[b.strip() for b in (self.kafka_bootstrap or "").split(",") if b.strip()])
+
     def create_key(self, ns):
         u = str(uuid.uuid4())
         k = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(64))

@@ -92,6 +92,8 @@ try:
     c.create_namespace("slow", {"concurrentInvocations": 100, "invocationsPerMinute": 1})
     AUTH = c.create_key("guest")
     SLOW = c.create_key("slow")
+    for ns in ("guest", "slow"):
+        c.grant_kafka(ns)  # the mock broker is outside the cluster
     time.sleep(0.3)
     for auth, name, code in ((AUTH, "seen", SEEN), (AUTH, "fails", FAILS), (SLOW, "seen", SEEN)):
         st, b, _ = c.api("PUT", "/api/v1/namespaces/_/actions/" + name,
@@ -183,9 +185,10 @@ try:
         time.sleep(0.5)
         good = ["d%d" % i for i in range(20)]
         check("produce", produce("dl", good[:10] + ["bad1"] + good[10:]))
-        c.redis("XADD", "dls", "*", "v", "g1")
-        c.redis("XADD", "dls", "*", "v", "bad2")
-        c.redis("XADD", "dls", "*", "v", "g2")
+        # "dls" is the namespace's key gust:state:guest:dls
+        c.redis("XADD", "gust:state:guest:dls", "*", "v", "g1")
+        c.redis("XADD", "gust:state:guest:dls", "*", "v", "bad2")
+        c.redis("XADD", "gust:state:guest:dls", "*", "v", "g2")
         want = set(good) | {"g1", "g2"}
         ok = wait_until(lambda: want <= set(seen("guest", "fails")), 30, 0.3)
         check("the good messages are delivered past the bad ones", ok,
@@ -200,7 +203,7 @@ try:
         out = p.stdout.decode(errors="replace")
         check("the bad message is on the dead-letter topic with the error",
               out.startswith("bad1|") and "gust-error=" in out and "gust-offset=" in out, out)
-        dl = c.redis("XRANGE", "dls.dlq", "-", "+")
+        dl = c.redis("XRANGE", "gust:state:guest:dls.dlq", "-", "+")
         fields = [dict(zip(e[1][::2], e[1][1::2])) for e in dl]
         check("the bad entry is on the dead-letter stream with the error",
               len(fields) == 1 and fields[0].get(b"v") == b"bad2" and
@@ -235,11 +238,11 @@ try:
         check("create rule", st == 200, (st, b))
 
         def subscribed():
-            r = c.redis("PUBSUB", "NUMSUB", "news")
+            r = c.redis("PUBSUB", "NUMSUB", "gust:state:guest:news")
             return int(r[1]) >= 1
         check("subscribed", wait_until(subscribed, 10))
         for i in range(5):
-            c.redis("PUBLISH", "news", "n%d" % i)
+            c.redis("PUBLISH", "gust:state:guest:news", "n%d" % i)
         want = {"n%d" % i for i in range(5)}
         check("published messages arrive", wait_until(lambda: want <= set(seen("guest", "seen")), 10),
               seen("guest", "seen"))

@@ -84,12 +84,15 @@ def kcat_produce(lo, hi):
 
 
 def xadd(lo, hi):
-    return redis_pipeline([["XADD", "ev", "*", "v", "s%d" % i] for i in range(lo, hi)])
+    # The feed's "ev" is the namespace's key gust:state:guest:ev.
+    return redis_pipeline([["XADD", "gust:state:guest:ev", "*", "v", "s%d" % i]
+                           for i in range(lo, hi)])
 
 
 try:
     c.create_namespace("guest")
     AUTH = c.create_key("guest")
+    c.grant_kafka("guest")  # the mock broker is outside the cluster
     time.sleep(0.3)
 
     st, b, _ = c.api("PUT", "/api/v1/namespaces/_/actions/count",

@@ -221,7 +221,37 @@ def resp():
     put("resp", "bad-len", b"*2\r\n$3\r\nGET\r\n$99999999999\r\n")
 
 
+def feeds():
+    def trig(feed, params):
+        return json.dumps({"name": "t", "annotations": [{"key": "feed", "value": feed}],
+                           "parameters": [{"key": k, "value": v} for k, v in params.items()]})
+    put("feeds", "stream", b"\x00\x02" + trig("redis-stream", {"stream": "orders"}).encode())
+    put("feeds", "stream-journal", b"\x00\x02" + trig("redis-stream", {
+        "stream": "gust:journal", "deadLetterStream": "gust:state:alice:dead",
+        "group": "g:1", "startId": "0-1"}).encode())
+    put("feeds", "stream-own", b"\x00\x00" + trig("redis-stream", {
+        "stream": "gust:state:a:x", "redis": "10.0.0.1:6379"}).encode())
+    put("feeds", "pubsub", b"\x00\x03" + trig("redis-pubsub", {
+        "channels": "a,b", "patterns": ["n*", "gust:*", "[g]ust:x"]}).encode())
+    put("feeds", "kafka", b"\x00\x03" + trig("kafka", {
+        "brokers": "k1:9092,[::1]:9092", "topic": "t", "groupId": "gust-bob-x"}).encode())
+    put("feeds", "binding-list", b"\x01\x02" + b'{"redis": {"list": "out"}}')
+    put("feeds", "binding-bob", b"\x01\x02" + b'{"redis": {"list": "gust:state:bob:x"}}')
+    put("feeds", "binding-addr", b"\x01\x01" +
+        b'"{\\"redis\\": {\\"stream\\": \\"gust:journal\\", \\"address\\": \\"r:1\\"}}"')
+    put("feeds", "binding-kafka", b"\x01\x04" + b'{"kafka": {"brokers": "a:1,b:2", "topic": "t"}}')
+    put("feeds", "name-rel", b"\x02\x00orders")
+    put("feeds", "name-abs", b"\x02\x01gust:state:ab:x")
+    put("feeds", "name-prefix", b"\x02\x00gust:state:ab:x")
+    put("feeds", "policy", b"\x03\x00" +
+        b'{"targets": ["kafka.example:9092", "10.0.0.0/8", "[fe80::/10]:1", "127.0.0.1:*"]}'
+        b"\x00" + b'{"targets": ["127.0.0.1:6379"], "egress": 1}' + b"\x00" +
+        b"10.1.2.3:9092, kafka.example:9092" + b"\x00" + bytes([127, 0, 0, 1, 0x18, 0xeb]))
+    put("feeds", "policy-bad", b"\x03\x00" + b'{"targets": "x"}' + b"\x00\x00[::1]:80\x00")
+
+
 if __name__ == "__main__":
+    feeds()
     resp()
     proto()
     params()

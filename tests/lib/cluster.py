@@ -393,6 +393,33 @@ class Cluster:
     def etcd_put(self, key, value):
         self.etcd("/v3/kv/put", {"key": self._b64(key), "value": self._b64(value)})
 
+    def set_policy(self, targets):
+        """The cluster-wide policy: targets outside the cluster (HOST[:PORT],
+        CIDR) every namespace's feeds and bindings may reach (gust/scope.h)."""
+        self.etcd_put("/gust/policy/cluster", json.dumps({"targets": list(targets)}))
+
+    def grant(self, ns, *targets):
+        """Adds targets to ns's own grants (/gust/grants/<ns>), keeping the
+        others, as `gust admin grant add` does."""
+        key = "/gust/grants/" + ns
+        cur = json.loads(self.etcd_get(key) or "{}")
+        have = cur.setdefault("targets", [])
+        for t in targets:
+            if t not in have:
+                have.append(t)
+        self.etcd_put(key, json.dumps(cur))
+
+    def revoke(self, ns, *targets):
+        key = "/gust/grants/" + ns
+        cur = json.loads(self.etcd_get(key) or "{}")
+        cur["targets"] = [t for t in cur.get("targets", []) if t not in targets]
+        self.etcd_put(key, json.dumps(cur))
+
+    def grant_kafka(self, ns):
+        """Grants ns every broker of the Kafka mock (each host:port exactly:
+        loopback is reachable only through an address entry)."""
+        self.grant(ns, *[b.strip() for b in self.kafka_bootstrap.split(",") if b.strip()])
+
     def create_namespace(self, ns, limits=None):
         """Tests get generous limits unless they ask for others (OpenWhisk's
         defaults, 30 concurrent and 60 a minute, would throttle the suite)."""

@@ -9,13 +9,16 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "gust/binding.h"
 #include "gust/fire.h"
+#include "gust/scope.h"
 #include "gust/util.h"
 
 /* Epoch seconds of a UTC date. */
@@ -255,9 +258,49 @@ static void test_feed_redis(void **state)
 	assert_int_equal(f.kind, GUST_FEED_REDIS_STREAM);
 	assert_string_equal(f.start_id, "0");
 	assert_string_equal(f.group, "gust-guest-t");
-	assert_string_equal(f.dead_letter, "ev.dlq");
+	/* a relative name is the namespace's key; so is its dead-letter stream */
+	assert_string_equal(f.stream, "gust:state:guest:ev");
+	assert_string_equal(f.dead_letter, "gust:state:guest:ev.dlq");
 	assert_null(f.redis);
 	gust_feed_clear(&f);
+	/* a full name inside the keyspace is kept */
+	assert_int_equal(parse(trigger_of("redis-stream", "stream", "\"gust:state:guest:ev\"",
+	                                  "deadLetterStream", "\"dead\"", NULL),
+	                       &f, msg, sizeof(msg)),
+	                 0);
+	assert_string_equal(f.stream, "gust:state:guest:ev");
+	assert_string_equal(f.dead_letter, "gust:state:guest:dead");
+	gust_feed_clear(&f);
+	/* the journal, another namespace's keys, a prefix without its ':' */
+	const char *outside[] = {"\"gust:journal\"", "\"gust:state:bob:x\"",
+	                         "\"gust:state:guestx:y\"", "\"gust:state:guest:\""};
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(parse(trigger_of("redis-stream", "stream", outside[i], NULL), &f,
+		                       msg, sizeof(msg)),
+		                 GUST_EPERM);
+		assert_non_null(strstr(msg, "'stream'"));
+		assert_int_equal(parse(trigger_of("redis-stream", "stream", "\"ev\"",
+		                                  "deadLetterStream", outside[i], NULL),
+		                       &f, msg, sizeof(msg)),
+		                 GUST_EPERM);
+		assert_non_null(strstr(msg, "'deadLetterStream'"));
+	}
+	/* on a Redis of its own the names are the tenant's */
+	assert_int_equal(parse(trigger_of("redis-stream", "stream", "\"gust:journal\"", "redis",
+	                                  "\"10.1.2.3:6379\"", NULL),
+	                       &f, msg, sizeof(msg)),
+	                 0);
+	assert_string_equal(f.stream, "gust:journal");
+	assert_true(gust_feed_external(&f));
+	gust_feed_clear(&f);
+	assert_int_equal(
+	    parse(trigger_of("redis-stream", "stream", "\"ev\"", "group", "\"a b\"", NULL), &f, msg,
+	          sizeof(msg)),
+	    GUST_EINVAL);
+	assert_int_equal(
+	    parse(trigger_of("redis-stream", "stream", "\"ev\"", "startId", "\"0 MKSTREAM\"", NULL),
+	          &f, msg, sizeof(msg)),
+	    GUST_EINVAL);
 	assert_int_equal(parse(trigger_of("redis-stream", NULL), &f, msg, sizeof(msg)),
 	                 GUST_EINVAL);
 	assert_non_null(strstr(msg, "'stream' is required"));
@@ -268,12 +311,137 @@ static void test_feed_redis(void **state)
 	    0);
 	assert_int_equal(f.kind, GUST_FEED_REDIS_PUBSUB);
 	assert_int_equal(json_array_size(f.channels), 2);
+	assert_string_equal(json_string_value(json_array_get(f.channels, 1)), "gust:state:guest:b");
 	assert_int_equal(json_array_size(f.patterns), 1);
+	assert_string_equal(json_string_value(json_array_get(f.patterns, 0)),
+	                    "gust:state:guest:n.*");
 	assert_int_equal(f.batch_size, 1); /* pub/sub fires per message by default */
 	gust_feed_clear(&f);
 	assert_int_equal(parse(trigger_of("redis-pubsub", NULL), &f, msg, sizeof(msg)),
 	                 GUST_EINVAL);
 	assert_non_null(strstr(msg, "'channels' or 'patterns' is required"));
+	/* a pattern whose literal prefix leaves the keyspace */
+	assert_int_equal(parse(trigger_of("redis-pubsub", "patterns", "[\"gust:*\"]", NULL), &f,
+	                       msg, sizeof(msg)),
+	                 GUST_EPERM);
+	assert_non_null(strstr(msg, "'patterns'"));
+	assert_int_equal(parse(trigger_of("redis-pubsub", "channels", "[\"gust:journal\"]", NULL),
+	                       &f, msg, sizeof(msg)),
+	                 GUST_EPERM);
+	assert_non_null(strstr(msg, "'channels'"));
+}
+
+static void test_feed_default_group(void **state)
+{
+	/* a trigger name may hold a space: its default group is still fine */
+	gust_feed f;
+	char msg[256];
+	json_t *t = trigger_of("redis-stream", "stream", "\"ev\"", NULL);
+	json_object_set_new(t, "name", json_string("my trigger"));
+	assert_int_equal(parse(t, &f, msg, sizeof(msg)), 0);
+	assert_string_equal(f.group, "gust-guest-my trigger");
+	gust_feed_clear(&f);
+}
+
+static void test_feed_kafka_group(void **state)
+{
+	gust_feed f;
+	char msg[256];
+	assert_int_equal(parse(trigger_of("kafka", "brokers", "\"k:9092\"", "topic", "\"t\"",
+	                                  "groupId", "\"gust-bob-t\"", NULL),
+	                       &f, msg, sizeof(msg)),
+	                 GUST_EPERM);
+	assert_int_equal(parse(trigger_of("kafka", "brokers", "\"k:9092\"", "topic", "\"t\"",
+	                                  "groupId", "\"gust-guest-mine\"", NULL),
+	                       &f, msg, sizeof(msg)),
+	                 0);
+	gust_feed_clear(&f);
+}
+
+static void test_policy(void **state)
+{
+	gust_policy *p = NULL;
+	gust_error *err = NULL;
+	const char *cluster = "{\"targets\": [\"kafka.example:9092\", \"10.0.0.0/8\"]}";
+	const char *grants = "{\"targets\": [\"127.0.0.1:19092\"], \"egress\": []}";
+	assert_int_equal(
+	    gust_policy_parse(cluster, strlen(cluster), grants, strlen(grants), &p, &err), 0);
+	gust_policy_add_own(p, "127.0.0.1:6379,http://127.0.0.1:2379");
+	assert_int_equal(gust_policy_target(p, "x", "kafka.example:9092", NULL), 0);
+	assert_int_equal(gust_policy_target(p, "x", "KAFKA.example:9092", NULL), 0);
+	assert_int_equal(gust_policy_target(p, "x", "kafka.example:9093", NULL), GUST_EPERM);
+	assert_int_equal(gust_policy_target(p, "x", "10.2.3.4:1", NULL), 0);
+	assert_int_equal(gust_policy_target(p, "x", "127.0.0.1:19092", NULL), 0);
+	assert_int_equal(gust_policy_target(p, "x", "127.0.0.1:6379", &err), GUST_EPERM);
+	assert_non_null(strstr(gust_error_msg(err), "x: '127.0.0.1:6379' is not allowed"));
+	gust_error_free(err);
+	err = NULL;
+	assert_int_equal(gust_policy_target(p, "x", "nope", NULL), GUST_EINVAL);
+	assert_int_equal(gust_policy_targets(p, "x", "10.0.0.1:1, kafka.example:9092", NULL), 0);
+	assert_int_equal(gust_policy_targets(p, "x", "10.0.0.1:1,evil:1", NULL), GUST_EPERM);
+	/* connect time: loopback only by an address entry; the cluster's own
+	 * addresses only by an exact one */
+	struct sockaddr_in in = {.sin_family = AF_INET};
+	char why[256];
+	inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+	in.sin_port = htons(19092);
+	assert_int_equal(gust_policy_sockaddr(p, (struct sockaddr *)&in, sizeof(in), why, 256), 0);
+	in.sin_port = htons(19093);
+	assert_int_equal(gust_policy_sockaddr(p, (struct sockaddr *)&in, sizeof(in), why, 256),
+	                 GUST_EPERM);
+	in.sin_port = htons(6379);
+	assert_int_equal(gust_policy_sockaddr(p, (struct sockaddr *)&in, sizeof(in), why, 256),
+	                 GUST_EPERM);
+	assert_non_null(strstr(why, "cluster's own"));
+	inet_pton(AF_INET, "169.254.169.254", &in.sin_addr);
+	in.sin_port = htons(80);
+	assert_int_equal(gust_policy_sockaddr(p, (struct sockaddr *)&in, sizeof(in), why, 256),
+	                 GUST_EPERM);
+	inet_pton(AF_INET, "10.9.9.9", &in.sin_addr);
+	assert_int_equal(gust_policy_sockaddr(p, (struct sockaddr *)&in, sizeof(in), why, 256), 0);
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(19092)};
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr);
+	assert_int_equal(gust_policy_sockaddr(p, (struct sockaddr *)&in6, sizeof(in6), why, 256),
+	                 0);
+	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+	assert_int_equal(gust_policy_sockaddr(p, (struct sockaddr *)&in6, sizeof(in6), why, 256),
+	                 GUST_EPERM);
+	gust_policy_free(p);
+	const char *bad = "{\"targets\": [\"a b\"]}";
+	/* nothing stored: nothing allowed */
+	assert_int_equal(gust_policy_parse(NULL, 0, NULL, 0, &p, NULL), 0);
+	assert_int_equal(gust_policy_target(p, "x", "kafka.example:9092", NULL), GUST_EPERM);
+	gust_policy_free(p);
+	assert_int_equal(gust_policy_parse(bad, strlen(bad), NULL, 0, &p, NULL), GUST_EPROTO);
+	assert_int_equal(gust_policy_entry_check("[::1]:80", NULL), 0);
+	assert_int_equal(gust_policy_entry_check("10.0.0.0/33", NULL), GUST_EINVAL);
+	assert_int_equal(gust_policy_entry_check("::1", NULL), GUST_EINVAL);
+}
+
+static void test_binding_parse(void **state)
+{
+	gust_binding b;
+	char *why = NULL;
+	assert_int_equal(gust_binding_parse("alice", "{\"redis\":{\"list\":\"out\"}}", &b, &why),
+	                 0);
+	assert_string_equal(b.name, "gust:state:alice:out");
+	assert_false(gust_binding_external(&b));
+	gust_binding_clear(&b);
+	assert_int_equal(
+	    gust_binding_parse("alice", "{\"redis\":{\"list\":\"gust:state:bob:x\"}}", &b, &why),
+	    GUST_EPERM);
+	assert_non_null(strstr(why, "\"list\""));
+	free(why);
+	assert_int_equal(
+	    gust_binding_parse("alice", "{\"redis\":{\"stream\":\"gust:journal\"}}", &b, &why),
+	    GUST_EPERM);
+	free(why);
+	assert_int_equal(gust_binding_parse("alice",
+	                                    "{\"kafka\":{\"brokers\":\"k:1\",\"topic\":\"t\"}}", &b,
+	                                    &why),
+	                 0);
+	assert_true(gust_binding_external(&b));
+	gust_binding_clear(&b);
 }
 
 static void test_feed_none_and_unknown(void **state)
@@ -527,6 +695,10 @@ int main(void)
 	    cmocka_unit_test(test_feed_kafka),
 	    cmocka_unit_test(test_feed_redis),
 	    cmocka_unit_test(test_feed_none_and_unknown),
+	    cmocka_unit_test(test_feed_kafka_group),
+	    cmocka_unit_test(test_feed_default_group),
+	    cmocka_unit_test(test_policy),
+	    cmocka_unit_test(test_binding_parse),
 	    cmocka_unit_test(test_schedule_interval),
 	    cmocka_unit_test(test_schedule_dates),
 	    cmocka_unit_test(test_rule_targets),

@@ -9,7 +9,8 @@
 #include "gust/log.h"
 #include "gust/util.h"
 
-static const char *const v1_controllers[INV_CG_MAXDIRS] = {"memory", "pids", "cpu"};
+/* freezer: idle sandboxes are stopped between activations (cgroup.h). */
+static const char *const v1_controllers[INV_CG_MAXDIRS] = {"memory", "pids", "cpu", "freezer"};
 
 static int v1_setup(inv_cgroups *m, gust_error **err)
 {
@@ -82,10 +83,23 @@ static long long v1_oom_kills(inv_cgroup *cg)
 	return n < 0 ? 0 : n;
 }
 
-/* v1 has no cgroup.kill: signal every listed process. */
+/* v1 has no cgroup.kill: signal every listed process. A frozen v1 task
+ * stays in the refrigerator with SIGKILL pending, so the freezer dir is
+ * thawed after the signal (the write fails harmlessly in the other
+ * hierarchies, which have no freezer.state). */
 static int v1_kill(const char *dir)
 {
-	return inv_cg_kill_procs(dir);
+	int n = inv_cg_kill_procs(dir);
+	(void)inv_cg_write(dir, "freezer.state", "THAWED", NULL);
+	return n;
+}
+
+static int v1_freeze(inv_cgroup *cg, bool frozen, gust_error **err)
+{
+	const char *d = v1_dir(cg, "freezer");
+	if (d == NULL)
+		return gust_error_set(err, GUST_ENOTSUP, "cgroup v1: no freezer hierarchy");
+	return inv_cg_write(d, "freezer.state", frozen ? "FROZEN" : "THAWED", err);
 }
 
 const inv_cg_ops inv_cg_v1_ops = {
@@ -94,4 +108,5 @@ const inv_cg_ops inv_cg_v1_ops = {
     .limit = v1_limit,
     .oom_kills = v1_oom_kills,
     .kill = v1_kill,
+    .freeze = v1_freeze,
 };

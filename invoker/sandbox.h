@@ -141,6 +141,17 @@ int inv_sandbox_mux_start(inv_sandbox *sb, inv_mux_done done, void *arg, gust_er
 void inv_sandbox_mux_run(inv_sandbox *sb, const char *id, const char *line, size_t len,
                          int64_t deadline_ms, void *cookie);
 
+/* Stops (frozen = true) or resumes every process of the sandbox through its
+ * cgroup's freezer, so that an idle warm sandbox runs nothing between
+ * activations (a thread a function left behind, a timer): the pool freezes
+ * it once it has been idle for freeze_idle_ms and thaws it before its next
+ * activation (inv_freeze.c). Freezing returns at once (tasks stop when they
+ * next leave the kernel); thawing is one write, after which they run.
+ * GUST_ENOTSUP without cgroups or a freezer. Destroying a frozen sandbox is
+ * fine: it is thawed after the kill. Same one-owner rule as the other
+ * calls. */
+int inv_sandbox_freeze(inv_sandbox *sb, bool frozen, gust_error **err);
+
 /* True while the launcher is alive and the last run left it usable. */
 bool inv_sandbox_alive(const inv_sandbox *sb);
 /* The host dir seen inside as /run/gust (where the state socket goes). */

@@ -209,6 +209,8 @@ void inv_cgroups_close(inv_cgroups *m)
 		return;
 	inv_cgroups_sweep(m);
 	for (int i = 0; i < m->ndirs; i++) {
+		cleanup_free char *anchor = gust_xasprintf("%s/" INV_CG_FREEZE_ANCHOR, m->dirs[i]);
+		(void)rmdir(anchor); /* empty: it goes, frozen or not */
 		if (rmdir(m->dirs[i]) < 0 && errno != ENOENT && errno != EBUSY)
 			gust_log_warn("INV-CG-RMDIR", "rmdir %s: %s", m->dirs[i], strerror(errno));
 		/* gust/ itself stays when other invokers use it (EBUSY/ENOTEMPTY). */

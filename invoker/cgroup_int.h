@@ -10,6 +10,8 @@
 #include "cgroup.h"
 
 #define INV_CG_MAXDIRS 4
+/* v1: an empty group kept frozen beside the sandboxes' (cgroup_v1.c). */
+#define INV_CG_FREEZE_ANCHOR ".freeze-anchor"
 
 typedef struct inv_cg_ops {
 	const char *name;

@@ -6,10 +6,14 @@
  * when cfg->userns_base is set, over a read-only root (pivot_root into bind
  * mounts of /usr plus the runtime's files, a private tmpfs /tmp, a fresh /proc
  * with /proc/sys read-only and the kernel's informative files masked, a minimal
- * /dev, no /sys), in its own cgroup (memory, pids, cpu) when the invoker has
- * cgroups. Pid 1 inside is a small reaper that dies with the invoker; its one
- * child is the runtime launcher, with no capabilities, no_new_privs, a seccomp
- * filter and rlimits, which speaks the action-loop protocol:
+ * /dev, no /sys), in its own cgroup (memory, pids, cpu, freezer) when the
+ * invoker has cgroups. Pid 1 inside is a small reaper that dies with the
+ * invoker; its one child is the runtime launcher, with no capabilities,
+ * no_new_privs, rlimits and a seccomp allow-list (sandbox_sec.c: what python,
+ * node and ordinary executables use; deliberate denials get EPERM, unknown or
+ * newer calls ENOSYS so that libc falls back; sockets only unix, inet, inet6
+ * and netlink-route; the native ABI only), which speaks the action-loop
+ * protocol:
  *
  *   stdin  (fd 0)  one JSON line per message, written by the invoker:
  *     {"init":{"code":"...","main":"main","binary":false,"env":{...}}}

@@ -269,7 +269,8 @@ def read_counter(pid, marker):
         return None
 
 
-c = Cluster("sec-sandbox", invoker_args=["--freeze_idle_ms", "100"]).__enter__()
+# 512 MB of user memory: two sandboxes of 256 MB, so that a third evicts one
+c = Cluster("sec-sandbox", memory_mb=512, invoker_args=["--freeze_idle_ms", "100"]).__enter__()
 try:
     keys = {}
     for ns in NAMESPACES:
@@ -370,6 +371,21 @@ try:
         put("bob", "echo", "def main(a):\n    return {'v': a.get('v')}\n")
         st, r, _ = invoke("bob", "echo", {"v": 5})
         check("bob is served meanwhile", st == 200 and r == {"v": 5}, (st, r))
+        # memory is full (ticker + echo): carol's action evicts the least
+        # recently used idle sandbox, alice's frozen ticker, which must die
+        # (a frozen v1 task ignores SIGKILL until it is thawed)
+        check("the ticker is still frozen before the eviction", frozen(fpath) is True)
+        put("carol", "filler", "def main(a):\n    return {'filled': True}\n")
+        st, r, _ = invoke("carol", "filler")
+        check("carol's action runs in the memory of the evicted sandbox",
+              st == 200 and r == {"filled": True}, (st, r))
+        check("the frozen sandbox was destroyed (its processes are gone)",
+              wait_until(lambda: not os.path.exists("/proc/%d" % pid), timeout=10) is True, pid)
+        check("and its cgroup removed", wait_until(lambda: not os.path.exists(fpath), timeout=10)
+              is True, fpath)
+        st, r, _ = invoke("alice", "ticker", {"marker": marker, "run_s": 0.1})
+        check("alice's ticker starts afresh", st == 200 and r.get("last", 0) > r.get("first", 0),
+              (st, r))
 
     @case
     def concurrent_sandbox_not_frozen_while_busy():

@@ -19,8 +19,10 @@ static const char *const v1_controllers[INV_CG_MAXDIRS] = {"memory", "pids", "cp
  * one thaws, and each turn patches kernel text (stop_machine-like IPIs to
  * every CPU): 1.2 ms per thaw here, 8 ms at p99, on the activation's path.
  * One group that stays frozen keeps the key on, and a thaw is then a 30 us
- * write (bench/sandbox_bench.sh, GUST_BENCH_ONLY=freeze). Its name starts
- * with a dot so that sweeps leave it alone; close removes it. */
+ * write (bench/sandbox_bench.sh, GUST_BENCH_ONLY=freeze). The price, while
+ * the invoker runs: the kernel's freezing() checks (in signal delivery and
+ * freezable sleeps) take their slow path, a few loads, host-wide. Its name
+ * starts with a dot so that sweeps leave it alone; close removes it. */
 static void v1_freeze_anchor(const char *dir)
 {
 	cleanup_free char *anchor = gust_xasprintf("%s/" INV_CG_FREEZE_ANCHOR, dir);

@@ -402,6 +402,59 @@ static void b_warm_sandbox(const char *what, const char *kind, const char *code,
 	inv_sandbox_destroy(sb);
 }
 
+/* The idle freezer's cost on the activation's path: a warm round trip to a
+ * sandbox that was frozen while idle (thaw, then the run) beside one to a
+ * sandbox that never was, and the thaw write alone. The freeze itself is
+ * off the path (the invoker's freezer thread) and not timed; a 2 ms pause
+ * after it lets the tasks reach the frozen state, as they would during
+ * freeze_idle_ms of idleness. */
+static void bench_freeze(int n)
+{
+	uint64_t *us = calloc((size_t)n, sizeof(*us));
+	uint64_t *thaw = calloc((size_t)n, sizeof(*thaw));
+	const char *kinds[] = {"python:3", "nodejs:20"};
+	for (size_t k = 0; k < 2; k++) {
+		inv_sandbox *sb = b_create(kinds[k]);
+		b_init_run(sb, b_code(kinds[k]));
+		const char *line = "{\"value\":{\"x\":1},\"env\":{}}";
+		for (int frozen = 0; frozen <= 1; frozen++) {
+			uint64_t total = 0;
+			for (int i = 0; i < n; i++) {
+				if (frozen) {
+					if (inv_sandbox_freeze(sb, true, NULL) != 0)
+						abort();
+				}
+				struct timespec ts = {0, 2 * 1000 * 1000};
+				nanosleep(&ts, NULL);
+				inv_run_result r = {0};
+				uint64_t s = now_ns();
+				if (frozen && inv_sandbox_freeze(sb, false, NULL) != 0)
+					abort();
+				thaw[i] = now_ns() - s;
+				inv_sandbox_run(sb, line, strlen(line), gust_wall_ms() + 10000, &r);
+				if (r.status != INV_RUN_SUCCESS)
+					abort();
+				us[i] = now_ns() - s;
+				total += us[i];
+				inv_run_result_clear(&r);
+			}
+			char what[160];
+			snprintf(what, sizeof(what), "warm round trip %s after 2 ms idle, %s",
+			         kinds[k],
+			         frozen ? "frozen and thawed (thaw + run)" : "not frozen");
+			report_ns(what, us, n, total);
+			if (frozen) {
+				snprintf(what, sizeof(what), "  of which the thaw write (%s)",
+				         kinds[k]);
+				report_ns(what, thaw, n, total);
+			}
+		}
+		inv_sandbox_destroy(sb);
+	}
+	free(us);
+	free(thaw);
+}
+
 /* Warm round trips beside plain pipe round trips to warm processes, first
  * with both ends on one CPU (affinity is inherited by the sandbox, so the
  * invoker side, the launcher and the action share it), then unpinned, where
@@ -479,7 +532,8 @@ int main(int argc, char **argv)
 		return 2;
 	char tag[64];
 	snprintf(tag, sizeof(tag), "bench-%d", (int)getpid());
-	if (inv_cgroups_open("auto", tag, &b_cg, NULL) != 0)
+	const char *cgmode = getenv("GUST_BENCH_CGROUP"); /* auto, v1, v2 */
+	if (inv_cgroups_open(cgmode != NULL ? cgmode : "auto", tag, &b_cg, NULL) != 0)
 		return 2;
 	gust_error *e = NULL;
 	bool dyn = inv_cgroups_favor_dynmods(&e) == 0;
@@ -489,8 +543,17 @@ int main(int argc, char **argv)
 	       "(pool of 4), n=%d\n\n",
 	       inv_cgroups_backend(b_cg), dyn ? "on" : gust_error_msg(e), n);
 	printf("| what | n | p50 ms | p99 ms | per s |\n|---|---|---|---|---|\n");
-	/* GUST_BENCH_ONLY=warm: the warm round trips alone (a quick re-check). */
+	/* GUST_BENCH_ONLY=warm: the warm round trips alone (a quick re-check);
+	 * =freeze: the freezer's cost alone. */
 	const char *only = getenv("GUST_BENCH_ONLY");
+	if (only != NULL && strcmp(only, "freeze") == 0) {
+		bench_freeze(n);
+		inv_netns_pool_close(b_netns);
+		inv_cgroups_close(b_cg);
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", b_state);
+		return system(cmd) == 0 ? 0 : 1;
+	}
 	bool all = only == NULL || strcmp(only, "warm") != 0;
 	if (all) {
 		bench_baselines(n);

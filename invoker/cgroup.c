@@ -155,7 +155,10 @@ static int cg_sweep_dir(const inv_cg_ops *ops, const char *dir)
 int inv_cgroups_sweep(inv_cgroups *m)
 {
 	int most = 0;
-	for (int i = 0; m != NULL && i < m->ndirs; i++) {
+	/* Last dir first: on v1 that is the freezer, whose kill thaws a group a
+	 * killed run left frozen; its tasks then die, and the other
+	 * hierarchies find their groups empty. */
+	for (int i = m != NULL ? m->ndirs - 1 : -1; i >= 0; i--) {
 		int n = cg_sweep_dir(m->ops, m->dirs[i]);
 		if (n > most)
 			most = n;
@@ -206,6 +209,8 @@ void inv_cgroups_close(inv_cgroups *m)
 		return;
 	inv_cgroups_sweep(m);
 	for (int i = 0; i < m->ndirs; i++) {
+		cleanup_free char *anchor = gust_xasprintf("%s/" INV_CG_FREEZE_ANCHOR, m->dirs[i]);
+		(void)rmdir(anchor); /* empty: it goes, frozen or not */
 		if (rmdir(m->dirs[i]) < 0 && errno != ENOENT && errno != EBUSY)
 			gust_log_warn("INV-CG-RMDIR", "rmdir %s: %s", m->dirs[i], strerror(errno));
 		/* gust/ itself stays when other invokers use it (EBUSY/ENOTEMPTY). */
@@ -276,6 +281,26 @@ int inv_cgroup_attach(inv_cgroup *cg, pid_t pid, gust_error **err)
 	return 0;
 }
 
+int inv_cgroup_freeze(inv_cgroup *cg, bool frozen, gust_error **err)
+{
+	if (cg == NULL)
+		return gust_error_set(err, GUST_ENOTSUP, "cgroup: the sandbox has no cgroup");
+	return cg->m->ops->freeze(cg, frozen, err);
+}
+
+bool inv_cgroups_can_freeze(const inv_cgroups *m)
+{
+	if (m == NULL)
+		return false;
+	if (m->ops == &inv_cg_v2_ops) {
+		/* The tag dir is a non-root group: it has the file if the kernel
+		 * has the v2 freezer. */
+		cleanup_free char *p = gust_xasprintf("%s/cgroup.freeze", m->dirs[0]);
+		return access(p, F_OK) == 0;
+	}
+	return inv_cgroups_dir(m, "freezer") != NULL;
+}
+
 long long inv_cgroup_oom_kills(inv_cgroup *cg)
 {
 	return cg != NULL ? cg->m->ops->oom_kills(cg) : 0;
@@ -285,7 +310,8 @@ void inv_cgroup_destroy(inv_cgroup *cg)
 {
 	if (cg == NULL)
 		return;
-	for (int i = 0; i < cg->ndirs; i++) {
+	/* Last dir first, for the freezer's sake (see inv_cgroups_sweep). */
+	for (int i = cg->ndirs - 1; i >= 0; i--) {
 		cg->m->ops->kill(cg->dirs[i]);
 		cg_remove_dir(cg->m->ops, cg->dirs[i]);
 		free(cg->dirs[i]);

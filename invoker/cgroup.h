@@ -58,7 +58,17 @@ int inv_cgroup_update(inv_cgroup *cg, const inv_cg_limits *lim, gust_error **err
 int inv_cgroup_attach(inv_cgroup *cg, pid_t pid, gust_error **err);
 /* How many processes of the group the kernel's OOM killer has killed. */
 long long inv_cgroup_oom_kills(inv_cgroup *cg);
-/* Kills whatever is still in the group, removes it and frees cg. Safe on NULL. */
+/* Stops every process of the group (frozen) or lets them run again, through
+ * the cgroup freezer (v1 freezer.state, v2 cgroup.freeze). Never waits for
+ * the freeze to complete: a task stops when it next leaves the kernel, and
+ * one that is never scheduled costs nothing meanwhile. A thaw is one write,
+ * after which the tasks are runnable. GUST_ENOTSUP when the host has no
+ * freezer (v1 without the freezer hierarchy, or no cgroups). */
+int inv_cgroup_freeze(inv_cgroup *cg, bool frozen, gust_error **err);
+/* Whether inv_cgroup_freeze can work with this manager. */
+bool inv_cgroups_can_freeze(const inv_cgroups *m);
+/* Kills whatever is still in the group (thawing it first if frozen), removes
+ * it and frees cg. Safe on NULL. */
 void inv_cgroup_destroy(inv_cgroup *cg);
 
 #endif

@@ -9,7 +9,9 @@
 
 #include "cgroup.h"
 
-#define INV_CG_MAXDIRS 3
+#define INV_CG_MAXDIRS 4
+/* v1: an empty group kept frozen beside the sandboxes' (cgroup_v1.c). */
+#define INV_CG_FREEZE_ANCHOR ".freeze-anchor"
 
 typedef struct inv_cg_ops {
 	const char *name;
@@ -19,8 +21,14 @@ typedef struct inv_cg_ops {
 	int (*limit)(inv_cgroup *cg, const inv_cg_limits *lim, gust_error **err);
 	/* The OOM kill counter of cg. */
 	long long (*oom_kills)(inv_cgroup *cg);
-	/* Kills every process in dir (v2 has cgroup.kill); 0 when it is empty. */
+	/* Kills every process in dir (v2 has cgroup.kill), thawing it if it is
+	 * frozen (a frozen v1 task takes no signal); 0 when it is empty. */
 	int (*kill)(const char *dir);
+	/* Stops (frozen) or resumes every process of cg. Returns once the
+	 * kernel has been told: a freeze completes in the background (tasks
+	 * stop at their next return to user space), a thaw wakes them at once.
+	 * GUST_ENOTSUP when the host has no freezer for cg. */
+	int (*freeze)(inv_cgroup *cg, bool frozen, gust_error **err);
 } inv_cg_ops;
 
 struct inv_cgroups {

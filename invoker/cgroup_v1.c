@@ -2,14 +2,37 @@
  * cgroup_v1.c - the cgroup v1 back-end: one hierarchy per controller (memory,
  * pids, cpu), each with its own gust/<tag>/<sandbox> dir.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cgroup_int.h"
 #include "gust/log.h"
 #include "gust/util.h"
 
-static const char *const v1_controllers[INV_CG_MAXDIRS] = {"memory", "pids", "cpu"};
+/* freezer: idle sandboxes are stopped between activations (cgroup.h). */
+static const char *const v1_controllers[INV_CG_MAXDIRS] = {"memory", "pids", "cpu", "freezer"};
+
+/* Why an empty group kept frozen: the v1 freezer turns a kernel static key
+ * on when the first group on the host starts freezing and off when the last
+ * one thaws, and each turn patches kernel text (stop_machine-like IPIs to
+ * every CPU): 1.2 ms per thaw here, 8 ms at p99, on the activation's path.
+ * One group that stays frozen keeps the key on, and a thaw is then a 30 us
+ * write (bench/sandbox_bench.sh, GUST_BENCH_ONLY=freeze). The price, while
+ * the invoker runs: the kernel's freezing() checks (in signal delivery and
+ * freezable sleeps) take their slow path, a few loads, host-wide. Its name
+ * starts with a dot so that sweeps leave it alone; close removes it. */
+static void v1_freeze_anchor(const char *dir)
+{
+	cleanup_free char *anchor = gust_xasprintf("%s/" INV_CG_FREEZE_ANCHOR, dir);
+	if ((mkdir(anchor, 0755) < 0 && errno != EEXIST) ||
+	    inv_cg_write(anchor, "freezer.state", "FROZEN", NULL) != 0)
+		gust_log_warn("INV-CG-ANCHOR",
+		              "cgroup v1: cannot keep %s frozen (%s): each thaw of an idle "
+		              "sandbox may cost a millisecond",
+		              anchor, strerror(errno));
+}
 
 static int v1_setup(inv_cgroups *m, gust_error **err)
 {
@@ -30,6 +53,8 @@ static int v1_setup(inv_cgroups *m, gust_error **err)
 		int rv = inv_cg_mkdirs(dir, err);
 		if (rv != 0)
 			return rv;
+		if (strcmp(v1_controllers[i], "freezer") == 0)
+			v1_freeze_anchor(dir);
 	}
 	return 0;
 }
@@ -82,10 +107,23 @@ static long long v1_oom_kills(inv_cgroup *cg)
 	return n < 0 ? 0 : n;
 }
 
-/* v1 has no cgroup.kill: signal every listed process. */
+/* v1 has no cgroup.kill: signal every listed process. A frozen v1 task
+ * stays in the refrigerator with SIGKILL pending, so the freezer dir is
+ * thawed after the signal (the write fails harmlessly in the other
+ * hierarchies, which have no freezer.state). */
 static int v1_kill(const char *dir)
 {
-	return inv_cg_kill_procs(dir);
+	int n = inv_cg_kill_procs(dir);
+	(void)inv_cg_write(dir, "freezer.state", "THAWED", NULL);
+	return n;
+}
+
+static int v1_freeze(inv_cgroup *cg, bool frozen, gust_error **err)
+{
+	const char *d = v1_dir(cg, "freezer");
+	if (d == NULL)
+		return gust_error_set(err, GUST_ENOTSUP, "cgroup v1: no freezer hierarchy");
+	return inv_cg_write(d, "freezer.state", frozen ? "FROZEN" : "THAWED", err);
 }
 
 const inv_cg_ops inv_cg_v1_ops = {
@@ -94,4 +132,5 @@ const inv_cg_ops inv_cg_v1_ops = {
     .limit = v1_limit,
     .oom_kills = v1_oom_kills,
     .kill = v1_kill,
+    .freeze = v1_freeze,
 };

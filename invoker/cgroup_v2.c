@@ -92,12 +92,24 @@ static long long v2_oom_kills(inv_cgroup *cg)
 }
 
 /* cgroup.kill (Linux 5.14) kills the whole subtree at once, without the race
- * of a fork between reading cgroup.procs and signalling. */
+ * of a fork between reading cgroup.procs and signalling. A frozen v2 task
+ * dies of SIGKILL all the same; the thaw is for kernels without
+ * cgroup.kill's path, and costs nothing on an empty group. */
 static int v2_kill(const char *dir)
 {
-	if (inv_cg_write(dir, "cgroup.kill", "1", NULL) == 0)
-		return 0;
-	return inv_cg_kill_procs(dir);
+	int rv = inv_cg_write(dir, "cgroup.kill", "1", NULL) == 0 ? 0 : inv_cg_kill_procs(dir);
+	(void)inv_cg_write(dir, "cgroup.freeze", "0", NULL);
+	return rv;
+}
+
+/* cgroup.freeze (Linux 5.2) needs no controller: it is in every non-root
+ * group, even on a v2 mount without controllers. */
+static int v2_freeze(inv_cgroup *cg, bool frozen, gust_error **err)
+{
+	if (!v2_has(cg->dirs[0], "cgroup.freeze"))
+		return gust_error_set(err, GUST_ENOTSUP, "cgroup v2: %s has no cgroup.freeze",
+		                      cg->dirs[0]);
+	return inv_cg_write(cg->dirs[0], "cgroup.freeze", frozen ? "1" : "0", err);
 }
 
 const inv_cg_ops inv_cg_v2_ops = {
@@ -106,4 +118,5 @@ const inv_cg_ops inv_cg_v2_ops = {
     .limit = v2_limit,
     .oom_kills = v2_oom_kills,
     .kill = v2_kill,
+    .freeze = v2_freeze,
 };

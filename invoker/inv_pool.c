@@ -93,6 +93,7 @@ void inv_pool_submit(inv *v, inv_job *job)
 
 static void slot_free(inv *v, inv_slot *s)
 {
+	inv_freeze_forget(v, s);
 	inv_state_detach(v, s->state_ep);
 	inv_sandbox_destroy(s->sb);
 	inv_net_release(s->net, s->net_ip);
@@ -148,6 +149,7 @@ static inv_slot *pool_acquire(inv *v, const char *key, const char *kind, int mem
 	s->memory_mb = mem;
 	s->conc = conc;
 	s->inflight = 1;
+	inv_freeze_slot_init(s);
 	s->next = v->slots;
 	v->slots = s;
 	v->used_mb += mem;
@@ -274,6 +276,8 @@ static void pool_complete(pool_act *a, inv_run_result *rr)
 	} else {
 		slot->ready = true;
 		slot->last_used_ms = gust_now_ms();
+		if (slot->inflight == 0)
+			inv_freeze_idle(v, slot);
 	}
 	if (v->head_waits)
 		pthread_cond_signal(&v->room_cv);
@@ -414,10 +418,12 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 	inv_run_result rr = {0};
 	bool ok = true;
 
-	if (cold)
+	if (cold) {
 		ok = pool_cold(v, a, &rr);
-	else
+	} else {
 		gust_counter_add(v->m_warm, 1);
+		inv_freeze_thaw(v, slot); /* frozen while it was idle */
+	}
 	if (ok && !params_valid(q)) {
 		ok = false;
 		set_result(&a->res, 3,

@@ -63,6 +63,7 @@ typedef struct inv_config {
 	char *stem_cells;
 	char *native_launcher;
 	long long binding_timeout_ms;
+	long long freeze_idle_ms;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];
@@ -92,6 +93,10 @@ struct inv_slot {
 	int net_ip;
 	inv_state_ep *state_ep; /* its state socket, once it has its namespace */
 	uint64_t last_used_ms;
+	/* the idle freezer (inv_freeze.c) */
+	pthread_mutex_t fz_lock; /* orders its freeze and thaw writes */
+	_Atomic int fz_state;    /* thawed, freezing, frozen, failed */
+	bool fz_init;
 	inv_slot *next;
 };
 
@@ -159,6 +164,13 @@ struct inv {
 	gust_metric *m_duration;
 	gust_metric *m_sandboxes;
 	gust_metric *m_queue;
+	/* the idle freezer (inv_freeze.c), under the pool's lock */
+	pthread_cond_t fz_cv;
+	pthread_t fz_thread;
+	bool fz_running, fz_stopping, fz_sleeping;
+	gust_metric *m_frozen;
+	gust_metric *m_freezes;
+	gust_metric *m_thaw;
 };
 
 /* inv_server.c */
@@ -171,6 +183,17 @@ void inv_server_reply(inv_job *job, nng_msg *msg);
 int inv_pool_start(inv *v, gust_error **err);
 void inv_pool_stop(inv *v);
 void inv_pool_submit(inv *v, inv_job *job);
+
+/* inv_freeze.c: idle warm sandboxes are frozen after freeze_idle_ms (see
+ * there). start/stop after/before the pool's; slot_init when a slot is
+ * made, forget before its sandbox is destroyed; idle under the pool lock
+ * when a slot's last activation ends; thaw before a warm activation runs. */
+int inv_freeze_start(inv *v, gust_error **err);
+void inv_freeze_stop(inv *v);
+void inv_freeze_slot_init(inv_slot *s);
+void inv_freeze_idle(inv *v, inv_slot *s);
+void inv_freeze_thaw(inv *v, inv_slot *s);
+void inv_freeze_forget(inv *v, inv_slot *s);
 
 /* inv_stem.c */
 int inv_stem_start(inv *v, gust_error **err);

@@ -71,6 +71,11 @@ const gust_cfg_key inv_config_table[] = {
      "GUST_INVOKER_BINDING_TIMEOUT_MS",
      "how long one attempt to publish to an output binding may take (Kafka's "
      "message.timeout.ms, Redis's timeout) before it counts as failed and is retried"},
+    {"freeze_idle_ms", GUST_CFG_INT, K(freeze_idle_ms), "100", -1, 3600000,
+     "GUST_INVOKER_FREEZE_IDLE_MS",
+     "an idle warm sandbox is frozen (cgroup freezer) after this long without an activation "
+     "and thawed before its next one, so that nothing it left running runs unbilled "
+     "(-1: never)"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -228,6 +233,8 @@ static int inv_build(inv *v, gust_error **err)
 		return rv;
 	if ((rv = inv_pool_start(v, err)) != 0)
 		return rv;
+	if ((rv = inv_freeze_start(v, err)) != 0)
+		return rv;
 	if ((rv = inv_stem_start(v, err)) != 0)
 		return rv;
 	if ((rv = inv_server_start(v, err)) != 0)
@@ -262,6 +269,7 @@ static void inv_destroy(inv *v)
 	}
 	gust_admin_http_stop(v->admin);
 	inv_status_stop(v);
+	inv_freeze_stop(v); /* before the pool frees its slots */
 	inv_pool_stop(v);
 	/* After the pool: a sandbox dies with the thread that made it
 	 * (PR_SET_PDEATHSIG), and adopted stem cells were made by this one. */

@@ -780,6 +780,28 @@ void inv_sandbox_kill(inv_sandbox *sb)
 	if (sb->pid > 0 && kill(sb->pid, SIGKILL) < 0 && errno != ESRCH)
 		gust_log_warn("INV-SANDBOX-KILL", "kill sandbox pid %d: %s", (int)sb->pid,
 		              strerror(errno));
+	/* A frozen v1 task keeps its SIGKILL pending until it is thawed (pid 1
+	 * would never be reaped, a reader never see EOF); thawed after the
+	 * kill, it dies without running a cycle of its own. */
+	if (sb->frozen)
+		(void)inv_sandbox_freeze(sb, false, NULL);
+}
+
+int inv_sandbox_freeze(inv_sandbox *sb, bool frozen, gust_error **err)
+{
+	if (sb->frozen == frozen)
+		return 0;
+	int rv = inv_cgroup_freeze(sb->cg, frozen, err);
+	if (rv == 0) {
+		sb->frozen = frozen;
+	} else if (!frozen) {
+		/* Still stopped: a run would only wait for its deadline. Dead now,
+		 * so that the caller drops it. */
+		sb->alive = false;
+		if (sb->pid > 0)
+			(void)kill(sb->pid, SIGKILL);
+	}
+	return rv;
 }
 
 void inv_sandbox_destroy(inv_sandbox *sb)

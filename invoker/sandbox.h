@@ -6,10 +6,14 @@
  * when cfg->userns_base is set, over a read-only root (pivot_root into bind
  * mounts of /usr plus the runtime's files, a private tmpfs /tmp, a fresh /proc
  * with /proc/sys read-only and the kernel's informative files masked, a minimal
- * /dev, no /sys), in its own cgroup (memory, pids, cpu) when the invoker has
- * cgroups. Pid 1 inside is a small reaper that dies with the invoker; its one
- * child is the runtime launcher, with no capabilities, no_new_privs, a seccomp
- * filter and rlimits, which speaks the action-loop protocol:
+ * /dev, no /sys), in its own cgroup (memory, pids, cpu, freezer) when the
+ * invoker has cgroups. Pid 1 inside is a small reaper that dies with the
+ * invoker; its one child is the runtime launcher, with no capabilities,
+ * no_new_privs, rlimits and a seccomp allow-list (sandbox_sec.c: what python,
+ * node and ordinary executables use; deliberate denials get EPERM, unknown or
+ * newer calls ENOSYS so that libc falls back; sockets only unix, inet, inet6
+ * and netlink-route; the native ABI only), which speaks the action-loop
+ * protocol:
  *
  *   stdin  (fd 0)  one JSON line per message, written by the invoker:
  *     {"init":{"code":"...","main":"main","binary":false,"env":{...}}}
@@ -140,6 +144,17 @@ void inv_sandbox_set_concurrency(inv_sandbox *sb, int n);
 int inv_sandbox_mux_start(inv_sandbox *sb, inv_mux_done done, void *arg, gust_error **err);
 void inv_sandbox_mux_run(inv_sandbox *sb, const char *id, const char *line, size_t len,
                          int64_t deadline_ms, void *cookie);
+
+/* Stops (frozen = true) or resumes every process of the sandbox through its
+ * cgroup's freezer, so that an idle warm sandbox runs nothing between
+ * activations (a thread a function left behind, a timer): the pool freezes
+ * it once it has been idle for freeze_idle_ms and thaws it before its next
+ * activation (inv_freeze.c). Freezing returns at once (tasks stop when they
+ * next leave the kernel); thawing is one write, after which they run.
+ * GUST_ENOTSUP without cgroups or a freezer. Destroying a frozen sandbox is
+ * fine: it is thawed after the kill. Same one-owner rule as the other
+ * calls. */
+int inv_sandbox_freeze(inv_sandbox *sb, bool frozen, gust_error **err);
 
 /* True while the launcher is alive and the last run left it usable. */
 bool inv_sandbox_alive(const inv_sandbox *sb);

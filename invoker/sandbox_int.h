@@ -56,6 +56,7 @@ struct inv_sandbox {
 	int memory_mb;
 	inv_cgroup *cg; /* NULL when the invoker runs without cgroups */
 	bool alive;
+	bool frozen;     /* its cgroup is frozen (inv_sandbox_freeze) */
 	int concurrency; /* > 1: init asks the launcher for concurrent runs */
 	inv_mux *mux;    /* its reader thread once concurrent runs started */
 };

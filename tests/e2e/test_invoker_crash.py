@@ -44,9 +44,11 @@ def cgroup_dirs(tag):
 
 
 def groups_of(tag):
-    """Sandbox cgroups of the tag, in every hierarchy."""
+    """Sandbox cgroups of the tag, in every hierarchy (not the v1 freezer's
+    .freeze-anchor: an empty group the invoker keeps frozen while it runs, and
+    makes again when it restarts; see invoker/cgroup_v1.c)."""
     return [os.path.join(d, g) for d in cgroup_dirs(tag) for g in os.listdir(d)
-            if os.path.isdir(os.path.join(d, g))]
+            if os.path.isdir(os.path.join(d, g)) and not g.startswith(".")]
 
 
 def procs_of(tag):

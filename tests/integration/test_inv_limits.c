@@ -148,7 +148,12 @@ static const char t_probe[] =
     "         'proc_sys': tryopen('/proc/sys/kernel/hostname', 'w'),\n"
     "         'kcore': tryopen('/proc/kcore', 'rb'),\n"
     "         'keys': tryopen('/proc/keys'),\n"
-    "         'sysrq': tryopen('/proc/sysrq-trigger', 'w')}\n"
+    "         'sysrq': tryopen('/proc/sysrq-trigger', 'w'),\n"
+    "         'vsock': call(libc.socket, 40, 1, 0) if libc.socket(40, 1, 0) < 0 else 0,\n"
+    "         'netlink_audit': call(libc.socket, 16, 3, 9) if libc.socket(16, 3, 9) < 0 "
+    "else 0,\n"
+    "         'clone3': call(libc.syscall, 435, 0, 0),\n"
+    "         'unix': libc.socket(1, 1, 0) >= 0}\n"
     "    return r\n";
 
 static void test_userns_seccomp_proc(void **state)
@@ -201,6 +206,13 @@ static void test_userns_seccomp_proc(void **state)
 		            (json_is_string(m) && strcmp(json_string_value(m), "EENOENT") == 0));
 	}
 	assert_true(json_is_string(json_object_get(j, "sysrq")));
+	/* The allow-list: families beyond unix/inet/inet6/netlink-route are
+	 * "not supported", clone3 "does not exist" (libc falls back to clone),
+	 * and a unix socket still opens. */
+	assert_int_equal(json_integer_value(json_object_get(j, "vsock")), EAFNOSUPPORT);
+	assert_int_equal(json_integer_value(json_object_get(j, "netlink_audit")), EPROTONOSUPPORT);
+	assert_int_equal(json_integer_value(json_object_get(j, "clone3")), ENOSYS);
+	assert_true(json_is_true(json_object_get(j, "unix")));
 	json_decref(j);
 	inv_run_result_clear(&r);
 	inv_sandbox_destroy(sb);
@@ -263,6 +275,145 @@ static void test_fork_bomb(void **state)
 	/* Still usable after the storm. */
 	assert_true(inv_sandbox_alive(sb));
 	inv_sandbox_destroy(sb);
+}
+
+/* A thread left behind by the function bumps a counter file in /tmp. */
+static const char t_ticker[] = "import os, threading, time\n"
+                               "def tick():\n"
+                               "    n = 0\n"
+                               "    while True:\n"
+                               "        n += 1\n"
+                               "        with open('/tmp/c.new', 'w') as f:\n"
+                               "            f.write(str(n))\n"
+                               "        os.rename('/tmp/c.new', '/tmp/c')\n"
+                               "        time.sleep(0.005)\n"
+                               "threading.Thread(target=tick, daemon=True).start()\n"
+                               "def main(args):\n"
+                               "    while not os.path.exists('/tmp/c'):\n"
+                               "        time.sleep(0.005)\n"
+                               "    time.sleep(0.05)\n"
+                               "    return {'n': int(open('/tmp/c').read())}\n";
+
+static long t_counter(pid_t launcher)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/root/tmp/c", (int)launcher);
+	FILE *f = fopen(path, "r");
+	long n = -1;
+	if (f != NULL) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+/* The one group dir under dir (a sandbox's), heap, or NULL. */
+static char *t_only_group(const char *dir)
+{
+	DIR *d = opendir(dir);
+	char *found = NULL;
+	struct dirent *de;
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (de->d_type == DT_DIR && de->d_name[0] != '.' && found == NULL)
+			found = gust_xasprintf("%s/%s", dir, de->d_name);
+	if (d != NULL)
+		closedir(d);
+	return found;
+}
+
+static bool t_file_says(const char *path, const char *want)
+{
+	char buf[256] = "";
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return strstr(buf, want) != NULL;
+}
+
+/* Waits (bounded) until path says want; the assertion is on the state. */
+static bool t_wait_file(const char *path, const char *want)
+{
+	for (int i = 0; i < 500 && !t_file_says(path, want); i++)
+		usleep(10 * 1000);
+	return t_file_says(path, want);
+}
+
+/* The idle freezer (v1): a frozen sandbox runs nothing, a thawed one runs
+ * its next activation, and destroying a frozen one neither hangs nor leaves
+ * a group behind; a frozen group left by a killed run is swept. */
+static void test_freeze(void **state)
+{
+	(void)state;
+	assert_true(inv_cgroups_can_freeze(t_cg));
+	const char *fzdir = inv_cgroups_dir(t_cg, "freezer");
+	assert_non_null(fzdir);
+	inv_sandbox *sb = t_create("python:3", 128, 0, T_USERNS_BASE);
+	t_init(sb, t_ticker);
+	pid_t launcher = t_launcher_pid(sb);
+	inv_run_result r = {0};
+	json_t *j = t_run(sb, 10000, &r);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	json_decref(j);
+	inv_run_result_clear(&r);
+	cleanup_free char *group = t_only_group(fzdir);
+	assert_non_null(group);
+	cleanup_free char *fstate = gust_xasprintf("%s/freezer.state", group);
+
+	assert_int_equal(inv_sandbox_freeze(sb, true, NULL), 0);
+	assert_true(t_wait_file(fstate, "FROZEN"));
+	long c1 = t_counter(launcher);
+	usleep(300 * 1000);
+	long c2 = t_counter(launcher);
+	printf("[info] frozen: counter %ld then %ld\n", c1, c2);
+	assert_true(c1 > 0);
+	assert_int_equal(c1, c2);
+
+	assert_int_equal(inv_sandbox_freeze(sb, false, NULL), 0);
+	assert_true(t_file_says(fstate, "THAWED"));
+	j = t_run(sb, 10000, &r);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	assert_true(json_integer_value(json_object_get(j, "n")) > c2);
+	json_decref(j);
+	inv_run_result_clear(&r);
+
+	/* Destroyed while frozen: the kill thaws it, pid 1 is reaped. */
+	assert_int_equal(inv_sandbox_freeze(sb, true, NULL), 0);
+	assert_true(t_wait_file(fstate, "FROZEN"));
+	inv_sandbox_destroy(sb);
+	assert_int_equal(t_count_dir(fzdir), 0);
+	assert_int_equal(t_count_dir(inv_cgroups_dir(t_cg, "memory")), 0);
+
+	/* A frozen group with a process, as a killed invoker leaves it. */
+	inv_cgroup *g = NULL;
+	inv_cg_limits lim = {.memory_mb = 64, .pids_max = 8, .cpu_shares = 256};
+	assert_int_equal(inv_cgroup_create(t_cg, "frozen-leftover", &lim, &g, NULL), 0);
+	pid_t kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(inv_cgroup_attach(g, kid, NULL), 0);
+	assert_int_equal(inv_cgroup_freeze(g, true, NULL), 0);
+	cleanup_free char *gstate = gust_xasprintf("%s/frozen-leftover/freezer.state", fzdir);
+	assert_true(t_wait_file(gstate, "FROZEN"));
+	inv_cgroups *again = NULL;
+	assert_int_equal(inv_cgroups_open("v1", t_tag, &again, NULL), 0);
+	int st = 0;
+	assert_int_equal(waitpid(kid, &st, 0), kid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_int_equal(t_count_dir(fzdir), 0);
+	/* Closing a manager removes the tag dirs: the tests after this one get
+	 * them back from a fresh one. */
+	inv_cgroups_close(again);
+	inv_cgroup_destroy(g);
+	inv_cgroups_close(t_cg);
+	t_cg = NULL;
+	assert_int_equal(inv_cgroups_open("v1", t_tag, &t_cg, NULL), 0);
 }
 
 /* Groups are removed with their sandboxes, and after a crash by the sweep of
@@ -332,6 +483,12 @@ static void test_v2_backend(void **state)
 	assert_int_equal(fscanf(f, "%d", &seen), 1);
 	fclose(f);
 	assert_int_equal(seen, kid);
+	/* cgroup.freeze needs no controller: the group freezes, and a frozen
+	 * group is still killed and removed. */
+	assert_true(inv_cgroups_can_freeze(m));
+	assert_int_equal(inv_cgroup_freeze(g, true, NULL), 0);
+	cleanup_free char *events = gust_xasprintf("%s/g1/cgroup.events", dir);
+	assert_true(t_wait_file(events, "frozen 1"));
 	inv_cgroup_destroy(g);
 	int st = 0;
 	assert_int_equal(waitpid(kid, &st, 0), kid);
@@ -382,8 +539,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_userns_seccomp_proc), cmocka_unit_test(test_oom),
-	    cmocka_unit_test(test_fork_bomb),           cmocka_unit_test(test_cleanup_and_sweep),
-	    cmocka_unit_test(test_v2_backend),
+	    cmocka_unit_test(test_fork_bomb),           cmocka_unit_test(test_freeze),
+	    cmocka_unit_test(test_cleanup_and_sweep),   cmocka_unit_test(test_v2_backend),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -59,6 +59,8 @@ typedef struct inv_config {
 	bool cgroup_favordynmods;
 	long long netns_pool;
 	long long userns_base;
+	long long userns_slots;
+	bool insecure_no_userns;
 	long long pids_max;
 	char *stem_cells;
 	char *native_launcher;
@@ -102,7 +104,8 @@ struct inv {
 	inv_cgroups *cgroups;
 	inv_netns_pool *netns; /* network namespaces made ahead (sandbox_netns.c) */
 	inv_net *net;          /* egress bridge and nftables table, made on first use */
-	unsigned userns_base;  /* 0 when the kernel does not allow user namespaces */
+	unsigned userns_base;  /* 0: no user namespaces (only with insecure_no_userns) */
+	unsigned userns_slots; /* host id ranges of 65536 from userns_base (sandbox.h) */
 	gust_etcd *etcd;
 	gust_etcd_lease_keeper *lease;
 	gust_redis_writer *records;

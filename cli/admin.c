@@ -7,6 +7,8 @@
  *   /gust/namespaces/<ns>   {"name": ns, "created": <ms since the epoch>}
  *                           [+ "limits": {"concurrentInvocations", "invocationsPerMinute",
  *                              "firesPerMinute"}]  (absent: OpenWhisk's 30, 60, 60)
+ *                              [+ "stateBytes", "stateValueBytes"] (absent: the
+ *                              invokers' state_quota_bytes, state_value_bytes)
  *   /gust/keys/<uuid>       {"uuid": u, "namespace": ns, "salt": s, "hash": hex(SHA-256(s || key))}
  *                           (the secret itself is never stored; it is printed once)
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
@@ -32,7 +34,8 @@
 static const char *const ns_owned_prefixes[] = {"/gust/actions/", "/gust/code/", "/gust/packages/",
                                                 "/gust/triggers/", "/gust/rules/"};
 
-enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES };
+enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES, O_STATE_BYTES, O_STATE_VALUE };
+#define N_LIMITS 5
 
 void cli_help_admin(FILE *out)
 {
@@ -42,9 +45,11 @@ void cli_help_admin(FILE *out)
 	      "  namespace delete NS     delete it with its keys and actions\n"
 	      "  namespace list          list namespaces\n"
 	      "  namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N]\n"
+	      "                   [--state-bytes N] [--state-value-bytes N]\n"
 	      "                          show or set the namespace's limits (defaults: 30\n"
 	      "                          concurrent activations, 60 invocations and 60\n"
-	      "                          trigger fires per minute)\n"
+	      "                          trigger fires per minute; the state cache's quota and\n"
+	      "                          value size: the invokers' config)\n"
 	      "  key create NS [--uuid U] [--key K]\n"
 	      "                          make a key for NS and print uuid:key\n"
 	      "  key list NS             print the uuid of each key of NS (secrets are\n"
@@ -171,14 +176,15 @@ typedef struct admin_argv {
 	int npos;
 	const char *uuid;
 	const char *key;
-	const char *limit[3]; /* --concurrent, --per-minute, --fires-per-minute */
+	const char *limit[N_LIMITS]; /* --concurrent, --per-minute, --fires-per-minute,
+	                                --state-bytes, --state-value-bytes */
 } admin_argv;
 
 static const cli_opt key_opts[] = {{"uuid", 0, 1, O_UUID}, {"key", 0, 1, O_KEY}, {NULL, 0, 0, 0}};
-static const cli_opt limit_opts[] = {{"concurrent", 0, 1, O_CONCURRENT},
-                                     {"per-minute", 0, 1, O_PER_MINUTE},
-                                     {"fires-per-minute", 0, 1, O_FIRES},
-                                     {NULL, 0, 0, 0}};
+static const cli_opt limit_opts[] = {
+    {"concurrent", 0, 1, O_CONCURRENT},         {"per-minute", 0, 1, O_PER_MINUTE},
+    {"fires-per-minute", 0, 1, O_FIRES},        {"state-bytes", 0, 1, O_STATE_BYTES},
+    {"state-value-bytes", 0, 1, O_STATE_VALUE}, {NULL, 0, 0, 0}};
 
 static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const char *usage,
                        admin_argv *v)
@@ -193,6 +199,8 @@ static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const
 		case O_CONCURRENT:
 		case O_PER_MINUTE:
 		case O_FIRES:
+		case O_STATE_BYTES:
+		case O_STATE_VALUE:
 			v->limit[id - O_CONCURRENT] = vals[0];
 			break;
 		case O_UUID:
@@ -570,17 +578,25 @@ static int key_revoke(cli *c, gust_etcd *e, const char *uuid)
  * the namespace record, so a concurrent change is not lost). */
 static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 {
-	static const char *const names[3] = {"concurrentInvocations", "invocationsPerMinute",
-	                                     "firesPerMinute"};
-	static const char *const flags[3] = {"concurrent", "per-minute", "fires-per-minute"};
-	static const long long defaults[3] = {30, 60, 60};
+	static const char *const names[N_LIMITS] = {"concurrentInvocations", "invocationsPerMinute",
+	                                            "firesPerMinute", "stateBytes",
+	                                            "stateValueBytes"};
+	static const char *const flags[N_LIMITS] = {"concurrent", "per-minute", "fires-per-minute",
+	                                            "state-bytes", "state-value-bytes"};
+	/* -1: the invokers' config decides (state_quota_bytes, state_value_bytes). */
+	static const long long defaults[N_LIMITS] = {30, 60, 60, -1, -1};
+	/* stateValueBytes: one argument of a state request is at most 8 MiB
+	 * (gust/resp.h), so a larger value could never be written. */
+	static const long long mins[N_LIMITS] = {0, 0, 0, 65536, 1024};
+	static const long long maxs[N_LIMITS] = {1000000000, 1000000000, 1000000000,
+	                                         1099511627776LL, 8388608};
 	const char *ns = v->pos[0];
-	long long val[3] = {-1, -1, -1};
+	long long val[N_LIMITS] = {-1, -1, -1, -1, -1};
 	bool set = false;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < N_LIMITS; i++) {
 		if (v->limit[i] == NULL)
 			continue;
-		int rv = cli_parse_int(c, flags[i], v->limit[i], 0, 1000000000, &val[i]);
+		int rv = cli_parse_int(c, flags[i], v->limit[i], mins[i], maxs[i], &val[i]);
 		if (rv != CLI_OK)
 			return rv;
 		set = true;
@@ -607,25 +623,33 @@ static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 			lim = json_object();
 			json_object_set_new(rec, "limits", lim);
 		}
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < N_LIMITS; i++)
 			if (val[i] >= 0)
 				json_object_set_new(lim, names[i], json_integer(val[i]));
 		if (!set) {
+			/* A state limit not set is not shown in JSON: the invokers'
+			 * config holds, which this tool does not know. */
 			json_t *shown = json_object();
-			for (int i = 0; i < 3; i++) {
+			for (int i = 0; i < N_LIMITS; i++) {
 				json_t *x = json_object_get(lim, names[i]);
-				json_object_set_new(shown, names[i],
-				                    json_integer(json_is_integer(x)
-				                                     ? json_integer_value(x)
-				                                     : defaults[i]));
+				if (json_is_integer(x))
+					json_object_set_new(shown, names[i],
+					                    json_integer(json_integer_value(x)));
+				else if (defaults[i] >= 0)
+					json_object_set_new(shown, names[i],
+					                    json_integer(defaults[i]));
 			}
 			if (c->json) {
 				rv = cli_print_json(stdout, shown);
 			} else {
-				for (int i = 0; i < 3; i++)
-					printf("%-22s %lld\n", names[i],
-					       (long long)json_integer_value(
-					           json_object_get(shown, names[i])));
+				for (int i = 0; i < N_LIMITS; i++) {
+					json_t *x = json_object_get(shown, names[i]);
+					if (x != NULL)
+						printf("%-22s %lld\n", names[i],
+						       (long long)json_integer_value(x));
+					else
+						printf("%-22s (the invokers' default)\n", names[i]);
+				}
 				rv = CLI_OK;
 			}
 			json_decref(shown);
@@ -689,7 +713,9 @@ static const struct admin_cmd {
     {"namespace", "delete", 1, NULL, true, "namespace delete NS", run_ns_delete},
     {"namespace", "list", 0, NULL, false, "namespace list", run_ns_list},
     {"namespace", "limits", 1, limit_opts, true,
-     "namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N]", ns_limits},
+     "namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N] "
+     "[--state-bytes N] [--state-value-bytes N]",
+     ns_limits},
     {"key", "create", 1, key_opts, true, "key create NS [--uuid U] [--key K]", key_create},
     {"key", "list", 1, NULL, true, "key list NS", run_key_list},
     {"key", "revoke", 1, NULL, false, "key revoke UUID", run_key_revoke},

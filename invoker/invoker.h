@@ -65,6 +65,10 @@ typedef struct inv_config {
 	char *stem_cells;
 	char *native_launcher;
 	long long binding_timeout_ms;
+	long long state_value_bytes;
+	long long state_quota_bytes;
+	long long state_quota_interval_ms;
+	long long state_conns_per_sandbox;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];

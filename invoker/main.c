@@ -83,6 +83,21 @@ const gust_cfg_key inv_config_table[] = {
      "GUST_INVOKER_BINDING_TIMEOUT_MS",
      "how long one attempt to publish to an output binding may take (Kafka's "
      "message.timeout.ms, Redis's timeout) before it counts as failed and is retried"},
+    {"state_value_bytes", GUST_CFG_INT, K(state_value_bytes), "1048576", 1024, 8388608,
+     "GUST_INVOKER_STATE_VALUE_BYTES",
+     "state cache: the most one value may hold, and one request may carry beyond 64 KiB of "
+     "keys and names (a namespace's limits.stateValueBytes overrides; docs/state.md)"},
+    {"state_quota_bytes", GUST_CFG_INT, K(state_quota_bytes), "67108864", 65536, 1099511627776LL,
+     "GUST_INVOKER_STATE_QUOTA_BYTES",
+     "state cache: a namespace's bytes in Redis (MEMORY USAGE of its keys) above which its "
+     "writes are refused (a namespace's limits.stateBytes overrides)"},
+    {"state_quota_interval_ms", GUST_CFG_INT, K(state_quota_interval_ms), "1000", 50, 600000,
+     "GUST_INVOKER_STATE_QUOTA_INTERVAL_MS",
+     "state cache: how often each namespace's bytes are sampled (SCAN + MEMORY USAGE)"},
+    {"state_conns_per_sandbox", GUST_CFG_INT, K(state_conns_per_sandbox), "16", 1, 4096,
+     "GUST_INVOKER_STATE_CONNS_PER_SANDBOX",
+     "state cache: connections one sandbox may hold open at once; more are answered with an "
+     "error and closed"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,

@@ -15,8 +15,9 @@
  * namespace's value limit plus ST_REQ_SLACK bytes; SETRANGE may not reach
  * past the value limit and APPEND is rewritten into a Redis function that
  * refuses to pass it; a quota thread samples each namespace's bytes (SCAN +
- * MEMORY USAGE) and, while they are over its quota, requests that can grow
- * data are refused; a sandbox holds at most state_conns_per_sandbox
+ * MEMORY USAGE), the proxy charges each request that can grow data to it
+ * until the next sample, and while sampled + charged bytes reach its quota
+ * such requests are refused; a sandbox holds at most state_conns_per_sandbox
  * connections. Refusals are rewritten into FCALL gust_refuse, so that the
  * function gets a Redis error reply, in order, saying why.
  *
@@ -45,6 +46,11 @@
 #define ST_BUFFER_MAX (64u << 20) /* bytes held for one connection, each way */
 /* What a request may carry besides one value: keys, names, numbers, options. */
 #define ST_REQ_SLACK 65536
+/* What a growing request is charged beyond its bytes until the next sample:
+ * about Redis's overhead for a small key (dict entry, robj, sds headers) and
+ * for each element (a listpack entry or hash field). */
+#define ST_CHARGE_KEY 64
+#define ST_CHARGE_ARG 16
 /* How often a namespace's limits are read again from etcd. */
 #define ST_LIMITS_REFRESH_MS 10000
 
@@ -89,7 +95,8 @@ struct inv_state_ns {
 	long long value_max; /* bytes one value may hold (stateValueBytes) */
 	long long quota;     /* bytes its keys may use (stateBytes) */
 	long long used;      /* at the last sample */
-	bool over;           /* used >= quota at the last sample: growth refused */
+	long long pending;   /* charged by requests forwarded since that sample */
+	bool over;           /* used >= quota at the last sample (for logs) */
 	uint64_t limits_ms;  /* when its limits were last read from etcd */
 };
 
@@ -323,14 +330,21 @@ static void st_forward(inv_state *s, st_conn *c, const char *req, const gust_res
 		st_refuse(s, c, ST_REFUSED_VALUE, msg);
 		return;
 	}
-	if (n->over && gust_state_cmd_grows(cmd->name, cmd->name_len)) {
+	bool grows = gust_state_cmd_grows(cmd->name, cmd->name_len);
+	if (grows && n->used + n->pending >= n->quota) {
 		snprintf(msg, sizeof(msg),
 		         "gust: the namespace is over its state quota of %lld bytes (stateBytes; "
 		         "%lld used): delete keys to write again",
-		         n->quota, n->used);
+		         n->quota, n->used + n->pending);
 		st_refuse(s, c, ST_REFUSED_QUOTA, msg);
 		return;
 	}
+	/* Charged until the next sample measures it: the bytes it carries and
+	 * Redis's overhead per key and element, as if all of it were new (an
+	 * overwrite is counted too: the error is on the safe side). */
+	if (grows)
+		n->pending +=
+		    (long long)cmd->len + ST_CHARGE_KEY + ST_CHARGE_ARG * (long long)cmd->nargs;
 	const char *a[4];
 	size_t l[4];
 	if (st_is(cmd, "setrange") && gust_resp_args(req, cmd, a, l, 4) == 4 && cmd->nargs == 4) {
@@ -625,6 +639,12 @@ static void st_quota_round(inv_state *s, redisContext **rp)
 			gust_error_free(err);
 			err = NULL;
 		}
+		/* What was charged before the SCAN began is in the sample (or
+		 * deleted since); what is charged while it runs stays charged,
+		 * counted twice at worst. */
+		pthread_mutex_lock(&s->lock);
+		long long charged = n->pending;
+		pthread_mutex_unlock(&s->lock);
 		long long used = 0;
 		if (st_sample(*rp, ns, &used, &err) != 0) {
 			/* Limits stay as sampled last: a Redis that does not answer
@@ -640,6 +660,7 @@ static void st_quota_round(inv_state *s, redisContext **rp)
 		pthread_mutex_lock(&s->lock);
 		bool was = n->over;
 		n->used = used;
+		n->pending = n->pending > charged ? n->pending - charged : 0;
 		n->over = used >= n->quota;
 		bool is = n->over;
 		long long quota = n->quota;

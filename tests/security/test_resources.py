@@ -295,7 +295,7 @@ try:
                            timeout=30)
         log = r.stdout + r.stderr
         check("userns_base 0 without the insecure flag: refused", r.returncode != 0 and
-              "insecure_no_userns" in log and "INV-READY" not in log, log[-600:])
+              "refusing to start" in log and "insecure_no_userns" in log, log[-600:])
         # A kernel that forbids user namespaces, simulated in a user
         # namespace of our own (the sysctl is per user namespace: the host's
         # is not touched).
@@ -304,7 +304,7 @@ try:
                            base, capture_output=True, text=True, timeout=30)
         log = r.stdout + r.stderr
         check("a kernel without user namespaces: refused", r.returncode != 0 and
-              "does not allow user namespaces" in log and "INV-READY" not in log, log[-600:])
+              "does not allow user namespaces" in log and "refusing to start" in log, log[-600:])
         # With the flag it starts (and warns); it then fails on the
         # unreachable etcd, or runs: either way it is stopped here.
         p = subprocess.Popen(base + ["--userns_base", "0", "--insecure_no_userns", "true"],

@@ -98,6 +98,7 @@ struct inv_state_ns {
 	long long pending;   /* charged by requests forwarded since that sample */
 	bool over;           /* used >= quota at the last sample (for logs) */
 	uint64_t limits_ms;  /* when its limits were last read from etcd */
+	int eps;             /* its sockets in sandboxes here: sampled while > 0 */
 };
 
 struct inv_state {
@@ -127,6 +128,15 @@ static int st_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Asks the quota thread for a round now. */
+static void st_poke(inv_state *s)
+{
+	pthread_mutex_lock(&s->qlock);
+	s->qpoked = true;
+	pthread_cond_signal(&s->qcv);
+	pthread_mutex_unlock(&s->qlock);
 }
 
 /* Under the lock: (re)creates the namespace's ACL user. */
@@ -183,11 +193,6 @@ static int st_ns_password(inv_state *s, const char *ns, char **out, gust_error *
 	if (n == NULL) {
 		n = gust_xcalloc(1, sizeof(*n));
 		gust_map_put(&s->ns, ns, n);
-		/* The quota thread samples it at once. */
-		pthread_mutex_lock(&s->qlock);
-		s->qpoked = true;
-		pthread_cond_signal(&s->qcv);
-		pthread_mutex_unlock(&s->qlock);
 	}
 	n->quota = quota;
 	n->value_max = vmax;
@@ -558,9 +563,14 @@ typedef struct st_names {
 	size_t n;
 } st_names;
 
+/* The namespaces with a socket in a sandbox here: the others are not
+ * sampled (nothing of theirs can write through this invoker). */
 static int st_collect(void *arg, const char *key, void *value)
 {
 	st_names *names = arg;
+	inv_state_ns *n = value;
+	if (n->eps == 0)
+		return 0;
 	names->v = gust_xrealloc(names->v, (names->n + 1) * sizeof(*names->v));
 	names->v[names->n++] = gust_xstrdup(key);
 	return 0;
@@ -612,6 +622,18 @@ static void st_quota_round(inv_state *s, redisContext **rp)
 		gust_error_free(err);
 		return;
 	}
+	/* A Redis restarted without persistence has lost the functions that
+	 * APPEND and refusals are rewritten into: put them back. */
+	redisReply *fl = redisCommand(*rp, "FUNCTION LIST LIBRARYNAME gust");
+	if (fl != NULL && fl->type == REDIS_REPLY_ARRAY && fl->elements == 0 &&
+	    gust_state_functions_load(*rp, &err) != 0) {
+		gust_log_warn("INV-STATE-FUNCTIONS", "cannot load the state functions: %s",
+		              gust_error_msg(err));
+		gust_error_free(err);
+		err = NULL;
+	}
+	if (fl != NULL)
+		freeReplyObject(fl);
 	st_names names = {0};
 	pthread_mutex_lock(&s->lock);
 	gust_map_filter(&s->ns, st_collect, &names);
@@ -748,7 +770,15 @@ int inv_state_attach(inv *v, const char *run_dir, const char *ns, inv_state_ep *
 	ep->l = (st_end){.kind = ST_LISTEN, .fd = fd, .ep = ep};
 	ep->ns = gust_xstrdup(ns);
 	ep->path = steal_pointer(&path);
+	pthread_mutex_lock(&s->lock);
+	inv_state_ns *n = gust_map_get(&s->ns, ns); /* made by st_ns_password */
+	bool first = n != NULL && n->eps++ == 0;
 	st_watch(s, &ep->l, EPOLL_CTL_ADD);
+	pthread_mutex_unlock(&s->lock);
+	/* Sampled at once: what it wrote while no sandbox of it was here is
+	 * not known yet. */
+	if (first)
+		st_poke(s);
 	*epp = ep;
 	return 0;
 }
@@ -760,6 +790,9 @@ void inv_state_detach(inv *v, inv_state_ep *ep)
 		return;
 	pthread_mutex_lock(&s->lock);
 	ep->dead = true;
+	inv_state_ns *n = gust_map_get(&s->ns, ep->ns);
+	if (n != NULL && n->eps > 0)
+		n->eps--;
 	/* The fd stays open until the proxy thread frees the listener, so its
 	 * number cannot be reused by another namespace's listener while an
 	 * accept on it may still be running. */

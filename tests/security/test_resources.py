@@ -189,6 +189,17 @@ try:
         check("Redis holds none of the refused values",
               c.redis("EXISTS", "gust:state:alice:v", "gust:state:alice:h",
                       "gust:state:alice:m1") == 0)
+        # Redis lost its functions (a restart without persistence): the
+        # invoker loads them again, and APPEND works (still bounded).
+        c.redis("FUNCTION", "DELETE", "gust")
+        out = None
+        for _ in range(200):
+            out = cmds("alice", ["APPEND", {"key": "g"}, "more"],
+                       ["APPEND", {"key": "g"}, {"fill": half}])
+            if out[0][0] == "ok":
+                break
+        check("after Redis lost the functions, APPEND works again and stays bounded",
+              out[0] == ["ok", half + 8] and out[1][0] == "err", out)
         cmds("alice", ["DEL", {"key": "g"}, {"key": "small"}])
 
     @case

@@ -11,8 +11,10 @@ bystander), carol (a small state quota set with `gust admin namespace
 limits`). Each attack is asserted to fail and, beside it, the legitimate use
 of the same feature to work."""
 import ctypes
+import fcntl
 import json
 import os
+import struct
 import subprocess
 import tempfile
 import time
@@ -276,7 +278,7 @@ try:
         # From the host: the sandboxes' pid 1 (children of the invoker) map
         # to distinct ranges, and each user namespace is owned by its range.
         inv = c.procs["invoker0"].p.pid
-        ranges = set()
+        ranges, owners = set(), {}
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
@@ -290,10 +292,20 @@ try:
             except OSError:
                 continue
             if len(m) == 3 and m[0] == "0":
+                # NS_GET_OWNER_UID (_IO(0xb7, 4)): the uid the kernel charges.
+                fd = os.open("/proc/%s/ns/user" % pid, os.O_RDONLY)
+                try:
+                    buf = bytearray(4)
+                    fcntl.ioctl(fd, 0xb704, buf)
+                finally:
+                    os.close(fd)
+                owners[int(m[1])] = struct.unpack("I", bytes(buf))[0]
                 ranges.add((int(m[1]), int(m[2])))
         check("several sandboxes, each with its own host range", len(ranges) >= 3, ranges)
         check("ranges of 65536 aligned on 65536", all(n == 65536 and b % 65536 == 0
                                                       for b, n in ranges), ranges)
+        check("each sandbox's user namespace is owned by its range, not root",
+              owners and all(owners[b] == b for b in owners), owners)
 
     @case
     def invoker_refuses_to_start_without_userns():

@@ -344,12 +344,6 @@ static void st_forward(inv_state *s, st_conn *c, const char *req, const gust_res
 		st_refuse(s, c, ST_REFUSED_QUOTA, msg);
 		return;
 	}
-	/* Charged until the next sample measures it: the bytes it carries and
-	 * Redis's overhead per key and element, as if all of it were new (an
-	 * overwrite is counted too: the error is on the safe side). */
-	if (grows)
-		n->pending +=
-		    (long long)cmd->len + ST_CHARGE_KEY + ST_CHARGE_ARG * (long long)cmd->nargs;
 	const char *a[4];
 	size_t l[4];
 	if (st_is(cmd, "setrange") && gust_resp_args(req, cmd, a, l, 4) == 4 && cmd->nargs == 4) {
@@ -365,6 +359,12 @@ static void st_forward(inv_state *s, st_conn *c, const char *req, const gust_res
 			return;
 		}
 	}
+	/* Charged until the next sample measures it: the bytes it carries and
+	 * Redis's overhead per key and element, as if all of it were new (an
+	 * overwrite is counted too: the error is on the safe side). */
+	if (grows)
+		n->pending +=
+		    (long long)cmd->len + ST_CHARGE_KEY + ST_CHARGE_ARG * (long long)cmd->nargs;
 	if (st_is(cmd, "append") && cmd->nargs == 3 && gust_resp_args(req, cmd, a, l, 3) == 3) {
 		/* The result's length depends on what is stored: Redis checks it. */
 		char max[24];

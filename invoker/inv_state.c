@@ -576,42 +576,75 @@ static int st_collect(void *arg, const char *key, void *value)
 	return 0;
 }
 
-/* The namespace's bytes in Redis: the sum of MEMORY USAGE (Redis's own
- * estimate, nested values sampled) over its keys, found with SCAN. */
-static int st_sample(redisContext *r, const char *ns, long long *out, gust_error **err)
+/* Adds the bytes of every key of the namespaces in idx (name -> index + 1)
+ * to used[]: one SCAN over all state keys per round, whatever the number of
+ * namespaces (SCAN visits the whole keyspace anyway; MATCH only filters),
+ * and MEMORY USAGE (Redis's own estimate, nested values sampled) of the keys
+ * of those namespaces only. */
+static int st_sample(redisContext *r, gust_map *idx, long long *used, gust_error **err)
 {
-	cleanup_free char *pat = gust_xasprintf("gust:state:%s:*", ns);
+	static const char pfx[] = "gust:state:";
+	const size_t plen = sizeof(pfx) - 1;
 	char cursor[32] = "0";
-	long long sum = 0;
+	size_t cap = 0;
+	size_t *which = NULL;
+	int rv = 0;
 	do {
-		redisReply *rep = redisCommand(r, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
+		redisReply *rep = redisCommand(r, "SCAN %s MATCH gust:state:* COUNT 1000", cursor);
 		if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-		    rep->element[0]->type != REDIS_REPLY_STRING) {
+		    rep->element[0]->type != REDIS_REPLY_STRING ||
+		    rep->element[1]->type != REDIS_REPLY_ARRAY) {
 			if (rep != NULL)
 				freeReplyObject(rep);
-			return gust_error_set(err, GUST_EUNAVAIL, "redis: SCAN: %s",
-			                      r->errstr[0] ? r->errstr : "bad reply");
+			rv = gust_error_set(err, GUST_EUNAVAIL, "redis: SCAN: %s",
+			                    r->errstr[0] ? r->errstr : "bad reply");
+			break;
 		}
 		snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
 		redisReply *keys = rep->element[1];
-		for (size_t i = 0; i < keys->elements; i++)
-			redisAppendCommand(r, "MEMORY USAGE %b", keys->element[i]->str,
-			                   keys->element[i]->len);
+		if (keys->elements > cap) {
+			cap = keys->elements;
+			which = gust_xrealloc(which, cap * sizeof(*which));
+		}
+		size_t asked = 0;
 		for (size_t i = 0; i < keys->elements; i++) {
+			redisReply *k = keys->element[i];
+			if (k->type != REDIS_REPLY_STRING || k->len <= plen)
+				continue;
+			/* gust:state:<ns>:<key>; names hold no ':' */
+			const char *ns = k->str + plen;
+			const char *end = memchr(ns, ':', k->len - plen);
+			if (end == NULL || end == ns || end - ns > 255)
+				continue;
+			char name[256];
+			memcpy(name, ns, (size_t)(end - ns));
+			name[end - ns] = '\0';
+			uintptr_t at = (uintptr_t)gust_map_get(idx, name);
+			if (at == 0)
+				continue;
+			redisAppendCommand(r, "MEMORY USAGE %b", k->str, k->len);
+			which[asked++] = at - 1;
+		}
+		for (size_t i = 0; i < asked; i++) {
 			redisReply *m = NULL;
 			if (redisGetReply(r, (void **)&m) != REDIS_OK) {
-				freeReplyObject(rep);
-				return gust_error_set(err, GUST_EUNAVAIL, "redis: MEMORY USAGE: %s",
-				                      r->errstr);
+				rv = gust_error_set(err, GUST_EUNAVAIL, "redis: MEMORY USAGE: %s",
+				                    r->errstr);
+				break;
 			}
 			if (m->type == REDIS_REPLY_INTEGER)
-				sum += m->integer; /* nil: the key is gone since the SCAN */
+				used[which[i]] += m->integer; /* nil: gone since the SCAN */
 			freeReplyObject(m);
 		}
 		freeReplyObject(rep);
-	} while (strcmp(cursor, "0") != 0);
-	*out = sum;
-	return 0;
+	} while (rv == 0 && strcmp(cursor, "0") != 0);
+	free(which);
+	return rv;
+}
+
+static int st_drop_idx(void *arg, const char *key, void *value)
+{
+	return 1;
 }
 
 static void st_quota_round(inv_state *s, redisContext **rp)
@@ -638,13 +671,20 @@ static void st_quota_round(inv_state *s, redisContext **rp)
 	pthread_mutex_lock(&s->lock);
 	gust_map_filter(&s->ns, st_collect, &names);
 	pthread_mutex_unlock(&s->lock);
-	int over = 0;
+	if (names.n == 0) {
+		gust_gauge_set(s->m_over, 0);
+		return;
+	}
+	long long *used = gust_xcalloc(names.n, sizeof(*used));
+	long long *charged = gust_xcalloc(names.n, sizeof(*charged));
+	gust_map idx = {0};
+	uint64_t now = gust_now_ms();
 	for (size_t i = 0; i < names.n; i++) {
 		const char *ns = names.v[i];
-		uint64_t now = gust_now_ms();
+		gust_map_put(&idx, ns, (void *)(uintptr_t)(i + 1));
 		pthread_mutex_lock(&s->lock);
 		inv_state_ns *n = gust_map_get(&s->ns, ns);
-		bool refresh = n != NULL && now - n->limits_ms >= ST_LIMITS_REFRESH_MS;
+		bool refresh = now - n->limits_ms >= ST_LIMITS_REFRESH_MS;
 		pthread_mutex_unlock(&s->lock);
 		if (refresh) {
 			/* An operator's `gust admin namespace limits` holds within
@@ -665,42 +705,49 @@ static void st_quota_round(inv_state *s, redisContext **rp)
 		 * deleted since); what is charged while it runs stays charged,
 		 * counted twice at worst. */
 		pthread_mutex_lock(&s->lock);
-		long long charged = n->pending;
+		charged[i] = n->pending;
 		pthread_mutex_unlock(&s->lock);
-		long long used = 0;
-		if (st_sample(*rp, ns, &used, &err) != 0) {
-			/* Limits stay as sampled last: a Redis that does not answer
-			 * takes no writes either. */
-			gust_log_warn("INV-STATE-QUOTA-REDIS", "sampling %s: %s", ns,
-			              gust_error_msg(err));
-			gust_error_free(err);
-			err = NULL;
-			redisFree(*rp);
-			*rp = NULL;
-			break;
-		}
-		pthread_mutex_lock(&s->lock);
-		bool was = n->over;
-		n->used = used;
-		n->pending = n->pending > charged ? n->pending - charged : 0;
-		n->over = used >= n->quota;
-		bool is = n->over;
-		long long quota = n->quota;
-		pthread_mutex_unlock(&s->lock);
-		over += is;
-		if (is && !was)
-			gust_log_warn(
-			    "INV-STATE-QUOTA",
-			    "namespace %s uses %lld bytes of state, over its quota of %lld: "
-			    "its writes are refused",
-			    ns, used, quota);
-		else if (was && !is)
-			gust_log_info("INV-STATE-QUOTA",
-			              "namespace %s uses %lld bytes of state, under its quota of "
-			              "%lld: writes are taken again",
-			              ns, used, quota);
 	}
-	gust_gauge_set(s->m_over, over);
+	int over = 0;
+	if (st_sample(*rp, &idx, used, &err) != 0) {
+		/* Limits stay as sampled last, charges keep adding up: a Redis
+		 * that does not answer lets no namespace past its quota either. */
+		gust_log_warn("INV-STATE-QUOTA-REDIS", "sampling: %s", gust_error_msg(err));
+		gust_error_free(err);
+		redisFree(*rp);
+		*rp = NULL;
+	} else {
+		for (size_t i = 0; i < names.n; i++) {
+			const char *ns = names.v[i];
+			pthread_mutex_lock(&s->lock);
+			inv_state_ns *n = gust_map_get(&s->ns, ns);
+			bool was = n->over;
+			n->used = used[i];
+			n->pending = n->pending > charged[i] ? n->pending - charged[i] : 0;
+			n->over = used[i] >= n->quota;
+			bool is = n->over;
+			long long quota = n->quota;
+			pthread_mutex_unlock(&s->lock);
+			over += is;
+			if (is && !was)
+				gust_log_warn(
+				    "INV-STATE-QUOTA",
+				    "namespace %s uses %lld bytes of state, over its quota "
+				    "of %lld: its writes are refused",
+				    ns, used[i], quota);
+			else if (was && !is)
+				gust_log_info(
+				    "INV-STATE-QUOTA",
+				    "namespace %s uses %lld bytes of state, under its quota "
+				    "of %lld: writes are taken again",
+				    ns, used[i], quota);
+		}
+		gust_gauge_set(s->m_over, over);
+	}
+	gust_map_filter(&idx, st_drop_idx, NULL);
+	gust_map_free(&idx);
+	free(used);
+	free(charged);
 	for (size_t i = 0; i < names.n; i++)
 		free(names.v[i]);
 	free(names.v);

@@ -132,6 +132,22 @@ try:
     assert r.returncode == 0, r.stderr
     rec = json.loads(c.etcd_get("/gust/namespaces/carol"))
     assert rec["limits"]["stateBytes"] == MIB, rec
+
+    @case
+    def admin_state_limits():
+        def admin(*args):
+            return subprocess.run([c.bin("gust"), "admin", "namespace", "limits"] + list(args),
+                                  env=c.common_env(), capture_output=True, text=True, timeout=30)
+        r = admin("carol", "--json")
+        shown = json.loads(r.stdout or "{}")
+        check("the quota is shown", r.returncode == 0 and shown.get("stateBytes") == MIB and
+              "stateValueBytes" not in shown, (r.stdout, r.stderr))
+        r = admin("carol", "--state-value-bytes", str(64 * MIB))
+        check("a value limit over 8 MiB is refused, naming the flag",
+              r.returncode != 0 and "state-value-bytes" in r.stderr, (r.returncode, r.stderr))
+        r = admin("carol", "--state-bytes", "-5")
+        check("a negative quota is refused, naming the flag",
+              r.returncode != 0 and "state-bytes" in r.stderr, (r.returncode, r.stderr))
     time.sleep(0.3)
 
     def put(name, code, ns):

@@ -327,7 +327,16 @@ static void st_forward(inv_state *s, st_conn *c, const char *req, const gust_res
 	inv_state_ns *n = c->n;
 	long long vmax = n->value_max;
 	char msg[256];
-	if ((long long)cmd->len > vmax + ST_REQ_SLACK) {
+	/* Every argument (so every value a command can store) is at most the
+	 * value limit, and the request as a whole at most one value plus what
+	 * keys, names and options take. */
+	const char *a[GUST_RESP_MAX_ARGS];
+	size_t l[GUST_RESP_MAX_ARGS];
+	size_t na = gust_resp_args(req, cmd, a, l, GUST_RESP_MAX_ARGS);
+	bool big = (long long)cmd->len > vmax + ST_REQ_SLACK;
+	for (size_t i = 1; i < na && !big; i++)
+		big = (long long)l[i] > vmax;
+	if (big) {
 		snprintf(msg, sizeof(msg),
 		         "gust: a request of %zu bytes is over the namespace limit of %lld bytes "
 		         "per value (stateValueBytes)",
@@ -344,9 +353,7 @@ static void st_forward(inv_state *s, st_conn *c, const char *req, const gust_res
 		st_refuse(s, c, ST_REFUSED_QUOTA, msg);
 		return;
 	}
-	const char *a[4];
-	size_t l[4];
-	if (st_is(cmd, "setrange") && gust_resp_args(req, cmd, a, l, 4) == 4 && cmd->nargs == 4) {
+	if (st_is(cmd, "setrange") && na == 4) {
 		/* The value becomes at least offset + len bytes, zero-filled: bound
 		 * it before Redis allocates. */
 		long long off = st_offset(a[2], l[2]);
@@ -365,7 +372,7 @@ static void st_forward(inv_state *s, st_conn *c, const char *req, const gust_res
 	if (grows)
 		n->pending +=
 		    (long long)cmd->len + ST_CHARGE_KEY + ST_CHARGE_ARG * (long long)cmd->nargs;
-	if (st_is(cmd, "append") && cmd->nargs == 3 && gust_resp_args(req, cmd, a, l, 3) == 3) {
+	if (st_is(cmd, "append") && na == 3) {
 		/* The result's length depends on what is stored: Redis checks it. */
 		char max[24];
 		int ml = snprintf(max, sizeof(max), "%lld", vmax);

@@ -194,7 +194,9 @@ try:
                    ["APPEND", {"key": "g"}, {"fill": half}],
                    ["APPEND", {"key": "g"}, "tail"], ["STRLEN", {"key": "g"}],
                    ["HSET", {"key": "h"}, "f", {"fill": 2 * MIB}],
-                   ["MSET", {"key": "m1"}, {"fill": half}, {"key": "m2"}, {"fill": half}])
+                   ["MSET", {"key": "m1"}, {"fill": half}, {"key": "m2"}, {"fill": half}],
+                   ["SET", {"key": "exact"}, {"fill": MIB}],
+                   ["SET", {"key": "over"}, {"fill": MIB + 1}])
         check("a 2 MiB SET is refused", out[0][0] == "err" and "stateValueBytes" in out[0][1],
               out[0])
         check("a 600 KiB SET works", out[1] == ["ok", "OK"], out[1])
@@ -204,9 +206,11 @@ try:
         check("the value did not grow past the limit", out[4] == ["ok", half + 4], out[4])
         check("a 2 MiB HSET value is refused", out[5][0] == "err", out[5])
         check("an MSET carrying 1.2 MiB is refused", out[6][0] == "err", out[6])
+        check("a value of exactly the limit works", out[7] == ["ok", "OK"], out[7])
+        check("one byte more is refused", out[8][0] == "err", out[8])
         check("Redis holds none of the refused values",
               c.redis("EXISTS", "gust:state:alice:v", "gust:state:alice:h",
-                      "gust:state:alice:m1") == 0)
+                      "gust:state:alice:m1", "gust:state:alice:over") == 0)
         # Redis lost its functions (a restart without persistence): the
         # invoker loads them again, and APPEND works (still bounded).
         c.redis("FUNCTION", "DELETE", "gust")

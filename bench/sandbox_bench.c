@@ -161,6 +161,7 @@ static inv_sandbox *b_create(const char *kind)
 	                       .memory_mb = 256,
 	                       .cgroups = b_cg,
 	                       .userns_base = 0x70000000u,
+	                       .userns_slots = 1024, /* as the invoker: a host id range per sandbox */
 	                       .native_launcher = b_launcher,
 	                       .netns = b_netns,
 	                       .defer_ready = b_defer};

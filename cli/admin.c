@@ -9,6 +9,8 @@
  *                              "firesPerMinute"}]  (absent: OpenWhisk's 30, 60, 60)
  *                           [+ "limits": {"maxEntities", "maxEntityBytes"}] (absent: the
  *                              gateway's ns_max_entities, ns_max_bytes)
+ *                           [+ "limits": {"stateBytes", "stateValueBytes"}] (absent: the
+ *                              invokers' state_quota_bytes, state_value_bytes)
  *   /gust/keys/<uuid>       {"uuid": u, "namespace": ns, "salt": s, "hash": hex(SHA-256(s || key))}
  *                           (the secret itself is never stored; it is printed once)
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
@@ -41,7 +43,18 @@ static const char *const ns_owned_prefixes[] = {"/gust/actions/",  "/gust/code/"
                                                 "/gust/versions/", "/gust/packages/",
                                                 "/gust/triggers/", "/gust/rules/"};
 
-enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES, O_ENTITIES, O_ENTITY_BYTES };
+enum {
+	O_UUID = 1,
+	O_KEY,
+	O_CONCURRENT,
+	O_PER_MINUTE,
+	O_FIRES,
+	O_ENTITIES,
+	O_ENTITY_BYTES,
+	O_STATE_BYTES,
+	O_STATE_VALUE
+};
+#define N_LIMITS 7
 
 void cli_help_admin(FILE *out)
 {
@@ -53,10 +66,13 @@ void cli_help_admin(FILE *out)
 	      "  namespace list          list namespaces\n"
 	      "  namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N]\n"
 	      "                   [--entities N] [--entity-bytes N]\n"
+	      "                   [--state-bytes N] [--state-value-bytes N]\n"
 	      "                          show or set the namespace's limits (defaults: 30\n"
 	      "                          concurrent activations, 60 invocations and 60\n"
 	      "                          trigger fires per minute; entities and their bytes\n"
-	      "                          in etcd: the gateway's ns_max_entities, ns_max_bytes)\n"
+	      "                          in etcd: the gateway's ns_max_entities, ns_max_bytes;\n"
+	      "                          the state cache's quota and value size: the\n"
+	      "                          invokers' state_quota_bytes, state_value_bytes)\n"
 	      "  key create NS [--uuid U] [--key K]\n"
 	      "                          make a key for NS and print uuid:key\n"
 	      "  key list NS             print the uuid of each key of NS (secrets are\n"
@@ -191,15 +207,17 @@ typedef struct admin_argv {
 	int npos;
 	const char *uuid;
 	const char *key;
-	const char *limit[5]; /* --concurrent, --per-minute, --fires-per-minute, --entities,
-	                         --entity-bytes */
+	const char *limit[N_LIMITS]; /* --concurrent, --per-minute, --fires-per-minute,
+	                                --entities, --entity-bytes, --state-bytes,
+	                                --state-value-bytes */
 } admin_argv;
 
 static const cli_opt key_opts[] = {{"uuid", 0, 1, O_UUID}, {"key", 0, 1, O_KEY}, {NULL, 0, 0, 0}};
 static const cli_opt limit_opts[] = {
-    {"concurrent", 0, 1, O_CONCURRENT},     {"per-minute", 0, 1, O_PER_MINUTE},
-    {"fires-per-minute", 0, 1, O_FIRES},    {"entities", 0, 1, O_ENTITIES},
-    {"entity-bytes", 0, 1, O_ENTITY_BYTES}, {NULL, 0, 0, 0}};
+    {"concurrent", 0, 1, O_CONCURRENT},         {"per-minute", 0, 1, O_PER_MINUTE},
+    {"fires-per-minute", 0, 1, O_FIRES},        {"entities", 0, 1, O_ENTITIES},
+    {"entity-bytes", 0, 1, O_ENTITY_BYTES},     {"state-bytes", 0, 1, O_STATE_BYTES},
+    {"state-value-bytes", 0, 1, O_STATE_VALUE}, {NULL, 0, 0, 0}};
 
 static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const char *usage,
                        admin_argv *v)
@@ -216,6 +234,8 @@ static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const
 		case O_FIRES:
 		case O_ENTITIES:
 		case O_ENTITY_BYTES:
+		case O_STATE_BYTES:
+		case O_STATE_VALUE:
 			v->limit[id - O_CONCURRENT] = vals[0];
 			break;
 		case O_UUID:
@@ -596,22 +616,31 @@ static int key_revoke(cli *c, gust_etcd *e, const char *uuid)
  * the namespace record, so a concurrent change is not lost). */
 static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 {
-	/* The last two default to the gateway's config, which this tool does not
-	 * read: unset, they are shown as null ("gateway default"). */
-	static const char *const names[5] = {"concurrentInvocations", "invocationsPerMinute",
-	                                     "firesPerMinute", "maxEntities", "maxEntityBytes"};
-	static const char *const flags[5] = {"concurrent", "per-minute", "fires-per-minute",
-	                                     "entities", "entity-bytes"};
-	static const long long defaults[5] = {30, 60, 60, -1, -1};
-	static const long long maxes[5] = {1000000000, 1000000000, 1000000000, 100000000,
-	                                   1099511627776LL};
+	/* The last four default to the gateway's or the invokers' config, which
+	 * this tool does not read: unset, they are shown as null ("gateway
+	 * default", "invokers' default"). stateValueBytes: one argument of a
+	 * state request is at most 8 MiB (gust/resp.h), so a larger value could
+	 * never be written. */
+	static const char *const names[N_LIMITS] = {
+	    "concurrentInvocations", "invocationsPerMinute", "firesPerMinute", "maxEntities",
+	    "maxEntityBytes",        "stateBytes",           "stateValueBytes"};
+	static const char *const flags[N_LIMITS] = {
+	    "concurrent",   "per-minute",  "fires-per-minute", "entities",
+	    "entity-bytes", "state-bytes", "state-value-bytes"};
+	static const char *const owners[N_LIMITS] = {NULL,      NULL,        NULL,       "gateway",
+	                                             "gateway", "invokers'", "invokers'"};
+	static const long long defaults[N_LIMITS] = {30, 60, 60, -1, -1, -1, -1};
+	static const long long mins[N_LIMITS] = {0, 0, 0, 1, 1, 65536, 1024};
+	static const long long maxes[N_LIMITS] = {1000000000, 1000000000,      1000000000,
+	                                          100000000,  1099511627776LL, 1099511627776LL,
+	                                          8388608};
 	const char *ns = v->pos[0];
-	long long val[5] = {-1, -1, -1, -1, -1};
+	long long val[N_LIMITS] = {-1, -1, -1, -1, -1, -1, -1};
 	bool set = false;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < N_LIMITS; i++) {
 		if (v->limit[i] == NULL)
 			continue;
-		int rv = cli_parse_int(c, flags[i], v->limit[i], i >= 3 ? 1 : 0, maxes[i], &val[i]);
+		int rv = cli_parse_int(c, flags[i], v->limit[i], mins[i], maxes[i], &val[i]);
 		if (rv != CLI_OK)
 			return rv;
 		set = true;
@@ -638,12 +667,12 @@ static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 			lim = json_object();
 			json_object_set_new(rec, "limits", lim);
 		}
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < N_LIMITS; i++)
 			if (val[i] >= 0)
 				json_object_set_new(lim, names[i], json_integer(val[i]));
 		if (!set) {
 			json_t *shown = json_object();
-			for (int i = 0; i < 5; i++) {
+			for (int i = 0; i < N_LIMITS; i++) {
 				json_t *x = json_object_get(lim, names[i]);
 				json_object_set_new(shown, names[i],
 				                    json_is_integer(x)
@@ -654,13 +683,13 @@ static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 			if (c->json) {
 				rv = cli_print_json(stdout, shown);
 			} else {
-				for (int i = 0; i < 5; i++) {
+				for (int i = 0; i < N_LIMITS; i++) {
 					json_t *x = json_object_get(shown, names[i]);
 					if (json_is_integer(x))
 						printf("%-22s %lld\n", names[i],
 						       (long long)json_integer_value(x));
 					else
-						printf("%-22s gateway default\n", names[i]);
+						printf("%-22s %s default\n", names[i], owners[i]);
 				}
 				rv = CLI_OK;
 			}
@@ -858,7 +887,7 @@ static const struct admin_cmd {
     {"namespace", "list", 0, NULL, false, "namespace list", run_ns_list},
     {"namespace", "limits", 1, limit_opts, true,
      "namespace limits NS [--concurrent N] [--per-minute N] [--fires-per-minute N] "
-     "[--entities N] [--entity-bytes N]",
+     "[--entities N] [--entity-bytes N] [--state-bytes N] [--state-value-bytes N]",
      ns_limits},
     {"key", "create", 1, key_opts, true, "key create NS [--uuid U] [--key K]", key_create},
     {"key", "list", 1, NULL, true, "key list NS", run_key_list},

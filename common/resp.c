@@ -77,6 +77,31 @@ int gust_resp_parse_request(const char *buf, size_t n, gust_resp_cmd *cmd)
 	return 1;
 }
 
+size_t gust_resp_args(const char *buf, const gust_resp_cmd *cmd, const char **ptr, size_t *len,
+                      size_t max)
+{
+	/* The request is whole and valid: every number was checked by the
+	 * parser, so only the walk remains (and it stops at cmd->len anyway). */
+	size_t at = 1, k = 0, nargs = 0;
+	long used = resp_number(buf + at, cmd->len - at, &nargs);
+	if (used <= 0)
+		return 0;
+	at += (size_t)used;
+	for (size_t i = 0; i < nargs && k < max && at < cmd->len; i++) {
+		size_t blen = 0;
+		at++; /* '$' */
+		used = resp_number(buf + at, cmd->len - at, &blen);
+		if (used <= 0 || cmd->len - at - (size_t)used < blen + 2)
+			return k;
+		at += (size_t)used;
+		ptr[k] = buf + at;
+		len[k] = blen;
+		k++;
+		at += blen + 2;
+	}
+	return k;
+}
+
 void gust_resp_error(gust_buf *out, const char *msg)
 {
 	gust_buf_puts(out, "-");

@@ -39,12 +39,82 @@ static const char *const state_cmds[] = {
     /* transactions (compare-and-set) and the connection */
     "watch", "unwatch", "multi", "exec", "discard", "ping", "echo"};
 
-bool gust_state_cmd_allowed(const char *name, size_t len)
+static int state_reply_ok(redisContext *r, redisReply *rep, const char *what, gust_error **err);
+
+/* The allowed commands that can make stored data larger. LMOVE/RPOPLPUSH
+ * only move an element, LSET and LINSERT replace or add one, GETEX and
+ * TOUCH change no size. */
+static const char *const state_grows[] = {
+    "set",     "setnx",       "setex",        "psetex",  "getset", "mset",     "msetnx", "incr",
+    "incrby",  "incrbyfloat", "decr",         "decrby",  "append", "setrange", "hset",   "hsetnx",
+    "hmset",   "hincrby",     "hincrbyfloat", "lpush",   "rpush",  "lpushx",   "rpushx", "lset",
+    "linsert", "sadd",        "zadd",         "zincrby", "xadd"};
+
+static bool state_in(const char *const *table, size_t n, const char *name, size_t len)
 {
-	for (size_t i = 0; i < sizeof(state_cmds) / sizeof(state_cmds[0]); i++)
-		if (strlen(state_cmds[i]) == len && strncasecmp(state_cmds[i], name, len) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (strlen(table[i]) == len && strncasecmp(table[i], name, len) == 0)
 			return true;
 	return false;
+}
+
+bool gust_state_cmd_allowed(const char *name, size_t len)
+{
+	return state_in(state_cmds, sizeof(state_cmds) / sizeof(state_cmds[0]), name, len);
+}
+
+bool gust_state_cmd_grows(const char *name, size_t len)
+{
+	return state_in(state_grows, sizeof(state_grows) / sizeof(state_grows[0]), name, len);
+}
+
+/* redis.call runs as the calling user: the namespace's key pattern holds
+ * inside too. STRLEN of another type raises WRONGTYPE, as APPEND would. */
+const char gust_state_functions[] =
+    "#!lua name=gust\n"
+    "redis.register_function('gust_append', function(keys, args)\n"
+    "  local max = tonumber(args[2])\n"
+    "  local n = redis.call('STRLEN', keys[1]) + string.len(args[1])\n"
+    "  if n > max then\n"
+    "    return redis.error_reply('ERR gust: APPEND would make the value ' .. n ..\n"
+    "      ' bytes, over the namespace limit of ' .. max .. ' bytes (stateValueBytes)')\n"
+    "  end\n"
+    "  return redis.call('APPEND', keys[1], args[1])\n"
+    "end)\n"
+    "redis.register_function('gust_refuse', function(keys, args)\n"
+    "  return redis.error_reply('ERR ' .. args[1])\n"
+    "end)\n";
+
+int gust_state_functions_load(redisContext *r, gust_error **err)
+{
+	return state_reply_ok(r, redisCommand(r, "FUNCTION LOAD REPLACE %s", gust_state_functions),
+	                      "FUNCTION LOAD", err);
+}
+
+int gust_state_limits(gust_etcd *e, const char *ns, long long *state_bytes, long long *value_bytes,
+                      gust_error **err)
+{
+	cleanup_free char *key = gust_xasprintf("/gust/namespaces/%s", ns);
+	gust_kv kv = {0};
+	int rv = gust_etcd_get(e, key, &kv, err);
+	if (rv == GUST_ENOENT) {
+		gust_error_free(*err);
+		*err = NULL;
+		return 0;
+	}
+	if (rv != 0)
+		return rv;
+	json_t *j = json_loadb(kv.value, kv.value_len, 0, NULL);
+	gust_kv_clear(&kv);
+	json_t *lim = json_object_get(j, "limits");
+	json_t *sb = json_object_get(lim, "stateBytes");
+	json_t *vb = json_object_get(lim, "stateValueBytes");
+	if (json_is_integer(sb) && json_integer_value(sb) > 0)
+		*state_bytes = json_integer_value(sb);
+	if (json_is_integer(vb) && json_integer_value(vb) > 0)
+		*value_bytes = json_integer_value(vb);
+	json_decref(j);
+	return 0;
 }
 
 char *gust_state_user(const char *ns)
@@ -92,6 +162,9 @@ int gust_state_acl_set(redisContext *r, const char *ns, const char *password, gu
 		snprintf(plus[i], sizeof(plus[i]), "+%s", state_cmds[i]);
 		argv[argc++] = plus[i];
 	}
+	/* The proxy's own rewrites (gust_state_functions): never forwarded
+	 * from a function, which has no other way to Redis. */
+	argv[argc++] = "+fcall";
 	redisReply *rep = redisCommandArgv(r, (int)argc, argv, NULL);
 	free(argv);
 	free(plus);

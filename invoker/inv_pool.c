@@ -321,6 +321,7 @@ static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
 	                      .pids_max = (int)v->cfg.pids_max,
 	                      .cgroups = v->cgroups,
 	                      .userns_base = v->userns_base,
+	                      .userns_slots = v->userns_slots,
 	                      .log_limit = q->log_limit > 0 ? (size_t)q->log_limit : 10u << 20,
 	                      .native_launcher = v->cfg.native_launcher,
 	                      .netns = v->netns};

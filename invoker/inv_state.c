@@ -11,6 +11,16 @@
  * never holds a credential: AUTH, HELLO, ACL and the rest never reach Redis,
  * and if they did, Redis's ACL still limits the user to its key prefix.
  *
+ * Limits (docs/state.md, "Limits"): a request carries at most the
+ * namespace's value limit plus ST_REQ_SLACK bytes; SETRANGE may not reach
+ * past the value limit and APPEND is rewritten into a Redis function that
+ * refuses to pass it; a quota thread samples each namespace's bytes (SCAN +
+ * MEMORY USAGE), the proxy charges each request that can grow data to it
+ * until the next sample, and while sampled + charged bytes reach its quota
+ * such requests are refused; a sandbox holds at most state_conns_per_sandbox
+ * connections. Refusals are rewritten into FCALL gust_refuse, so that the
+ * function gets a Redis error reply, in order, saying why.
+ *
  * Lifetimes: a listener or connection is closed by the proxy thread or under
  * the lock, and freed only by the proxy thread after the batch of events that
  * may still name it (a dead flag makes the rest of the batch skip it). */
@@ -18,11 +28,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gust/log.h"
@@ -32,6 +44,15 @@
 
 #define ST_SOCK_NAME "state.sock"
 #define ST_BUFFER_MAX (64u << 20) /* bytes held for one connection, each way */
+/* What a request may carry besides one value: keys, names, numbers, options. */
+#define ST_REQ_SLACK 65536
+/* What a growing request is charged beyond its bytes until the next sample:
+ * about Redis's overhead for a small key (dict entry, robj, sds headers) and
+ * for each element (a listpack entry or hash field). */
+#define ST_CHARGE_KEY 64
+#define ST_CHARGE_ARG 16
+/* How often a namespace's limits are read again from etcd. */
+#define ST_LIMITS_REFRESH_MS 10000
 
 enum { ST_WAKE, ST_LISTEN, ST_CLIENT, ST_UP };
 
@@ -47,25 +68,38 @@ typedef struct st_end {
 	bool want_out;
 } st_end;
 
+typedef struct inv_state_ns inv_state_ns;
+
 struct st_conn {
 	st_end cl, up;
-	gust_buf in; /* bytes from the function not yet a whole request */
+	inv_state_ns *n;  /* its namespace's entry (lives as long as the proxy) */
+	inv_state_ep *ep; /* the listener it came from; NULL once that is freed */
+	gust_buf in;      /* bytes from the function not yet a whole request */
 	bool dead;
 	st_conn *next; /* in the list of live or of dead connections */
 };
 
 struct inv_state_ep {
 	st_end l;
+	int nconns; /* its live connections (proxy thread only) */
 	char *ns;
 	char *path;
 	bool dead;
 	inv_state_ep *next; /* on the dead list */
 };
 
-typedef struct inv_state_ns {
+struct inv_state_ns {
 	char *password;
 	bool acl_ok; /* the ACL user was set by this process */
-} inv_state_ns;
+	/* under the lock: */
+	long long value_max; /* bytes one value may hold (stateValueBytes) */
+	long long quota;     /* bytes its keys may use (stateBytes) */
+	long long used;      /* at the last sample */
+	long long pending;   /* charged by requests forwarded since that sample */
+	bool over;           /* used >= quota at the last sample (for logs) */
+	uint64_t limits_ms;  /* when its limits were last read from etcd */
+	int eps;             /* its sockets in sandboxes here: sampled while > 0 */
+};
 
 struct inv_state {
 	inv *v;
@@ -79,12 +113,30 @@ struct inv_state {
 	st_conn *conns;
 	gust_map ns; /* ns -> inv_state_ns */
 	redisContext *admin;
+	/* the quota thread, under qlock */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcv;
+	pthread_t qthread;
+	bool qrunning, qstopping, qpoked;
+	gust_metric *m_refused[3]; /* value, quota, connections */
+	gust_metric *m_over;
 };
+
+enum { ST_REFUSED_VALUE, ST_REFUSED_QUOTA, ST_REFUSED_CONNS };
 
 static int st_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Asks the quota thread for a round now. */
+static void st_poke(inv_state *s)
+{
+	pthread_mutex_lock(&s->qlock);
+	s->qpoked = true;
+	pthread_cond_signal(&s->qcv);
+	pthread_mutex_unlock(&s->qlock);
 }
 
 /* Under the lock: (re)creates the namespace's ACL user. */
@@ -98,7 +150,19 @@ static int st_acl_set(inv_state *s, const char *ns, const char *password, gust_e
 		if (rv != 0)
 			return rv;
 	}
-	return gust_state_acl_set(s->admin, ns, password, err);
+	int rv = gust_state_acl_set(s->admin, ns, password, err);
+	if (rv != 0)
+		return rv;
+	/* With the user, so that a Redis that lost its users (a restart
+	 * without persistence) also gets the functions back. */
+	gust_error *e = NULL;
+	if (gust_state_functions_load(s->admin, &e) != 0)
+		gust_log_warn("INV-STATE-FUNCTIONS",
+		              "cannot load the state functions (APPEND and refusals answer "
+		              "'Function not found'): %s",
+		              gust_error_msg(e));
+	gust_error_free(e);
+	return 0;
 }
 
 /* The namespace's password, its ACL user made once per process. Heap copy. */
@@ -118,12 +182,21 @@ static int st_ns_password(inv_state *s, const char *ns, char **out, gust_error *
 	int rv = gust_state_password(s->v->etcd, ns, true, &pw, err);
 	if (rv != 0)
 		return gust_error_wrap(err, "state password of %s", ns);
+	long long quota = s->v->cfg.state_quota_bytes, vmax = s->v->cfg.state_value_bytes;
+	gust_error *le = NULL;
+	if (gust_state_limits(s->v->etcd, ns, &quota, &vmax, &le) != 0)
+		gust_log_warn("INV-STATE-LIMITS", "limits of %s (the defaults hold): %s", ns,
+		              gust_error_msg(le));
+	gust_error_free(le);
 	pthread_mutex_lock(&s->lock);
 	n = gust_map_get(&s->ns, ns);
 	if (n == NULL) {
 		n = gust_xcalloc(1, sizeof(*n));
 		gust_map_put(&s->ns, ns, n);
 	}
+	n->quota = quota;
+	n->value_max = vmax;
+	n->limits_ms = gust_now_ms();
 	free(n->password);
 	n->password = pw;
 	rv = st_acl_set(s, ns, pw, err);
@@ -178,6 +251,8 @@ static void st_conn_close(inv_state *s, st_conn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	if (c->ep != NULL)
+		c->ep->nconns--;
 	close(c->cl.fd); /* closing removes them from the epoll set */
 	close(c->up.fd);
 }
@@ -216,8 +291,105 @@ static int st_flush(inv_state *s, st_end *e)
 	return e->out.len - e->out_off > ST_BUFFER_MAX ? -1 : 0;
 }
 
+/* A refusal Redis answers in order: "-ERR <msg>" (msg: no CR or LF). */
+static void st_refuse(inv_state *s, st_conn *c, int why, const char *msg)
+{
+	gust_counter_add(s->m_refused[why], 1);
+	gust_buf_printf(&c->up.out,
+	                "*4\r\n$5\r\nFCALL\r\n$11\r\ngust_refuse\r\n$1\r\n0\r\n$%zu\r\n%s\r\n",
+	                strlen(msg), msg);
+}
+
+static bool st_is(const gust_resp_cmd *cmd, const char *name)
+{
+	return cmd->name_len == strlen(name) && strncasecmp(cmd->name, name, cmd->name_len) == 0;
+}
+
+/* A Redis integer of 1 to 18 digits, no sign: else -1. */
+static long long st_offset(const char *p, size_t n)
+{
+	if (n == 0 || n > 18 || (n > 1 && p[0] == '0'))
+		return -1;
+	long long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/* Appends to the Redis side what it gets for the allowed request req: the
+ * request itself, or a rewrite that bounds what it may allocate. Under the
+ * lock (the namespace's limits). */
+static void st_forward(inv_state *s, st_conn *c, const char *req, const gust_resp_cmd *cmd)
+{
+	inv_state_ns *n = c->n;
+	long long vmax = n->value_max;
+	char msg[256];
+	/* Every argument (so every value a command can store) is at most the
+	 * value limit, and the request as a whole at most one value plus what
+	 * keys, names and options take. */
+	const char *a[GUST_RESP_MAX_ARGS];
+	size_t l[GUST_RESP_MAX_ARGS];
+	size_t na = gust_resp_args(req, cmd, a, l, GUST_RESP_MAX_ARGS);
+	bool big = (long long)cmd->len > vmax + ST_REQ_SLACK;
+	for (size_t i = 1; i < na && !big; i++)
+		big = (long long)l[i] > vmax;
+	if (big) {
+		snprintf(msg, sizeof(msg),
+		         "gust: a request of %zu bytes is over the namespace limit of %lld bytes "
+		         "per value (stateValueBytes)",
+		         cmd->len, vmax);
+		st_refuse(s, c, ST_REFUSED_VALUE, msg);
+		return;
+	}
+	bool grows = gust_state_cmd_grows(cmd->name, cmd->name_len);
+	if (grows && n->used + n->pending >= n->quota) {
+		snprintf(msg, sizeof(msg),
+		         "gust: the namespace is over its state quota of %lld bytes (stateBytes; "
+		         "%lld used): delete keys to write again",
+		         n->quota, n->used + n->pending);
+		st_refuse(s, c, ST_REFUSED_QUOTA, msg);
+		return;
+	}
+	if (st_is(cmd, "setrange") && na == 4) {
+		/* The value becomes at least offset + len bytes, zero-filled: bound
+		 * it before Redis allocates. */
+		long long off = st_offset(a[2], l[2]);
+		if (off < 0 || off > vmax || (long long)l[3] > vmax - off) {
+			snprintf(msg, sizeof(msg),
+			         "gust: SETRANGE would make the value longer than the namespace "
+			         "limit of %lld bytes (stateValueBytes)",
+			         vmax);
+			st_refuse(s, c, ST_REFUSED_VALUE, msg);
+			return;
+		}
+	}
+	/* Charged until the next sample measures it: the bytes it carries and
+	 * Redis's overhead per key and element, as if all of it were new (an
+	 * overwrite is counted too: the error is on the safe side). */
+	if (grows)
+		n->pending +=
+		    (long long)cmd->len + ST_CHARGE_KEY + ST_CHARGE_ARG * (long long)cmd->nargs;
+	if (st_is(cmd, "append") && na == 3) {
+		/* The result's length depends on what is stored: Redis checks it. */
+		char max[24];
+		int ml = snprintf(max, sizeof(max), "%lld", vmax);
+		gust_buf_printf(&c->up.out,
+		                "*6\r\n$5\r\nFCALL\r\n$11\r\ngust_append\r\n$1\r\n1\r\n$%zu\r\n",
+		                l[1]);
+		gust_buf_append(&c->up.out, a[1], l[1]);
+		gust_buf_printf(&c->up.out, "\r\n$%zu\r\n", l[2]);
+		gust_buf_append(&c->up.out, a[2], l[2]);
+		gust_buf_printf(&c->up.out, "\r\n$%d\r\n%s\r\n", ml, max);
+		return;
+	}
+	gust_buf_append(&c->up.out, req, cmd->len);
+}
+
 /* Passes whole allowed requests from in to the Redis side. -1: close. */
-static int st_requests(st_conn *c)
+static int st_requests(inv_state *s, st_conn *c)
 {
 	size_t at = 0;
 	while (at < c->in.len) {
@@ -228,7 +400,7 @@ static int st_requests(st_conn *c)
 		if (r == 0)
 			break;
 		if (gust_state_cmd_allowed(cmd.name, cmd.name_len)) {
-			gust_buf_append(&c->up.out, c->in.data + at, cmd.len);
+			st_forward(s, c, c->in.data + at, &cmd);
 		} else {
 			/* Redis answers an unknown command with an error, in order. */
 			char name[40];
@@ -259,6 +431,20 @@ static void st_accept(inv_state *s, inv_state_ep *ep)
 		int fd = accept4(ep->l.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		if (ep->nconns >= s->v->cfg.state_conns_per_sandbox) {
+			/* Each costs a Redis connection and two buffers: one sandbox
+			 * may not hold them all. */
+			gust_counter_add(s->m_refused[ST_REFUSED_CONNS], 1);
+			char msg[160];
+			int ml =
+			    snprintf(msg, sizeof(msg),
+			             "-ERR gust: this sandbox already holds %d state connections "
+			             "(the invoker's state_conns_per_sandbox)\r\n",
+			             ep->nconns);
+			(void)!write(fd, msg, (size_t)ml);
+			close(fd);
+			continue;
+		}
 		gust_error *err = NULL;
 		int up = -1;
 		if (st_upstream(s, ep->ns, &up, &err) != 0) {
@@ -271,6 +457,17 @@ static void st_accept(inv_state *s, inv_state_ep *ep)
 			continue;
 		}
 		st_conn *c = gust_xcalloc(1, sizeof(*c));
+		pthread_mutex_lock(&s->lock);
+		c->n = gust_map_get(&s->ns, ep->ns); /* made by st_upstream */
+		pthread_mutex_unlock(&s->lock);
+		if (c->n == NULL) {
+			free(c);
+			close(fd);
+			close(up);
+			continue;
+		}
+		c->ep = ep;
+		ep->nconns++;
 		c->cl = (st_end){.kind = ST_CLIENT, .fd = fd, .c = c};
 		c->up = (st_end){.kind = ST_UP, .fd = up, .c = c};
 		c->next = s->conns;
@@ -297,7 +494,7 @@ static void st_event(inv_state *s, st_end *e, uint32_t events)
 		goto close;
 	if (e->kind == ST_CLIENT) {
 		gust_buf_append(&c->in, buf, (size_t)r);
-		if (st_requests(c) < 0)
+		if (st_requests(s, c) < 0)
 			goto close;
 	} else {
 		gust_buf_append(&peer->out, buf, (size_t)r);
@@ -342,6 +539,9 @@ static void *st_thread(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		while (eps) {
 			inv_state_ep *next = eps->next;
+			for (st_conn *c = s->conns; c != NULL; c = c->next)
+				if (c->ep == eps)
+					c->ep = NULL;
 			close(eps->l.fd);
 			free(eps->ns);
 			free(eps->path);
@@ -360,6 +560,234 @@ static void *st_thread(void *arg)
 		if (stop)
 			break;
 	}
+	return NULL;
+}
+
+/* The quota thread. */
+
+typedef struct st_names {
+	char **v;
+	size_t n;
+} st_names;
+
+/* The namespaces with a socket in a sandbox here: the others are not
+ * sampled (nothing of theirs can write through this invoker). */
+static int st_collect(void *arg, const char *key, void *value)
+{
+	st_names *names = arg;
+	inv_state_ns *n = value;
+	if (n->eps == 0)
+		return 0;
+	names->v = gust_xrealloc(names->v, (names->n + 1) * sizeof(*names->v));
+	names->v[names->n++] = gust_xstrdup(key);
+	return 0;
+}
+
+/* Adds the bytes of every key of the namespaces in idx (name -> index + 1)
+ * to used[]: one SCAN over all state keys per round, whatever the number of
+ * namespaces (SCAN visits the whole keyspace anyway; MATCH only filters),
+ * and MEMORY USAGE (Redis's own estimate, nested values sampled) of the keys
+ * of those namespaces only. */
+static int st_sample(redisContext *r, gust_map *idx, long long *used, gust_error **err)
+{
+	static const char pfx[] = "gust:state:";
+	const size_t plen = sizeof(pfx) - 1;
+	char cursor[32] = "0";
+	size_t cap = 0;
+	size_t *which = NULL;
+	int rv = 0;
+	do {
+		redisReply *rep = redisCommand(r, "SCAN %s MATCH gust:state:* COUNT 1000", cursor);
+		if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+		    rep->element[0]->type != REDIS_REPLY_STRING ||
+		    rep->element[1]->type != REDIS_REPLY_ARRAY) {
+			if (rep != NULL)
+				freeReplyObject(rep);
+			rv = gust_error_set(err, GUST_EUNAVAIL, "redis: SCAN: %s",
+			                    r->errstr[0] ? r->errstr : "bad reply");
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+		redisReply *keys = rep->element[1];
+		if (keys->elements > cap) {
+			cap = keys->elements;
+			which = gust_xrealloc(which, cap * sizeof(*which));
+		}
+		size_t asked = 0;
+		for (size_t i = 0; i < keys->elements; i++) {
+			redisReply *k = keys->element[i];
+			if (k->type != REDIS_REPLY_STRING || k->len <= plen)
+				continue;
+			/* gust:state:<ns>:<key>; names hold no ':' */
+			const char *ns = k->str + plen;
+			const char *end = memchr(ns, ':', k->len - plen);
+			if (end == NULL || end == ns || end - ns > 255)
+				continue;
+			char name[256];
+			memcpy(name, ns, (size_t)(end - ns));
+			name[end - ns] = '\0';
+			uintptr_t at = (uintptr_t)gust_map_get(idx, name);
+			if (at == 0)
+				continue;
+			redisAppendCommand(r, "MEMORY USAGE %b", k->str, k->len);
+			which[asked++] = at - 1;
+		}
+		for (size_t i = 0; i < asked; i++) {
+			redisReply *m = NULL;
+			if (redisGetReply(r, (void **)&m) != REDIS_OK) {
+				rv = gust_error_set(err, GUST_EUNAVAIL, "redis: MEMORY USAGE: %s",
+				                    r->errstr);
+				break;
+			}
+			if (m->type == REDIS_REPLY_INTEGER)
+				used[which[i]] += m->integer; /* nil: gone since the SCAN */
+			freeReplyObject(m);
+		}
+		freeReplyObject(rep);
+	} while (rv == 0 && strcmp(cursor, "0") != 0);
+	free(which);
+	return rv;
+}
+
+static int st_drop_idx(void *arg, const char *key, void *value)
+{
+	return 1;
+}
+
+static void st_quota_round(inv_state *s, redisContext **rp)
+{
+	gust_error *err = NULL;
+	if (*rp == NULL && gust_redis_connect(s->v->cfg.redis, 2000, rp, &err) != 0) {
+		gust_log_warn("INV-STATE-QUOTA-REDIS", "quota sampling: %s", gust_error_msg(err));
+		gust_error_free(err);
+		return;
+	}
+	/* A Redis restarted without persistence has lost the functions that
+	 * APPEND and refusals are rewritten into: put them back. */
+	redisReply *fl = redisCommand(*rp, "FUNCTION LIST LIBRARYNAME gust");
+	if (fl != NULL && fl->type == REDIS_REPLY_ARRAY && fl->elements == 0 &&
+	    gust_state_functions_load(*rp, &err) != 0) {
+		gust_log_warn("INV-STATE-FUNCTIONS", "cannot load the state functions: %s",
+		              gust_error_msg(err));
+		gust_error_free(err);
+		err = NULL;
+	}
+	if (fl != NULL)
+		freeReplyObject(fl);
+	st_names names = {0};
+	pthread_mutex_lock(&s->lock);
+	gust_map_filter(&s->ns, st_collect, &names);
+	pthread_mutex_unlock(&s->lock);
+	if (names.n == 0) {
+		gust_gauge_set(s->m_over, 0);
+		return;
+	}
+	long long *used = gust_xcalloc(names.n, sizeof(*used));
+	long long *charged = gust_xcalloc(names.n, sizeof(*charged));
+	gust_map idx = {0};
+	uint64_t now = gust_now_ms();
+	for (size_t i = 0; i < names.n; i++) {
+		const char *ns = names.v[i];
+		gust_map_put(&idx, ns, (void *)(uintptr_t)(i + 1));
+		pthread_mutex_lock(&s->lock);
+		inv_state_ns *n = gust_map_get(&s->ns, ns);
+		bool refresh = now - n->limits_ms >= ST_LIMITS_REFRESH_MS;
+		pthread_mutex_unlock(&s->lock);
+		if (refresh) {
+			/* An operator's `gust admin namespace limits` holds within
+			 * ST_LIMITS_REFRESH_MS. */
+			long long quota = s->v->cfg.state_quota_bytes;
+			long long vmax = s->v->cfg.state_value_bytes;
+			if (gust_state_limits(s->v->etcd, ns, &quota, &vmax, &err) == 0) {
+				pthread_mutex_lock(&s->lock);
+				n->quota = quota;
+				n->value_max = vmax;
+				n->limits_ms = now;
+				pthread_mutex_unlock(&s->lock);
+			}
+			gust_error_free(err);
+			err = NULL;
+		}
+		/* What was charged before the SCAN began is in the sample (or
+		 * deleted since); what is charged while it runs stays charged,
+		 * counted twice at worst. */
+		pthread_mutex_lock(&s->lock);
+		charged[i] = n->pending;
+		pthread_mutex_unlock(&s->lock);
+	}
+	int over = 0;
+	if (st_sample(*rp, &idx, used, &err) != 0) {
+		/* Limits stay as sampled last, charges keep adding up: a Redis
+		 * that does not answer lets no namespace past its quota either. */
+		gust_log_warn("INV-STATE-QUOTA-REDIS", "sampling: %s", gust_error_msg(err));
+		gust_error_free(err);
+		redisFree(*rp);
+		*rp = NULL;
+	} else {
+		for (size_t i = 0; i < names.n; i++) {
+			const char *ns = names.v[i];
+			pthread_mutex_lock(&s->lock);
+			inv_state_ns *n = gust_map_get(&s->ns, ns);
+			bool was = n->over;
+			n->used = used[i];
+			n->pending = n->pending > charged[i] ? n->pending - charged[i] : 0;
+			n->over = used[i] >= n->quota;
+			bool is = n->over;
+			long long quota = n->quota;
+			pthread_mutex_unlock(&s->lock);
+			over += is;
+			if (is && !was)
+				gust_log_warn(
+				    "INV-STATE-QUOTA",
+				    "namespace %s uses %lld bytes of state, over its quota "
+				    "of %lld: its writes are refused",
+				    ns, used[i], quota);
+			else if (was && !is)
+				gust_log_info(
+				    "INV-STATE-QUOTA",
+				    "namespace %s uses %lld bytes of state, under its quota "
+				    "of %lld: writes are taken again",
+				    ns, used[i], quota);
+		}
+		gust_gauge_set(s->m_over, over);
+	}
+	gust_map_filter(&idx, st_drop_idx, NULL);
+	gust_map_free(&idx);
+	free(used);
+	free(charged);
+	for (size_t i = 0; i < names.n; i++)
+		free(names.v[i]);
+	free(names.v);
+}
+
+static void *st_quota_main(void *arg)
+{
+	inv_state *s = arg;
+	redisContext *r = NULL;
+	pthread_mutex_lock(&s->qlock);
+	while (!s->qstopping) {
+		if (!s->qpoked) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			long long ms = s->v->cfg.state_quota_interval_ms;
+			ts.tv_sec += ms / 1000;
+			ts.tv_nsec += (ms % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&s->qcv, &s->qlock, &ts);
+		}
+		if (s->qstopping)
+			break;
+		s->qpoked = false;
+		pthread_mutex_unlock(&s->qlock);
+		st_quota_round(s, &r);
+		pthread_mutex_lock(&s->qlock);
+	}
+	pthread_mutex_unlock(&s->qlock);
+	if (r != NULL)
+		redisFree(r);
 	return NULL;
 }
 
@@ -396,7 +824,15 @@ int inv_state_attach(inv *v, const char *run_dir, const char *ns, inv_state_ep *
 	ep->l = (st_end){.kind = ST_LISTEN, .fd = fd, .ep = ep};
 	ep->ns = gust_xstrdup(ns);
 	ep->path = steal_pointer(&path);
+	pthread_mutex_lock(&s->lock);
+	inv_state_ns *n = gust_map_get(&s->ns, ns); /* made by st_ns_password */
+	bool first = n != NULL && n->eps++ == 0;
 	st_watch(s, &ep->l, EPOLL_CTL_ADD);
+	pthread_mutex_unlock(&s->lock);
+	/* Sampled at once: what it wrote while no sandbox of it was here is
+	 * not known yet. */
+	if (first)
+		st_poke(s);
 	*epp = ep;
 	return 0;
 }
@@ -408,6 +844,9 @@ void inv_state_detach(inv *v, inv_state_ep *ep)
 		return;
 	pthread_mutex_lock(&s->lock);
 	ep->dead = true;
+	inv_state_ns *n = gust_map_get(&s->ns, ep->ns);
+	if (n != NULL && n->eps > 0)
+		n->eps--;
 	/* The fd stays open until the proxy thread frees the listener, so its
 	 * number cannot be reused by another namespace's listener while an
 	 * accept on it may still be running. */
@@ -426,6 +865,18 @@ int inv_state_start(inv *v, gust_error **err)
 	inv_state *s = gust_xcalloc(1, sizeof(*s));
 	s->v = v;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_cond_init(&s->qcv, NULL);
+	static const char *const why[3] = {"reason=\"value\"", "reason=\"quota\"",
+	                                   "reason=\"connections\""};
+	for (int i = 0; i < 3; i++)
+		s->m_refused[i] = gust_counter_new("gust_invoker_state_refused_total",
+		                                   "state cache requests and connections refused "
+		                                   "by a limit",
+		                                   why[i]);
+	s->m_over =
+	    gust_gauge_new("gust_invoker_state_namespaces_over_quota",
+	                   "namespaces whose state writes are refused (over stateBytes)", NULL);
 	s->wake = (st_end){.kind = ST_WAKE, .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->wake.fd < 0 || s->epfd < 0) {
@@ -441,6 +892,11 @@ int inv_state_start(inv *v, gust_error **err)
 		return gust_error_set(err, GUST_EIO, "cannot start the state proxy thread");
 	}
 	s->running = true;
+	if (pthread_create(&s->qthread, NULL, st_quota_main, s) != 0) {
+		inv_state_stop(v);
+		return gust_error_set(err, GUST_EIO, "cannot start the state quota thread");
+	}
+	s->qrunning = true;
 	return 0;
 }
 
@@ -457,6 +913,13 @@ void inv_state_stop(inv *v)
 	inv_state *s = v->state;
 	if (s == NULL)
 		return;
+	if (s->qrunning) {
+		pthread_mutex_lock(&s->qlock);
+		s->qstopping = true;
+		pthread_cond_signal(&s->qcv);
+		pthread_mutex_unlock(&s->qlock);
+		pthread_join(s->qthread, NULL);
+	}
 	if (s->running) {
 		pthread_mutex_lock(&s->lock);
 		s->stopping = true;
@@ -488,6 +951,8 @@ void inv_state_stop(inv *v)
 	if (s->epfd >= 0)
 		close(s->epfd);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->qlock);
+	pthread_cond_destroy(&s->qcv);
 	free(s);
 	v->state = NULL;
 }

@@ -67,6 +67,7 @@ static inv_sandbox_cfg stem_cfg(inv *v, const char *kind)
 	                      .pids_max = (int)v->cfg.pids_max,
 	                      .cgroups = v->cgroups,
 	                      .userns_base = v->userns_base,
+	                      .userns_slots = v->userns_slots,
 	                      .native_launcher = v->cfg.native_launcher,
 	                      .netns = v->netns};
 	return sc;

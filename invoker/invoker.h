@@ -59,11 +59,17 @@ typedef struct inv_config {
 	bool cgroup_favordynmods;
 	long long netns_pool;
 	long long userns_base;
+	long long userns_slots;
+	bool insecure_no_userns;
 	long long pids_max;
 	char *stem_cells;
 	char *native_launcher;
 	long long binding_timeout_ms;
 	long long freeze_idle_ms;
+	long long state_value_bytes;
+	long long state_quota_bytes;
+	long long state_quota_interval_ms;
+	long long state_conns_per_sandbox;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];
@@ -107,7 +113,8 @@ struct inv {
 	inv_cgroups *cgroups;
 	inv_netns_pool *netns; /* network namespaces made ahead (sandbox_netns.c) */
 	inv_net *net;          /* egress bridge and nftables table, made on first use */
-	unsigned userns_base;  /* 0 when the kernel does not allow user namespaces */
+	unsigned userns_base;  /* 0: no user namespaces (only with insecure_no_userns) */
+	unsigned userns_slots; /* host id ranges of 65536 from userns_base (sandbox.h) */
 	gust_etcd *etcd;
 	gust_etcd_lease_keeper *lease;
 	gust_redis_writer *records;

@@ -59,7 +59,19 @@ const gust_cfg_key inv_config_table[] = {
      "its own on its critical path)"},
     {"userns_base", GUST_CFG_INT, K(userns_base), "1879048192", 0, 4294901759LL,
      "GUST_INVOKER_USERNS_BASE",
-     "host uid/gid of a sandbox's root; its 65536 ids follow (0: no user namespace)"},
+     "first host uid/gid of the sandboxes' id ranges, a multiple of 65536: sandbox slot k "
+     "maps its 65536 ids to base + k*65536 (0: no user namespace, only with "
+     "insecure_no_userns)"},
+    {"userns_slots", GUST_CFG_INT, K(userns_slots), "1024", 1, 65536, "GUST_INVOKER_USERNS_SLOTS",
+     "host id ranges of 65536 ids from userns_base, one per live sandbox, shared by every "
+     "invoker of the host (a lock file per range in /run/gust/userns): per-user kernel counts "
+     "(inotify, user namespaces, keys) are then per sandbox; no sandbox starts while all "
+     "are taken"},
+    {"insecure_no_userns", GUST_CFG_BOOL, K(insecure_no_userns), "false", 0, 1,
+     "GUST_INVOKER_INSECURE_NO_USERNS",
+     "start even when sandboxes cannot have a user namespace (the kernel forbids them, or "
+     "userns_base is 0): sandbox root is then host root. Insecure; logged at WARN on every "
+     "start"},
     {"pids_max", GUST_CFG_INT, K(pids_max), "256", 16, 65536, "GUST_INVOKER_PIDS_MAX",
      "processes and threads per sandbox"},
     {"stem_cells", GUST_CFG_STR, K(stem_cells), "python:3=2,nodejs:20=2,native=2", 0, 1024,
@@ -76,6 +88,21 @@ const gust_cfg_key inv_config_table[] = {
      "an idle warm sandbox is frozen (cgroup freezer) after this long without an activation "
      "and thawed before its next one, so that nothing it left running runs unbilled "
      "(-1: never)"},
+    {"state_value_bytes", GUST_CFG_INT, K(state_value_bytes), "1048576", 1024, 8388608,
+     "GUST_INVOKER_STATE_VALUE_BYTES",
+     "state cache: the most one value may hold, and one request may carry beyond 64 KiB of "
+     "keys and names (a namespace's limits.stateValueBytes overrides; docs/state.md)"},
+    {"state_quota_bytes", GUST_CFG_INT, K(state_quota_bytes), "67108864", 65536, 1099511627776LL,
+     "GUST_INVOKER_STATE_QUOTA_BYTES",
+     "state cache: a namespace's bytes in Redis (MEMORY USAGE of its keys) above which its "
+     "writes are refused (a namespace's limits.stateBytes overrides)"},
+    {"state_quota_interval_ms", GUST_CFG_INT, K(state_quota_interval_ms), "1000", 50, 600000,
+     "GUST_INVOKER_STATE_QUOTA_INTERVAL_MS",
+     "state cache: how often each namespace's bytes are sampled (SCAN + MEMORY USAGE)"},
+    {"state_conns_per_sandbox", GUST_CFG_INT, K(state_conns_per_sandbox), "16", 1, 4096,
+     "GUST_INVOKER_STATE_CONNS_PER_SANDBOX",
+     "state cache: connections one sandbox may hold open at once; more are answered with an "
+     "error and closed"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -137,7 +164,8 @@ static int mkdir_p(const char *path)
 	return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* True when this kernel lets us make user namespaces (a sysctl may forbid). */
+/* True when this kernel lets us make user namespaces (a sysctl may forbid).
+ * The sysctl is read in our own user namespace, where it is what holds. */
 static bool inv_userns_allowed(void)
 {
 	FILE *f = fopen("/proc/sys/user/max_user_namespaces", "re");
@@ -150,6 +178,44 @@ static bool inv_userns_allowed(void)
 	return n > 0;
 }
 
+/* A sandbox without a user namespace has the host's root as its root (only
+ * capabilities, seccomp and the mounts keep it in): the invoker does not
+ * start so unless the operator said so in its config, and then says so on
+ * every start. */
+static int inv_userns_check(inv *v, gust_error **err)
+{
+	const char *why = NULL;
+	if (v->cfg.userns_base == 0)
+		why = "config key 'userns_base' is 0";
+	else if (!inv_userns_allowed())
+		why = "the kernel does not allow user namespaces "
+		      "(/proc/sys/user/max_user_namespaces is 0 or unreadable)";
+	if (why == NULL) {
+		if (v->cfg.userns_base % INV_USERNS_SIZE != 0 ||
+		    v->cfg.userns_base + v->cfg.userns_slots * (long long)INV_USERNS_SIZE >
+		        4294967295LL)
+			return gust_error_set(err, GUST_EINVAL,
+			                      "config key 'userns_base': %lld must be a multiple "
+			                      "of 65536, and its %lld ranges (config key "
+			                      "'userns_slots') must end below 2^32",
+			                      v->cfg.userns_base, v->cfg.userns_slots);
+		v->userns_base = (unsigned)v->cfg.userns_base;
+		v->userns_slots = (unsigned)v->cfg.userns_slots;
+		return inv_userns_ids_check(v->userns_base, v->userns_slots, err);
+	}
+	if (!v->cfg.insecure_no_userns)
+		return gust_error_set(err, GUST_ENOTSUP,
+		                      "%s: sandboxes would run as host root; refusing to start "
+		                      "(config key 'insecure_no_userns' allows it)",
+		                      why);
+	gust_log_warn("INV-USERNS-INSECURE",
+	              "%s: sandboxes run WITHOUT a user namespace, their root is host root "
+	              "(config key 'insecure_no_userns' is set)",
+	              why);
+	v->userns_base = 0;
+	return 0;
+}
+
 static int inv_build(inv *v, gust_error **err)
 {
 	int rv;
@@ -159,6 +225,8 @@ static int inv_build(inv *v, gust_error **err)
 		free(v->cfg.id);
 		v->cfg.id = gust_xasprintf("inv-%s", host);
 	}
+	if ((rv = inv_userns_check(v, err)) != 0)
+		return rv;
 	if (mkdir_p(v->cfg.state_dir) != 0)
 		return gust_error_set(err, GUST_EIO, "config key 'state_dir': cannot create %s: %s",
 		                      v->cfg.state_dir, strerror(errno));
@@ -187,12 +255,6 @@ static int inv_build(inv *v, gust_error **err)
 	if ((rv = inv_netns_pool_open((int)v->cfg.netns_pool, v->cfg.state_dir, &v->netns, err)) !=
 	    0)
 		return gust_error_wrap(err, "config key 'netns_pool'");
-	v->userns_base = (unsigned)v->cfg.userns_base;
-	if (v->userns_base != 0 && !inv_userns_allowed()) {
-		gust_log_warn("INV-USERNS", "the kernel does not allow user namespaces: sandboxes "
-		                            "run without one");
-		v->userns_base = 0;
-	}
 	gust_log_info("INV-SANDBOX-CFG", "tag %s, cgroups %s, user namespace %s", v->tag,
 	              inv_cgroups_backend(v->cgroups), v->userns_base != 0 ? "on" : "off");
 	if (v->cfg.native_launcher[0] != '\0' && access(v->cfg.native_launcher, X_OK) != 0) {

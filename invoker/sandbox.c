@@ -179,9 +179,8 @@ static int inv_write_map(pid_t pid, const char *which, unsigned base, gust_error
 static int inv_release(inv_sandbox *sb, const inv_sandbox_cfg *cfg, int sync_fd, gust_error **err)
 {
 	int rv;
-	if (cfg->userns_base != 0 &&
-	    ((rv = inv_write_map(sb->pid, "uid_map", cfg->userns_base, err)) != 0 ||
-	     (rv = inv_write_map(sb->pid, "gid_map", cfg->userns_base, err)) != 0))
+	if (sb->ids != 0 && ((rv = inv_write_map(sb->pid, "uid_map", sb->ids, err)) != 0 ||
+	                     (rv = inv_write_map(sb->pid, "gid_map", sb->ids, err)) != 0))
 		return rv;
 	if (send(sync_fd, "g", 1, MSG_NOSIGNAL) != 1)
 		return gust_error_set(err, GUST_EIO, "sandbox: go: %s", strerror(errno));
@@ -430,7 +429,7 @@ static int inv_dumpable(void)
  * thread enters it for the clone (the child inherits it) and returns to the
  * host's: only the calling thread ever changes namespace. */
 static pid_t inv_clone(const inv_sandbox_cfg *cfg, inv_child_plan *plan, int netfd, void *stack_top,
-                       int *pidfd, inv_assist_req *req)
+                       int *pidfd, inv_assist_req *req, unsigned owner)
 {
 	int flags =
 	    CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD | SIGCHLD;
@@ -455,8 +454,35 @@ static pid_t inv_clone(const inv_sandbox_cfg *cfg, inv_child_plan *plan, int net
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	pid_t pid = clone(inv_child_main, stack_top, flags, plan, pidfd);
-	int ce = errno;
+	/* The new user namespace is owned by our effective uid at the clone,
+	 * and the kernel charges the sandbox's per-user counts (inotify, user
+	 * namespaces, keys) to its owner in the host's namespace: the range's
+	 * first uid, not root (sandbox_ids.c). This thread alone (raw system
+	 * calls, not glibc's, which would change every thread) takes it for the
+	 * clone, keeping real and saved uid 0 to come back; the file system uid
+	 * stays 0, so pid 1 still opens the 0700 dirs it mounts from before it
+	 * becomes the namespace's root. Effective capabilities are cleared
+	 * meanwhile (the clone needs none: CLONE_NEWUSER comes first and the
+	 * other namespaces belong to it) and come back with uid 0. */
+	bool as_owner = (flags & CLONE_NEWUSER) && owner != 0;
+	pid_t pid = -1;
+	int ce = 0;
+	if (as_owner && syscall(SYS_setresuid, -1, owner, -1) < 0) {
+		ce = errno;
+		as_owner = false;
+	} else {
+		/* Allowed: the real uid is 0. Returns the old value, never fails. */
+		if (as_owner)
+			(void)syscall(SYS_setfsuid, 0);
+		pid = clone(inv_child_main, stack_top, flags, plan, pidfd);
+		ce = errno;
+	}
+	if (as_owner && syscall(SYS_setresuid, -1, 0, -1) < 0) {
+		/* Without effective uid 0 this worker could do nothing it must
+		 * (cgroups, setns, maps): stop rather than fail strangely. */
+		gust_log_error("INV-IDS-BACK", "cannot take back uid 0: %s", strerror(errno));
+		abort();
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (netfd >= 0) {
 		if (setns(inv_netns_pool_host(cfg->netns), CLONE_NEWNET) < 0) {
@@ -521,19 +547,21 @@ static int inv_start(inv_sandbox *sb, const inv_sandbox_cfg *cfg, const char *id
 	inv_assist_req req = {.sb = sb, .cfg = cfg, .id = id, .sync_fd = sync[0], .pidfd = &pidfd};
 	(void)mprotect(stack, INV_GUARD, PROT_NONE);
 	int dumpable = inv_dumpable();
-	pid_t pid = inv_clone(cfg, plan, netfd, stack + INV_GUARD + INV_CHILD_STACK, &pidfd, &req);
+	pid_t pid =
+	    inv_clone(cfg, plan, netfd, stack + INV_GUARD + INV_CHILD_STACK, &pidfd, &req, sb->ids);
 	netfd = -1;
 	int ce = errno;
 	/* pid 1 has its own copy of our fds. Closing ours also tells the
 	 * assistant, if pid 1 (or the clone) failed before its hello, that no
 	 * hello will come. */
 	inv_closefd(&sync[1]);
-	if (plan->shared_vm) {
+	if (plan->shared_vm)
 		inv_assist_wait(&req);
-		/* Changing ids in our memory made it non-dumpable (no core
-		 * dumps, /proc/<us> root's): put the flag back. */
+	/* Changing ids in our memory (pid 1's, or this thread's for the clone)
+	 * made it non-dumpable (no core dumps, /proc/<us> root's): put the flag
+	 * back. */
+	if (plan->shared_vm || sb->ids != 0)
 		(void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-	}
 	/* pid 1 has exec'd its init (CLONE_VFORK) or died, or has a copy. If
 	 * it died, the launcher may still run on a stack inside this one until
 	 * the kernel has emptied the pid namespace, which is done when pid 1
@@ -681,6 +709,13 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	sb->err.name = "stderr";
 	sb->log_limit = cfg->log_limit != 0 ? cfg->log_limit : INV_LOG_LIMIT_DEFAULT;
 	sb->memory_mb = cfg->memory_mb;
+	sb->ids_lock = -1;
+	if (cfg->userns_base != 0 &&
+	    (rv = inv_userns_ids_take(cfg->userns_base, cfg->userns_slots, &sb->ids, &sb->ids_lock,
+	                              err)) != 0) {
+		inv_sandbox_destroy(sb);
+		return rv;
+	}
 	top = gust_xasprintf("%s/sandboxes", cfg->state_dir);
 	/* A network namespace and a run dir made ahead, if the pool has them. */
 	int netfd = inv_netns_pool_take(cfg->netns, top, &sb->run);
@@ -716,7 +751,7 @@ int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error
 	    .argv = (char *const *)argv,
 	    .envp = (char *const *)inv_env,
 	    .seccomp = prog,
-	    .userns = cfg->userns_base != 0,
+	    .userns = sb->ids != 0,
 	    .cap_last = inv_cap_last(),
 	};
 	if ((rv = inv_start(sb, cfg, id, &plan, netfd, err)) != 0) {
@@ -826,6 +861,9 @@ void inv_sandbox_destroy(inv_sandbox *sb)
 	gust_buf_free(&sb->res.pend);
 	/* After pid 1 is reaped its pid namespace is empty: the group can go. */
 	inv_cgroup_destroy(sb->cg);
+	/* Its processes are gone, and with them the counts charged to its range
+	 * (inotify, namespaces): the range may serve another sandbox. */
+	inv_closefd(&sb->ids_lock);
 	/* The mounts lived in the sandbox's own mount namespace, gone with pid 1:
 	 * on the host only the empty dirs remain. */
 	if (sb->run != NULL && rmdir(sb->run) < 0 && errno != ENOENT)

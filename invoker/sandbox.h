@@ -63,6 +63,10 @@ typedef struct inv_sandbox_cfg {
 	inv_cgroups *cgroups;        /* the invoker's cgroups; NULL: no limits */
 	unsigned userns_base;        /* host uid = gid of the sandbox's root; the sandbox's
 	                                65536 ids map to [base, base + 65536). 0: no user ns */
+	unsigned userns_slots;       /* > 0: the sandbox takes one of this many ranges
+	                                base + k*65536 (sandbox_ids.c), held while it lives,
+	                                and owns its user namespace as the range's first uid;
+	                                0: every sandbox maps to base, owned by the invoker */
 	size_t log_limit;            /* bytes of logs kept per activation; the rest is dropped
 	                                with a truncation marker */
 	const char *native_launcher; /* host path of gust-native-launcher (the C launcher),
@@ -108,6 +112,14 @@ int inv_netns_pool_host(const inv_netns_pool *p);
 int inv_netns_pool_ready(inv_netns_pool *p);
 /* How many sandboxes took a prepared namespace, and how many found none. */
 void inv_netns_pool_counts(inv_netns_pool *p, uint64_t *taken, uint64_t *missed);
+
+/* sandbox_ids.c: takes a free host id range of the slots from base (its first
+ * uid in *first, held while *lock_fd is open; slots 0: base itself, no lock),
+ * or GUST_EBUSY when all are in use. check refuses ranges that meet a user,
+ * group or subordinate range of /etc/passwd, group, subuid or subgid. */
+int inv_userns_ids_take(unsigned base, unsigned slots, unsigned *first, int *lock_fd,
+                        gust_error **err);
+int inv_userns_ids_check(unsigned base, unsigned slots, gust_error **err);
 
 /* Creates a sandbox and starts its launcher (a stem cell: no code yet). */
 int inv_sandbox_create(const inv_sandbox_cfg *cfg, inv_sandbox **sbp, gust_error **err);

@@ -59,6 +59,8 @@ struct inv_sandbox {
 	bool frozen;     /* its cgroup is frozen (inv_sandbox_freeze) */
 	int concurrency; /* > 1: init asks the launcher for concurrent runs */
 	inv_mux *mux;    /* its reader thread once concurrent runs started */
+	unsigned ids;    /* the first host uid (= gid) of its id range; 0: no user ns */
+	int ids_lock;    /* holds the range (sandbox_ids.c) until destroy, or -1 */
 };
 
 /* OpenWhisk's log time stamp: 2026-11-27T01:32:45.123456Z */

@@ -37,6 +37,14 @@ typedef struct gust_resp_cmd {
  */
 int gust_resp_parse_request(const char *buf, size_t n, gust_resp_cmd *cmd);
 
+/*
+ * The arguments of a request that gust_resp_parse_request accepted, from the
+ * same bytes: the first min(cmd->nargs, max) of them into ptr[] and len[]
+ * (the name is argument 0). Returns how many it filled.
+ */
+size_t gust_resp_args(const char *buf, const gust_resp_cmd *cmd, const char **ptr, size_t *len,
+                      size_t max);
+
 /* Appends a RESP error reply "-<msg>\r\n" to out (msg has no CR or LF). */
 void gust_resp_error(gust_buf *out, const char *msg);
 

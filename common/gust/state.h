@@ -24,6 +24,25 @@
 
 /* True when a function may send the command (case-insensitive name). */
 bool gust_state_cmd_allowed(const char *name, size_t len);
+/* True when an allowed command may make the namespace's data larger (refused
+ * while the namespace is over its state quota); deletions, reads and
+ * expiries are not. */
+bool gust_state_cmd_grows(const char *name, size_t len);
+
+/* The Redis function library the proxy uses to bound what a command may
+ * allocate where the bound depends on data already stored (docs/state.md):
+ *   FCALL gust_append 1 <key> <value> <max>  APPEND, refused when the value
+ *                                            would pass max bytes
+ *   FCALL gust_refuse 0 <message>            an error reply "ERR <message>"
+ * Loaded with FUNCTION LOAD REPLACE by a connection with the rights to. */
+extern const char gust_state_functions[];
+int gust_state_functions_load(redisContext *r, gust_error **err);
+
+/* The namespace's limits on the state cache, from its record in etcd
+ * (/gust/namespaces/<ns> "limits": "stateBytes", "stateValueBytes"); a
+ * missing one stays as the caller set it (the cluster's default). */
+int gust_state_limits(gust_etcd *e, const char *ns, long long *state_bytes, long long *value_bytes,
+                      gust_error **err);
 
 /* "gust-ns-<ns>" and "gust:state:<ns>:" (heap). */
 char *gust_state_user(const char *ns);

@@ -7,7 +7,10 @@
  *    the allowlist check of the name never reads outside it;
  *  - parsing is prefix-stable: every strict prefix of a complete request asks
  *    for more bytes (0), never fails, and the same bytes parse the same again;
- *  - a request re-built from its arguments' count and name parses. */
+ *  - a request re-built from its arguments' count and name parses;
+ *  - gust_resp_args finds every argument inside the request, the first being
+ *    the name, and the request re-built from all of them is no longer
+ *    (the proxy rewrites APPEND and checks SETRANGE from these). */
 #include "fuzz.h"
 #include "gust/resp.h"
 #include "gust/state.h"
@@ -26,6 +29,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(c.name >= p && c.name + c.name_len <= p + c.len, "name outside");
 		FUZZ_CHECK(c.nargs >= 1 && c.nargs <= GUST_RESP_MAX_ARGS, "nargs %zu", c.nargs);
 		(void)gust_state_cmd_allowed(c.name, c.name_len);
+		(void)gust_state_cmd_grows(c.name, c.name_len);
+		{
+			/* Into a copy of exactly c.len bytes: ASan sees any over-read. */
+			char *q = malloc(c.len);
+			memcpy(q, p, c.len);
+			const char **ap = malloc(c.nargs * sizeof(*ap));
+			size_t *al = malloc(c.nargs * sizeof(*al));
+			size_t k = gust_resp_args(q, &c, ap, al, c.nargs);
+			FUZZ_CHECK(k == c.nargs, "args %zu of %zu", k, c.nargs);
+			FUZZ_CHECK(al[0] == c.name_len && ap[0] == q + (c.name - p),
+			           "arg 0 not the name");
+			gust_buf rb = {0};
+			gust_buf_printf(&rb, "*%zu\r\n", k);
+			for (size_t i = 0; i < k; i++) {
+				FUZZ_CHECK(ap[i] >= q && ap[i] + al[i] <= q + c.len,
+				           "arg %zu outside", i);
+				gust_buf_printf(&rb, "$%zu\r\n", al[i]);
+				gust_buf_append(&rb, ap[i], al[i]);
+				gust_buf_puts(&rb, "\r\n");
+			}
+			FUZZ_CHECK(rb.len <= c.len, "rebuilt %zu > %zu", rb.len, c.len);
+			gust_buf_free(&rb);
+			free(ap);
+			free(al);
+			free(q);
+		}
 		size_t cuts[3] = {c.len - 1, c.len / 2, 1};
 		for (int i = 0; i < 3; i++) {
 			if (cuts[i] == 0 || cuts[i] >= c.len)

@@ -219,6 +219,8 @@ def resp():
     put("resp", "partial", cmd("LPUSH", "l", "a", "b")[:-3])
     put("resp", "inline", b"PING\r\n")
     put("resp", "bad-len", b"*2\r\n$3\r\nGET\r\n$99999999999\r\n")
+    put("resp", "grow", cmd("SETRANGE", "k", "419430400", "x") + cmd("APPEND", "k", "vv") +
+        b"*3\r\n$006\r\nAPPEND\r\n$1\r\nk\r\n$0\r\n\r\n")
 
 
 def feeds():

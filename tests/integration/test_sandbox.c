@@ -15,8 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -510,6 +514,90 @@ static void test_dumpable(void **state)
 	inv_sandbox *sb = t_create("python:3");
 	assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), before);
 	inv_sandbox_destroy(sb);
+}
+
+/* The first host uid of pid's user namespace map ("0 <uid> 65536"), or -1. */
+static long t_map_base(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	FILE *f = fopen(path, "re");
+	long in = -1, out = -1, n = -1;
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld %ld %ld", &in, &out, &n) != 3 || in != 0 || n != 65536)
+		out = -1;
+	fclose(f);
+	return out;
+}
+
+/* The uid that owns pid's user namespace: what the kernel charges its
+ * per-user counts to in the host's namespace. */
+static long t_ns_owner(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	uid_t owner = (uid_t)-1;
+	assert_int_equal(ioctl(fd, NS_GET_OWNER_UID, &owner), 0);
+	close(fd);
+	return (long)owner;
+}
+
+/* Host id ranges (sandbox_ids.c): each sandbox takes one of the slots, maps
+ * to it and owns its user namespace as the range's first uid; the creating
+ * thread is back to uid 0; a full set of slots refuses a sandbox, and a
+ * destroyed sandbox frees its slot. A base of its own, so that invokers of
+ * other tests on this host never hold these slots. */
+static void test_id_ranges(void **state)
+{
+	(void)state;
+	const unsigned base = 0x7e000000u;
+	gust_error *err = NULL;
+	assert_int_not_equal(inv_userns_ids_check(0, 1, &err), 0); /* root's uid */
+	assert_non_null(strstr(gust_error_msg(err), "/etc/passwd"));
+	gust_error_free(err);
+	err = NULL;
+	assert_int_equal(inv_userns_ids_check(base, 2, &err), 0);
+
+	inv_sandbox_cfg cfg = {.kind = "python:3",
+	                       .runtime_dir = t_rtdir,
+	                       .state_dir = t_state,
+	                       .memory_mb = 256,
+	                       .userns_base = base,
+	                       .userns_slots = 2,
+	                       .netns = t_netns};
+	inv_sandbox *a = NULL, *b = NULL, *c = NULL;
+	assert_int_equal(inv_sandbox_create(&cfg, &a, &err), 0);
+	assert_int_equal(inv_sandbox_create(&cfg, &b, &err), 0);
+	assert_int_equal(geteuid(), 0);
+	assert_int_equal(syscall(SYS_setfsuid, -1), 0); /* fsuid, unchanged */
+	assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1);
+	long ba = t_map_base(inv_sandbox_pid(a)), bb = t_map_base(inv_sandbox_pid(b));
+	assert_true(ba == (long)base || ba == (long)base + 65536);
+	assert_true(bb == (long)base || bb == (long)base + 65536);
+	assert_true(ba != bb);
+	assert_int_equal(t_ns_owner(inv_sandbox_pid(a)), ba);
+	assert_int_equal(t_ns_owner(inv_sandbox_pid(b)), bb);
+	/* They work as sandboxes. */
+	assert_int_equal(t_init_env(a, "def main(a):\n    return {'ok': 1}\n", false, NULL, NULL),
+	                 0);
+	inv_run_result r = {0};
+	t_run(a, "{}", 10000, &r);
+	assert_int_equal(r.status, INV_RUN_SUCCESS);
+	inv_run_result_clear(&r);
+	/* Both slots taken. */
+	assert_int_equal(inv_sandbox_create(&cfg, &c, &err), GUST_EBUSY);
+	assert_non_null(strstr(gust_error_msg(err), "userns_slots"));
+	gust_error_free(err);
+	err = NULL;
+	assert_null(c);
+	inv_sandbox_destroy(a);
+	assert_int_equal(inv_sandbox_create(&cfg, &c, &err), 0);
+	assert_int_equal(t_map_base(inv_sandbox_pid(c)), ba);
+	inv_sandbox_destroy(b);
+	inv_sandbox_destroy(c);
 }
 
 static ino_t t_ns_ino(const char *path)
@@ -1041,6 +1129,7 @@ int main(void)
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_netns_pool),
 	    cmocka_unit_test(test_dumpable),
+	    cmocka_unit_test(test_id_ranges),
 	    cmocka_unit_test(test_no_leftovers),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -134,3 +134,57 @@ void gust_key_hash_hex(const char *salt, const char *secret, char out[2 * GUST_S
 	}
 	out[2 * GUST_SHA256_LEN] = '\0';
 }
+
+void gust_hmac_key_init(gust_hmac_key *k, const void *key, size_t n)
+{
+	uint8_t kb[64] = {0}, pad[64];
+	if (n > sizeof(kb))
+		gust_sha256_digest(key, n, kb);
+	else if (n > 0)
+		memcpy(kb, key, n);
+	for (int i = 0; i < 64; i++)
+		pad[i] = kb[i] ^ 0x36;
+	gust_sha256_init(&k->inner);
+	gust_sha256_update(&k->inner, pad, sizeof(pad));
+	for (int i = 0; i < 64; i++)
+		pad[i] = kb[i] ^ 0x5c;
+	gust_sha256_init(&k->outer);
+	gust_sha256_update(&k->outer, pad, sizeof(pad));
+	memset(kb, 0, sizeof(kb));
+	memset(pad, 0, sizeof(pad));
+}
+
+void gust_hmac_start(const gust_hmac_key *k, gust_sha256_ctx *c)
+{
+	*c = k->inner;
+}
+
+void gust_hmac_finish(const gust_hmac_key *k, gust_sha256_ctx *c, uint8_t out[GUST_SHA256_LEN])
+{
+	uint8_t ih[GUST_SHA256_LEN];
+	gust_sha256_final(c, ih);
+	gust_sha256_ctx o = k->outer;
+	gust_sha256_update(&o, ih, sizeof(ih));
+	gust_sha256_final(&o, out);
+}
+
+void gust_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n,
+                      uint8_t out[GUST_SHA256_LEN])
+{
+	gust_hmac_key k;
+	gust_sha256_ctx c;
+	gust_hmac_key_init(&k, key, klen);
+	gust_hmac_start(&k, &c);
+	gust_sha256_update(&c, msg, n);
+	gust_hmac_finish(&k, &c, out);
+	memset(&k, 0, sizeof(k));
+}
+
+int gust_ct_equal(const void *a, const void *b, size_t n)
+{
+	const volatile uint8_t *x = a, *y = b;
+	uint8_t d = 0;
+	for (size_t i = 0; i < n; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}

@@ -159,6 +159,7 @@ struct inv {
 	gust_metric *m_duration;
 	gust_metric *m_sandboxes;
 	gust_metric *m_queue;
+	gust_metric *m_rejected; /* requests refused: MAC or code ownership */
 };
 
 /* inv_server.c */

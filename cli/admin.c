@@ -10,6 +10,8 @@
  *   /gust/keys/<uuid>       {"uuid": u, "namespace": ns, "salt": s, "hash": hex(SHA-256(s || key))}
  *                           (the secret itself is never stored; it is printed once)
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
+ *   /gust/cluster/secret    "<current hex> [<previous hex>]": the key of the
+ *                           MACs on internal data (gust/integrity.h)
  */
 #include <errno.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 
 #include "cli.h"
 #include "gust/etcd.h"
+#include "gust/integrity.h"
 #include "gust/redis.h"
 #include "gust/sha256.h"
 #include "gust/state.h"
@@ -32,11 +35,12 @@
 static const char *const ns_owned_prefixes[] = {"/gust/actions/", "/gust/code/", "/gust/packages/",
                                                 "/gust/triggers/", "/gust/rules/"};
 
-enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES };
+enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES, O_WAIT };
 
 void cli_help_admin(FILE *out)
 {
-	fputs("usage: gust admin <namespace|key> <command> [args]   (talks to etcd directly)\n"
+	fputs("usage: gust admin <namespace|key|secret> <command> [args]   (talks to etcd "
+	      "directly)\n"
 	      "\n"
 	      "  namespace create NS     create a namespace\n"
 	      "  namespace delete NS     delete it with its keys and actions\n"
@@ -50,6 +54,13 @@ void cli_help_admin(FILE *out)
 	      "  key list NS             print the uuid of each key of NS (secrets are\n"
 	      "                          stored only as salted hashes)\n"
 	      "  key revoke UUID         delete a key\n"
+	      "  secret init             create the cluster secret if there is none (the\n"
+	      "                          first daemon to start also does)\n"
+	      "  secret show             its revision and key fingerprints (never the keys)\n"
+	      "  secret rotate [--wait S]\n"
+	      "                          a new key in two steps: first accepted everywhere,\n"
+	      "                          S seconds later (default 5) used for signing; the\n"
+	      "                          old key stays accepted as the previous one\n"
 	      "\n"
 	      "--etcd ENDPOINTS (or GUST_ETCD; default http://127.0.0.1:2379) names etcd;\n"
 	      "several endpoints may be given, comma-separated. --json prints JSON lists.\n"
@@ -172,8 +183,10 @@ typedef struct admin_argv {
 	const char *uuid;
 	const char *key;
 	const char *limit[3]; /* --concurrent, --per-minute, --fires-per-minute */
+	const char *wait;     /* --wait */
 } admin_argv;
 
+static const cli_opt wait_opts[] = {{"wait", 0, 1, O_WAIT}, {NULL, 0, 0, 0}};
 static const cli_opt key_opts[] = {{"uuid", 0, 1, O_UUID}, {"key", 0, 1, O_KEY}, {NULL, 0, 0, 0}};
 static const cli_opt limit_opts[] = {{"concurrent", 0, 1, O_CONCURRENT},
                                      {"per-minute", 0, 1, O_PER_MINUTE},
@@ -200,6 +213,9 @@ static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const
 			break;
 		case O_KEY:
 			v->key = vals[0];
+			break;
+		case O_WAIT:
+			v->wait = vals[0];
 			break;
 		default:
 			if (v->npos == want)
@@ -651,6 +667,134 @@ static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 	return CLI_EFAIL;
 }
 
+/* ---- the cluster secret (gust/integrity.h, docs/operations.md) ---- */
+
+static void secret_fingerprint(const uint8_t k[GUST_SHA256_LEN], char out[17])
+{
+	uint8_t d[GUST_SHA256_LEN];
+	gust_sha256_digest(k, GUST_SHA256_LEN, d);
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static int secret_init(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	gust_error *err = NULL;
+	int rv = gust_secret_ensure(e, &err);
+	if (rv != 0)
+		return etcd_fail(c, "cannot create the cluster secret", rv, err);
+	printf("ok: the cluster secret is at %s\n", GUST_SECRET_KEY);
+	return CLI_OK;
+}
+
+static int secret_show(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	gust_kv kv = {0};
+	gust_error *err = NULL;
+	int rv = gust_etcd_get(e, GUST_SECRET_KEY, &kv, &err);
+	if (rv == GUST_ENOENT) {
+		gust_error_free(err);
+		cli_error("there is no cluster secret yet ('gust admin secret init' makes one)");
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot read the cluster secret", rv, err);
+	uint8_t cur[GUST_SHA256_LEN], prev[GUST_SHA256_LEN];
+	bool has_prev;
+	rv = gust_secret_parse(kv.value, kv.value_len, cur, prev, &has_prev);
+	long long mod = (long long)kv.mod_revision;
+	gust_kv_clear(&kv);
+	if (rv != 0) {
+		cli_error("the value at %s is malformed (want 64 hex digits, optionally a blank "
+		          "and 64 more)",
+		          GUST_SECRET_KEY);
+		return CLI_EFAIL;
+	}
+	char fc[17], fp[17] = "-";
+	secret_fingerprint(cur, fc);
+	if (has_prev)
+		secret_fingerprint(prev, fp);
+	printf("revision %lld current %s previous %s\n", mod, fc, fp);
+	explicit_bzero(cur, sizeof(cur));
+	explicit_bzero(prev, sizeof(prev));
+	return CLI_OK;
+}
+
+/* Puts value at the secret's key if it is still at revision *rev; *rev gets
+ * the new one. */
+static int secret_swap(cli *c, gust_etcd *e, int64_t *rev, const char *value)
+{
+	gust_error *err = NULL;
+	int rv = gust_etcd_cas(e, GUST_SECRET_KEY, *rev, value, strlen(value), 0, rev, &err);
+	if (rv == GUST_ECONFLICT) {
+		gust_error_free(err);
+		cli_error("the cluster secret changed meanwhile (another rotation?); try again");
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot store the cluster secret", rv, err);
+	return CLI_OK;
+}
+
+static int secret_rotate(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	long wait_s = 5;
+	if (v->wait != NULL) {
+		char *end;
+		errno = 0;
+		wait_s = strtol(v->wait, &end, 10);
+		if (*v->wait == '\0' || *end != '\0' || errno != 0 || wait_s < 0 || wait_s > 3600)
+			return cli_usage_error(c, "--wait must be 0 to 3600 seconds");
+	}
+	gust_kv kv = {0};
+	gust_error *err = NULL;
+	int rv = gust_etcd_get(e, GUST_SECRET_KEY, &kv, &err);
+	if (rv == GUST_ENOENT) {
+		gust_error_free(err);
+		cli_error("there is no cluster secret yet ('gust admin secret init' makes one)");
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot read the cluster secret", rv, err);
+	uint8_t cur[GUST_SHA256_LEN], prev[GUST_SHA256_LEN];
+	bool has_prev;
+	int64_t rev = kv.mod_revision;
+	rv = gust_secret_parse(kv.value, kv.value_len, cur, prev, &has_prev);
+	gust_kv_clear(&kv);
+	if (rv != 0) {
+		cli_error("the value at %s is malformed; fix it by hand first", GUST_SECRET_KEY);
+		return CLI_EFAIL;
+	}
+	char oldhex[GUST_MAC_HEX_LEN + 1], newhex[GUST_MAC_HEX_LEN + 1];
+	char val[2 * GUST_MAC_HEX_LEN + 2];
+	for (int i = 0; i < GUST_SHA256_LEN; i++)
+		snprintf(oldhex + 2 * i, 3, "%02x", cur[i]);
+	gust_random_hex(newhex, GUST_SHA256_LEN);
+	/* Step 1: the new key in the previous slot, where every daemon accepts
+	 * it but none signs with it; step 2, once all have seen step 1: the new
+	 * key signs, the old one is still accepted. No daemon ever meets a MAC
+	 * made with a key it does not hold. */
+	snprintf(val, sizeof(val), "%s %s", oldhex, newhex);
+	if ((rv = secret_swap(c, e, &rev, val)) != CLI_OK)
+		goto out;
+	printf("step 1: the new key is accepted; signing with it in %ld s\n", wait_s);
+	fflush(stdout);
+	struct timespec ts = {wait_s, 0};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	snprintf(val, sizeof(val), "%s %s", newhex, oldhex);
+	if ((rv = secret_swap(c, e, &rev, val)) != CLI_OK)
+		goto out;
+	printf("ok: rotated the cluster secret (revision %lld)\n", (long long)rev);
+out:
+	explicit_bzero(cur, sizeof(cur));
+	explicit_bzero(prev, sizeof(prev));
+	explicit_bzero(oldhex, sizeof(oldhex));
+	explicit_bzero(newhex, sizeof(newhex));
+	explicit_bzero(val, sizeof(val));
+	return rv;
+}
+
 static int run_ns_create(cli *c, gust_etcd *e, const admin_argv *v)
 {
 	return ns_create(c, e, v->pos[0]);
@@ -693,6 +837,9 @@ static const struct admin_cmd {
     {"key", "create", 1, key_opts, true, "key create NS [--uuid U] [--key K]", key_create},
     {"key", "list", 1, NULL, true, "key list NS", run_key_list},
     {"key", "revoke", 1, NULL, false, "key revoke UUID", run_key_revoke},
+    {"secret", "init", 0, NULL, false, "secret init", secret_init},
+    {"secret", "show", 0, NULL, false, "secret show", secret_show},
+    {"secret", "rotate", 0, wait_opts, false, "secret rotate [--wait S]", secret_rotate},
 };
 
 int cli_cmd_admin(cli *c, cli_args *a)
@@ -708,7 +855,8 @@ int cli_cmd_admin(cli *c, cli_args *a)
 			verb = vals[0];
 	}
 	if (verb == NULL)
-		return cli_usage_error(c, "usage: gust admin <namespace|key> <command> [args]");
+		return cli_usage_error(c,
+		                       "usage: gust admin <namespace|key|secret> <command> [args]");
 
 	const struct admin_cmd *cmd = NULL;
 	for (size_t i = 0; i < sizeof(admin_cmds) / sizeof(admin_cmds[0]); i++)

@@ -407,6 +407,32 @@ try:
         check("each ran with its own params", sorted(results) == list(range(5)), results)
 
     @case
+    def shared_package_runs_for_its_callers():
+        """The legitimate crossing of namespaces: alice's published package,
+        called by carol through a binding, runs alice's code (the code check
+        lets a package action of another owner pass)."""
+        st, b, _ = c.api("PUT", "/api/v1/namespaces/_/packages/lib", {"publish": True},
+                         AUTH["alice"])
+        check("alice publishes package lib", st == 200, (st, b))
+        st, b, _ = c.api("PUT", "/api/v1/namespaces/_/actions/lib/f",
+                         {"exec": {"kind": "python:3", "code": SPY}}, AUTH["alice"])
+        check("alice puts lib/f", st == 200, (st, b))
+        rej = inv_rejected()
+        st, b, _ = c.api("PUT", "/api/v1/namespaces/_/packages/mylib",
+                         {"binding": {"namespace": "alice", "name": "lib"}}, AUTH["carol"])
+        check("carol binds alice's lib", st == 200, (st, b))
+        st, b, _ = c.api("POST", "/api/v1/namespaces/_/actions/mylib/f?blocking=true&result=true",
+                         {"by": "carol"}, AUTH["carol"])
+        check("carol runs lib/f through her binding",
+              st == 200 and b.get("got") == {"by": "carol"}, (st, b))
+        st, b, _ = c.api("POST", "/api/v1/namespaces/alice/actions/mine?blocking=true",
+                         {"by": "carol"}, AUTH["carol"])
+        check("carol cannot run alice's unshared action (the gateway refuses)",
+              st in (403, 404), (st, b))
+        check("no request was refused by the invoker meanwhile", inv_rejected() == rej,
+              (rej, inv_rejected()))
+
+    @case
     def rotation_keeps_accepting():
         """gust admin secret rotate: invokes before, during and after it run."""
         old = c.etcd_get("/gust/cluster/secret")

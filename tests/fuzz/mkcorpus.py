@@ -77,6 +77,8 @@ def proto():
                                            21: "1700000000000-0", 22: 2, 23: 4, 24: True}))
     put("proto", "request-nonblocking", request({7: False, 5: b"{}", 12: True, 10: "native"}))
     put("proto", "request-empty-id", request({1: ""}))
+    put("proto", "request-mac", request({26: bytes(range(32)), 25: '{"redis":{"list":"x"}}',
+                                         12: True, 24: True}))
     put("proto", "result", result({4: ["2026-01-01T00:00:00.000000Z stdout: hi"]}))
     put("proto", "result-error", result({2: 3, 3: b'{"error":"no invoker"}', 9: 503,
                                           10: "no invoker is available"}))

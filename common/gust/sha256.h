@@ -4,7 +4,9 @@
  * Written from the standard; checked against its test vectors in
  * tests/unit/test_sha256.c, and HMAC-SHA256 (RFC 2104) checked against
  * RFC 4231's. Not a general crypto library: no streaming beyond
- * init/update/final.
+ * init/update/final. On x86 CPUs with the SHA extensions the compression
+ * uses them (chosen at run time; GUST_SHA256_NO_NI=1 in the environment
+ * forces the portable code, which tests/unit runs too).
  */
 #ifndef GUST_SHA256_H
 #define GUST_SHA256_H

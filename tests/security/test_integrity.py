@@ -244,7 +244,7 @@ try:
     def secret_made_at_start():
         v = c.etcd_get("/gust/cluster/secret")
         check("a cluster secret exists in etcd (64 hex digits)",
-              v is not None and len(v.split()[0]) == 64, v and len(v))
+              v is not None and len(v.split()[0]) == 64, v is not None and len(v))
         out = os.popen("%s admin secret init --etcd %s" % (c.bin("gust"), c.etcd_url)).read()
         check("gust admin secret init keeps the existing secret",
               c.etcd_get("/gust/cluster/secret") == v, out)
@@ -441,7 +441,12 @@ try:
         new = c.etcd_get("/gust/cluster/secret")
         check("rotate succeeded", rc == 0, rc)
         check("the new value holds a new current key and the old one as previous",
-              new.split()[1] == old.split()[0] and new.split()[0] != old.split()[0], new)
+              new.split()[1] == old.split()[0] and new.split()[0] != old.split()[0],
+              len(new))
+        show = os.popen("%s admin secret show --etcd %s" % (c.bin("gust"), c.etcd_url)).read()
+        fp = hashlib.sha256(bytes.fromhex(new.split()[0])).hexdigest()[:16]
+        check("gust admin secret show prints fingerprints, not keys",
+              ("current " + fp) in show and new.split()[0] not in show, show)
         st, body, _ = invoke("bob", "vault", {"after": "rotation"}, True)
         check("a blocking invoke after the rotation runs", st == 200, (st, body))
         st, body, _ = invoke("bob", "vault", {"after": "rotation"}, False)

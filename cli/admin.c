@@ -7,11 +7,11 @@
  *   /gust/namespaces/<ns>   {"name": ns, "created": <ms since the epoch>}
  *                           [+ "limits": {"concurrentInvocations", "invocationsPerMinute",
  *                              "firesPerMinute"}]  (absent: OpenWhisk's 30, 60, 60)
+ *   /gust/cluster/secret    "<current hex> [<previous hex>]": the key of the
+ *                           MACs on internal data (gust/integrity.h)
  *   /gust/keys/<uuid>       {"uuid": u, "namespace": ns, "salt": s, "hash": hex(SHA-256(s || key))}
  *                           (the secret itself is never stored; it is printed once)
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
- *   /gust/cluster/secret    "<current hex> [<previous hex>]": the key of the
- *                           MACs on internal data (gust/integrity.h)
  */
 #include <errno.h>
 #include <string.h>
@@ -35,7 +35,8 @@
 static const char *const ns_owned_prefixes[] = {"/gust/actions/", "/gust/code/", "/gust/packages/",
                                                 "/gust/triggers/", "/gust/rules/"};
 
-enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES, O_WAIT };
+enum { O_UUID = 1, O_KEY, O_CONCURRENT, O_PER_MINUTE, O_FIRES };
+enum { O_WAIT = 100 }; /* gust admin secret rotate --wait */
 
 void cli_help_admin(FILE *out)
 {
@@ -180,10 +181,10 @@ static int admin_open(const cli *c, gust_etcd **ep)
 typedef struct admin_argv {
 	const char *pos[2];
 	int npos;
+	const char *wait; /* --wait */
 	const char *uuid;
 	const char *key;
 	const char *limit[3]; /* --concurrent, --per-minute, --fires-per-minute */
-	const char *wait;     /* --wait */
 } admin_argv;
 
 static const cli_opt wait_opts[] = {{"wait", 0, 1, O_WAIT}, {NULL, 0, 0, 0}};

@@ -120,10 +120,10 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 {
 	const uint8_t *p = buf, *e = p + len;
 	memset(h, 0, sizeof(*h));
+	h->subject = h->kind = h->main = h->binding = h->params = h->mac = (gust_msg_str){"", 0};
 	/* absent strings are "", never NULL: callers print them with %.*s */
 	h->activation_id = h->namespace_ = h->action = h->version = h->user = h->journal_id =
-	    h->subject = h->code_key = h->kind = h->main = h->binding = h->params = h->mac =
-	        (gust_msg_str){"", 0};
+	    h->code_key = (gust_msg_str){"", 0};
 	while (p < e) {
 		uint64_t v = 0;
 		uint32_t field;
@@ -176,6 +176,9 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 		case 4:
 			h->version = str;
 			break;
+		case 16:
+			h->code_key = str;
+			break;
 		case 19:
 			h->user = str;
 			break;
@@ -190,9 +193,6 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 			break;
 		case 11:
 			h->main = str;
-			break;
-		case 16:
-			h->code_key = str;
 			break;
 		case 17:
 			h->subject = str;

@@ -412,6 +412,19 @@ int gust_areq_code_check_str(const char *ns, const char *user, const char *actio
 	                            whylen);
 }
 
+char *gust_log_clean(char *dst, size_t cap, const char *p, size_t n)
+{
+	size_t o = 0;
+	if (cap == 0)
+		return dst;
+	for (size_t i = 0; i < n && p != NULL && o + 1 < cap; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		dst[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 /* ---- the MAC of a journal entry ------------------------------------------- */
 
 static void journal_mac(const gust_hmac_key *k, const char *aid, size_t aidn, const void *r,

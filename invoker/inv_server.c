@@ -86,9 +86,15 @@ static void job_cb(void *arg)
 		                               j->req->code_key, why, sizeof(why));
 	if (bad != 0) {
 		gust_counter_add(j->v->m_rejected, 1);
+		const Gust__ActivationRequest *q = j->req;
+		char id[80], ns[120], act[220], user[120], clean[256];
 		gust_log_error(
-		    "INV-REQ-REJECTED", "refusing activation %.64s of %.100s/%.200s for %.100s: %s",
-		    j->req->activation_id, j->req->namespace_, j->req->action, j->req->user, why);
+		    "INV-REQ-REJECTED", "refusing activation %s of %s/%s for %s: %s",
+		    gust_log_clean(id, sizeof(id), q->activation_id, strlen(q->activation_id)),
+		    gust_log_clean(ns, sizeof(ns), q->namespace_, strlen(q->namespace_)),
+		    gust_log_clean(act, sizeof(act), q->action, strlen(q->action)),
+		    gust_log_clean(user, sizeof(user), q->user, strlen(q->user)),
+		    gust_log_clean(clean, sizeof(clean), why, strlen(why)));
 		nng_msg *e;
 		if (gust_msg_error_result(j->req->activation_id, GUST_EPERM, why, &e) != 0) {
 			gust__activation_request__free_unpacked(j->req, NULL);

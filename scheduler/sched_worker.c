@@ -113,10 +113,12 @@ static void worker_request(sched_worker *w, nng_msg *msg)
 	 * it likes. The invoker checks again (its socket is reachable too). */
 	if ((rv = gust_areq_verify_head(&h)) != 0) {
 		gust_counter_add(s->m_req_rejected, 1);
-		gust_log_error("SCHED-REQ-FORGED",
-		               "refusing activation %s of %.*s/%.*s for %.*s: %s", w->id,
-		               (int)h.namespace_.n, h.namespace_.p, (int)h.action.n, h.action.p,
-		               (int)h.user.n, h.user.p,
+		char id[80], ns_[120], act[220], user[120];
+		gust_log_error("SCHED-REQ-FORGED", "refusing activation %s of %s/%s for %s: %s",
+		               gust_log_clean(id, sizeof(id), w->id, strlen(w->id)),
+		               gust_log_clean(ns_, sizeof(ns_), h.namespace_.p, h.namespace_.n),
+		               gust_log_clean(act, sizeof(act), h.action.p, h.action.n),
+		               gust_log_clean(user, sizeof(user), h.user.p, h.user.n),
 		               rv == GUST_EAUTH ? "its integrity check (MAC) failed"
 		                                : "no cluster secret is loaded");
 		nng_msg_free(msg);
@@ -127,7 +129,10 @@ static void worker_request(sched_worker *w, nng_msg *msg)
 	if (gust_areq_code_check(h.namespace_, h.user, h.action, h.code_key, why, sizeof(why)) !=
 	    0) {
 		gust_counter_add(s->m_req_rejected, 1);
-		gust_log_error("SCHED-REQ-FOREIGN-CODE", "refusing activation %s: %s", w->id, why);
+		char id[80], clean[256];
+		gust_log_error("SCHED-REQ-FOREIGN-CODE", "refusing activation %s: %s",
+		               gust_log_clean(id, sizeof(id), w->id, strlen(w->id)),
+		               gust_log_clean(clean, sizeof(clean), why, strlen(why)));
 		nng_msg_free(msg);
 		worker_refuse(w, GUST_EPERM, "%s", why);
 		return;

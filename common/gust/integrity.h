@@ -72,6 +72,11 @@ int gust_areq_code_check(gust_msg_str ns, gust_msg_str user, gust_msg_str action
 int gust_areq_code_check_str(const char *ns, const char *user, const char *action,
                              const char *code_key, char *why, size_t whylen);
 
+/* Bytes of a request that failed a check, made fit for a log line: printable
+ * ASCII kept, anything else '?', cut to cap - 1 (its author is hostile and
+ * may have put newlines in to forge log lines). Returns dst. */
+char *gust_log_clean(char *dst, size_t cap, const char *p, size_t n);
+
 /* A journal entry's MAC over its activation id and request bytes, as hex
  * (out: GUST_MAC_HEX_LEN + 1 bytes). GUST_EUNAVAIL without a secret. */
 int gust_journal_mac_hex(const char *aid, size_t aidn, const void *r, size_t rn, char *out);

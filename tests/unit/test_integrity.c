@@ -192,6 +192,15 @@ static void test_journal_mac(void **state)
 	assert_int_equal(gust_journal_mac_hex("id1", 3, r, sizeof(r), h), GUST_EUNAVAIL);
 }
 
+static void test_log_clean(void **state)
+{
+	char out[8];
+	assert_string_equal(gust_log_clean(out, sizeof(out), "a\nb\x1b\xff", 5), "a?b??");
+	assert_string_equal(gust_log_clean(out, sizeof(out), "0123456789", 10), "0123456");
+	assert_string_equal(gust_log_clean(out, sizeof(out), "x\0y", 3), "x?y");
+	assert_string_equal(gust_log_clean(out, sizeof(out), NULL, 3), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +208,7 @@ int main(void)
 	    cmocka_unit_test(test_code_check),
 	    cmocka_unit_test(test_request_mac),
 	    cmocka_unit_test(test_journal_mac),
+	    cmocka_unit_test(test_log_clean),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,7 +165,8 @@ static bool journal_pipeline(sched_journal *j, jop *batch)
 			if (op->type != J_APPEND)
 				continue;
 			/* Here, on the journal's thread, not the worker's: one
-			 * SHA-256 pass over the request (~3 ms a megabyte). */
+			 * SHA-256 pass over the request (~1 ms a megabyte with the
+			 * CPU's SHA extensions, ~5-10 without: docs/scheduler.md). */
 			if (gust_journal_mac_hex(op->a->id, strlen(op->a->id),
 			                         nng_msg_body(op->a->req), nng_msg_len(op->a->req),
 			                         op->mac) != 0) {
@@ -236,7 +237,7 @@ const char *sched_journal_check(const struct redisReply *f, const char **bytes, 
                                 gust_request_head *h)
 {
 	const redisReply *a = NULL, *r = NULL, *mac = NULL;
-	if (f == NULL || f->type != REDIS_REPLY_ARRAY)
+	if (f == NULL || f->type != REDIS_REPLY_ARRAY || f->elements % 2 != 0)
 		return "not a field list";
 	for (size_t k = 0; k + 1 < f->elements; k += 2) {
 		const redisReply *name = f->element[k], *val = f->element[k + 1];

@@ -11,6 +11,8 @@
  *                              gateway's ns_max_entities, ns_max_bytes)
  *                           [+ "limits": {"stateBytes", "stateValueBytes"}] (absent: the
  *                              invokers' state_quota_bytes, state_value_bytes)
+ *   /gust/cluster/secret    "<current hex> [<previous hex>]": the key of the
+ *                           MACs on internal data (gust/integrity.h)
  *   /gust/keys/<uuid>       {"uuid": u, "namespace": ns, "salt": s, "hash": hex(SHA-256(s || key))}
  *                           (the secret itself is never stored; it is printed once)
  *   /gust/actions/<ns>/...  and /gust/code/<ns>/...   the namespace's actions
@@ -27,6 +29,7 @@
 
 #include "cli.h"
 #include "gust/etcd.h"
+#include "gust/integrity.h"
 #include "gust/redis.h"
 #include "gust/scope.h"
 #include "gust/sha256.h"
@@ -55,10 +58,12 @@ enum {
 	O_STATE_VALUE
 };
 #define N_LIMITS 7
+enum { O_WAIT = 100 }; /* gust admin secret rotate --wait */
 
 void cli_help_admin(FILE *out)
 {
-	fputs("usage: gust admin <namespace|key|policy|grant> <command> [args]   (talks to etcd\n"
+	fputs("usage: gust admin <namespace|key|policy|grant|secret> <command> [args]   (talks to "
+	      "etcd\n"
 	      "directly)\n"
 	      "\n"
 	      "  namespace create NS     create a namespace\n"
@@ -86,6 +91,13 @@ void cli_help_admin(FILE *out)
 	      "  grant show NS           the targets granted to NS alone\n"
 	      "  grant add NS TARGET     grant one to NS\n"
 	      "  grant remove NS TARGET  take it back\n"
+	      "  secret init             create the cluster secret if there is none (the\n"
+	      "                          first daemon to start also does)\n"
+	      "  secret show             its revision and key fingerprints (never the keys)\n"
+	      "  secret rotate [--wait S]\n"
+	      "                          a new key in two steps: first accepted everywhere,\n"
+	      "                          S seconds later (default 5) used for signing; the\n"
+	      "                          old key stays accepted as the previous one\n"
 	      "\n"
 	      "--etcd ENDPOINTS (or GUST_ETCD; default http://127.0.0.1:2379) names etcd;\n"
 	      "several endpoints may be given, comma-separated. --json prints JSON lists.\n"
@@ -205,6 +217,7 @@ static int admin_open(const cli *c, gust_etcd **ep)
 typedef struct admin_argv {
 	const char *pos[2];
 	int npos;
+	const char *wait; /* --wait */
 	const char *uuid;
 	const char *key;
 	const char *limit[N_LIMITS]; /* --concurrent, --per-minute, --fires-per-minute,
@@ -212,6 +225,7 @@ typedef struct admin_argv {
 	                                --state-value-bytes */
 } admin_argv;
 
+static const cli_opt wait_opts[] = {{"wait", 0, 1, O_WAIT}, {NULL, 0, 0, 0}};
 static const cli_opt key_opts[] = {{"uuid", 0, 1, O_UUID}, {"key", 0, 1, O_KEY}, {NULL, 0, 0, 0}};
 static const cli_opt limit_opts[] = {
     {"concurrent", 0, 1, O_CONCURRENT},         {"per-minute", 0, 1, O_PER_MINUTE},
@@ -243,6 +257,9 @@ static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const
 			break;
 		case O_KEY:
 			v->key = vals[0];
+			break;
+		case O_WAIT:
+			v->wait = vals[0];
 			break;
 		default:
 			if (v->npos == want)
@@ -848,6 +865,134 @@ static int run_grant_remove(cli *c, gust_etcd *e, const admin_argv *v)
 	return targets_edit(c, e, key, v->pos[1], false);
 }
 
+/* ---- the cluster secret (gust/integrity.h, docs/operations.md) ---- */
+
+static void secret_fingerprint(const uint8_t k[GUST_SHA256_LEN], char out[17])
+{
+	uint8_t d[GUST_SHA256_LEN];
+	gust_sha256_digest(k, GUST_SHA256_LEN, d);
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static int secret_init(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	gust_error *err = NULL;
+	int rv = gust_secret_ensure(e, &err);
+	if (rv != 0)
+		return etcd_fail(c, "cannot create the cluster secret", rv, err);
+	printf("ok: the cluster secret is at %s\n", GUST_SECRET_KEY);
+	return CLI_OK;
+}
+
+static int secret_show(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	gust_kv kv = {0};
+	gust_error *err = NULL;
+	int rv = gust_etcd_get(e, GUST_SECRET_KEY, &kv, &err);
+	if (rv == GUST_ENOENT) {
+		gust_error_free(err);
+		cli_error("there is no cluster secret yet ('gust admin secret init' makes one)");
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot read the cluster secret", rv, err);
+	uint8_t cur[GUST_SHA256_LEN], prev[GUST_SHA256_LEN];
+	bool has_prev;
+	rv = gust_secret_parse(kv.value, kv.value_len, cur, prev, &has_prev);
+	long long mod = (long long)kv.mod_revision;
+	gust_kv_clear(&kv);
+	if (rv != 0) {
+		cli_error("the value at %s is malformed (want 64 hex digits, optionally a blank "
+		          "and 64 more)",
+		          GUST_SECRET_KEY);
+		return CLI_EFAIL;
+	}
+	char fc[17], fp[17] = "-";
+	secret_fingerprint(cur, fc);
+	if (has_prev)
+		secret_fingerprint(prev, fp);
+	printf("revision %lld current %s previous %s\n", mod, fc, fp);
+	explicit_bzero(cur, sizeof(cur));
+	explicit_bzero(prev, sizeof(prev));
+	return CLI_OK;
+}
+
+/* Puts value at the secret's key if it is still at revision *rev; *rev gets
+ * the new one. */
+static int secret_swap(cli *c, gust_etcd *e, int64_t *rev, const char *value)
+{
+	gust_error *err = NULL;
+	int rv = gust_etcd_cas(e, GUST_SECRET_KEY, *rev, value, strlen(value), 0, rev, &err);
+	if (rv == GUST_ECONFLICT) {
+		gust_error_free(err);
+		cli_error("the cluster secret changed meanwhile (another rotation?); try again");
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot store the cluster secret", rv, err);
+	return CLI_OK;
+}
+
+static int secret_rotate(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	long wait_s = 5;
+	if (v->wait != NULL) {
+		char *end;
+		errno = 0;
+		wait_s = strtol(v->wait, &end, 10);
+		if (*v->wait == '\0' || *end != '\0' || errno != 0 || wait_s < 0 || wait_s > 3600)
+			return cli_usage_error(c, "--wait must be 0 to 3600 seconds");
+	}
+	gust_kv kv = {0};
+	gust_error *err = NULL;
+	int rv = gust_etcd_get(e, GUST_SECRET_KEY, &kv, &err);
+	if (rv == GUST_ENOENT) {
+		gust_error_free(err);
+		cli_error("there is no cluster secret yet ('gust admin secret init' makes one)");
+		return CLI_EFAIL;
+	}
+	if (rv != 0)
+		return etcd_fail(c, "cannot read the cluster secret", rv, err);
+	uint8_t cur[GUST_SHA256_LEN], prev[GUST_SHA256_LEN];
+	bool has_prev;
+	int64_t rev = kv.mod_revision;
+	rv = gust_secret_parse(kv.value, kv.value_len, cur, prev, &has_prev);
+	gust_kv_clear(&kv);
+	if (rv != 0) {
+		cli_error("the value at %s is malformed; fix it by hand first", GUST_SECRET_KEY);
+		return CLI_EFAIL;
+	}
+	char oldhex[GUST_MAC_HEX_LEN + 1], newhex[GUST_MAC_HEX_LEN + 1];
+	char val[2 * GUST_MAC_HEX_LEN + 2];
+	for (int i = 0; i < GUST_SHA256_LEN; i++)
+		snprintf(oldhex + 2 * i, 3, "%02x", cur[i]);
+	gust_random_hex(newhex, GUST_SHA256_LEN);
+	/* Step 1: the new key in the previous slot, where every daemon accepts
+	 * it but none signs with it; step 2, once all have seen step 1: the new
+	 * key signs, the old one is still accepted. No daemon ever meets a MAC
+	 * made with a key it does not hold. */
+	snprintf(val, sizeof(val), "%s %s", oldhex, newhex);
+	if ((rv = secret_swap(c, e, &rev, val)) != CLI_OK)
+		goto out;
+	printf("step 1: the new key is accepted; signing with it in %ld s\n", wait_s);
+	fflush(stdout);
+	struct timespec ts = {wait_s, 0};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	snprintf(val, sizeof(val), "%s %s", newhex, oldhex);
+	if ((rv = secret_swap(c, e, &rev, val)) != CLI_OK)
+		goto out;
+	printf("ok: rotated the cluster secret (revision %lld)\n", (long long)rev);
+out:
+	explicit_bzero(cur, sizeof(cur));
+	explicit_bzero(prev, sizeof(prev));
+	explicit_bzero(oldhex, sizeof(oldhex));
+	explicit_bzero(newhex, sizeof(newhex));
+	explicit_bzero(val, sizeof(val));
+	return rv;
+}
+
 static int run_ns_create(cli *c, gust_etcd *e, const admin_argv *v)
 {
 	return ns_create(c, e, v->pos[0]);
@@ -898,6 +1043,9 @@ static const struct admin_cmd {
     {"grant", "show", 1, NULL, true, "grant show NS", run_grant_show},
     {"grant", "add", 2, NULL, true, "grant add NS TARGET", run_grant_add},
     {"grant", "remove", 2, NULL, true, "grant remove NS TARGET", run_grant_remove},
+    {"secret", "init", 0, NULL, false, "secret init", secret_init},
+    {"secret", "show", 0, NULL, false, "secret show", secret_show},
+    {"secret", "rotate", 0, wait_opts, false, "secret rotate [--wait S]", secret_rotate},
 };
 
 int cli_cmd_admin(cli *c, cli_args *a)
@@ -914,7 +1062,7 @@ int cli_cmd_admin(cli *c, cli_args *a)
 	}
 	if (verb == NULL)
 		return cli_usage_error(
-		    c, "usage: gust admin <namespace|key|policy|grant> <command> [args]");
+		    c, "usage: gust admin <namespace|key|policy|grant|secret> <command> [args]");
 
 	const struct admin_cmd *cmd = NULL;
 	for (size_t i = 0; i < sizeof(admin_cmds) / sizeof(admin_cmds[0]); i++)

@@ -109,7 +109,7 @@ static int request_wire_type(uint32_t field)
 {
 	const uint32_t len = PB_BIT(1) | PB_BIT(2) | PB_BIT(3) | PB_BIT(4) | PB_BIT(5) | PB_BIT(8) |
 	                     PB_BIT(9) | PB_BIT(10) | PB_BIT(11) | PB_BIT(16) | PB_BIT(17) |
-	                     PB_BIT(18) | PB_BIT(19) | PB_BIT(21) | PB_BIT(25);
+	                     PB_BIT(18) | PB_BIT(19) | PB_BIT(21) | PB_BIT(25) | PB_BIT(26);
 	const uint32_t var =
 	    PB_BIT(6) | PB_BIT(13) | PB_BIT(14) | PB_BIT(15) | PB_BIT(20) | PB_BIT(22) | PB_BIT(23);
 	if (field >= 32)
@@ -121,6 +121,7 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 {
 	const uint8_t *p = buf, *e = p + len;
 	memset(h, 0, sizeof(*h));
+	h->subject = h->kind = h->main = h->binding = h->params = h->mac = (gust_msg_str){"", 0};
 	/* absent strings are "", never NULL: callers print them with %.*s */
 	h->activation_id = h->namespace_ = h->action = h->version = h->user = h->journal_id =
 	    h->code_key = (gust_msg_str){"", 0};
@@ -133,7 +134,7 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 		int want = request_wire_type(field);
 		if (want >= 0 && wt != want)
 			return GUST_EPROTO;
-		gust_msg_str str = {"", 0};
+		gust_msg_str str = {"", 0}, bytes = {"", 0};
 		const uint8_t *raw = p; /* the field's bytes after its tag */
 		switch (wt) {
 		case 0:
@@ -151,6 +152,7 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 				return GUST_EPROTO;
 			/* up to a NUL, as the C string protobuf-c would make */
 			str = (gust_msg_str){(const char *)p, strnlen((const char *)p, n)};
+			bytes = (gust_msg_str){(const char *)p, n};
 			p += n;
 			break;
 		}
@@ -184,14 +186,44 @@ int gust_msg_request_head(const void *buf, size_t len, gust_request_head *h)
 		case 21:
 			h->journal_id = str;
 			break;
+		case 5:
+			h->params = bytes;
+			break;
+		case 10:
+			h->kind = str;
+			break;
+		case 11:
+			h->main = str;
+			break;
+		case 17:
+			h->subject = str;
+			break;
+		case 25:
+			h->binding = str;
+			break;
+		case 26:
+			h->mac = bytes;
+			break;
+		case 15:
+			h->log_limit = (int64_t)v;
+			break;
 		case 7:
+		case 12:
+		case 24: {
 			/* a bool as protobuf-c reads one: true when any of its
 			 * bytes (a length prefix included) has a low bit set */
-			h->blocking = false;
+			bool b = false;
 			for (const uint8_t *q = raw; q < p; q++)
 				if (*q & 0x7f)
-					h->blocking = true;
+					b = true;
+			if (field == 7)
+				h->blocking = b;
+			else if (field == 12)
+				h->binary = b;
+			else
+				h->egress = b;
 			break;
+		}
 		/* int32 as protobuf reads it: the low 32 bits */
 		case 13:
 			h->memory_mb = (int32_t)(uint32_t)v;

@@ -8,6 +8,8 @@
 
 #include "gust/fire.h"
 #include "gust/scope.h"
+#include "gust/integrity.h"
+#include "gust/log.h"
 #include "gust/util.h"
 
 static const char *fire_jstr(json_t *o, const char *k, const char *def)
@@ -142,6 +144,14 @@ Gust__ActivationRequest *gust_fire_request_take(const gust_fire_action *a, const
 		q->cause = gust_xstrdup(cause);
 	q->params.data = (uint8_t *)params;
 	q->params.len = len;
+	/* Here, where the action was resolved and the caller's right to run it
+	 * decided: the scheduler and the invoker run nothing without this MAC.
+	 * No secret loaded (a daemon that failed to read it would not have
+	 * started): the request goes unsigned, and is refused downstream. */
+	if (gust_areq_sign(q) != 0)
+		gust_log_error("FIRE-UNSIGNED",
+		               "no cluster secret loaded: activation %s cannot be signed",
+		               q->activation_id);
 	return q;
 }
 
@@ -157,6 +167,7 @@ void gust_fire_request_free(Gust__ActivationRequest *q)
 	free(q->kind);
 	free(q->main);
 	free(q->code_key);
+	free(q->mac.data);
 	free(q->subject);
 	free(q->api_host);
 	free(q->user);

@@ -7,6 +7,7 @@
 
 #include "gateway.h"
 #include "gust/daemon.h"
+#include "gust/integrity.h"
 #include "gust/log.h"
 #include "gust/msg.h"
 #include "gust/redis.h"
@@ -89,6 +90,9 @@ static int gw_build(gw *g, gust_error **err)
 		return gust_error_set(err, rv, "nng req socket: %s", gust_strerror(rv));
 	if ((rv = gust_etcd_open(&g->etcd, g->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");
+	/* Before anything that signs or verifies: see gust/integrity.h. */
+	if ((rv = gust_secret_start(g->etcd, err)) != 0)
+		return gust_error_wrap(err, "cluster secret (%s)", GUST_SECRET_KEY);
 	if ((rv = gust_redis_writer_start(g->cfg.redis, &g->records, err)) != 0)
 		return gust_error_wrap(err, "config key 'redis'");
 	if ((rv = gw_cache_start(g, err)) != 0)
@@ -118,6 +122,7 @@ static void gw_destroy(gw *g)
 	gw_cache_stop(g);
 	gust_map_filter(&g->dialers, drop_dialer, NULL);
 	gust_map_free(&g->dialers);
+	gust_secret_stop();
 	if (g->etcd)
 		gust_etcd_close(g->etcd);
 	if (g->redis)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gust/daemon.h"
+#include "gust/integrity.h"
 #include "gust/log.h"
 #include "invoker.h"
 
@@ -62,6 +63,41 @@ static void job_cb(void *arg)
 		                          "malformed activation request", &e) != 0) {
 			if (j->req)
 				gust__activation_request__free_unpacked(j->req, NULL);
+			j->req = NULL;
+			job_recv(j);
+			return;
+		}
+		inv_server_reply(j, e);
+		return;
+	}
+	/* Run only what a gateway or gust-trigger resolved (its MAC), and only
+	 * code of the namespace it runs as: whoever reaches this socket, or
+	 * Redis, could otherwise name any owner and any code key. Nothing is
+	 * recorded (a record would be written as the namespace the request
+	 * claims); the sender gets the error. */
+	char why[256];
+	int bad = gust_areq_verify(j->req);
+	if (bad != 0)
+		snprintf(why, sizeof(why), "%s",
+		         bad == GUST_EAUTH ? "its integrity check (MAC) failed"
+		                           : "no cluster secret is loaded");
+	else
+		bad = gust_areq_code_check_str(j->req->namespace_, j->req->user, j->req->action,
+		                               j->req->code_key, why, sizeof(why));
+	if (bad != 0) {
+		gust_counter_add(j->v->m_rejected, 1);
+		const Gust__ActivationRequest *q = j->req;
+		char id[80], ns[120], act[220], user[120], clean[256];
+		gust_log_error(
+		    "INV-REQ-REJECTED", "refusing activation %s of %s/%s for %s: %s",
+		    gust_log_clean(id, sizeof(id), q->activation_id, strlen(q->activation_id)),
+		    gust_log_clean(ns, sizeof(ns), q->namespace_, strlen(q->namespace_)),
+		    gust_log_clean(act, sizeof(act), q->action, strlen(q->action)),
+		    gust_log_clean(user, sizeof(user), q->user, strlen(q->user)),
+		    gust_log_clean(clean, sizeof(clean), why, strlen(why)));
+		nng_msg *e;
+		if (gust_msg_error_result(j->req->activation_id, GUST_EPERM, why, &e) != 0) {
+			gust__activation_request__free_unpacked(j->req, NULL);
 			j->req = NULL;
 			job_recv(j);
 			return;

@@ -178,6 +178,7 @@ struct inv {
 	gust_metric *m_frozen;
 	gust_metric *m_freezes;
 	gust_metric *m_thaw;
+	gust_metric *m_rejected; /* requests refused: MAC or code ownership */
 };
 
 /* inv_server.c */

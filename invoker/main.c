@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gust/daemon.h"
+#include "gust/integrity.h"
 #include "gust/log.h"
 #include "invoker.h"
 
@@ -285,8 +286,16 @@ static int inv_build(inv *v, gust_error **err)
 	v->m_sandboxes = gust_gauge_new("gust_invoker_sandboxes", "sandboxes alive", NULL);
 	v->m_queue =
 	    gust_gauge_new("gust_invoker_queue", "activations waiting for a sandbox", NULL);
+	v->m_rejected = gust_counter_new(
+	    "gust_invoker_requests_rejected_total",
+	    "activation requests refused unrun: integrity check (MAC) failed or code of "
+	    "another namespace",
+	    NULL);
 	if ((rv = gust_etcd_open(&v->etcd, v->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");
+	/* Before anything that signs or verifies: see gust/integrity.h. */
+	if ((rv = gust_secret_start(v->etcd, err)) != 0)
+		return gust_error_wrap(err, "cluster secret (%s)", GUST_SECRET_KEY);
 	if ((rv = gust_redis_writer_start(v->cfg.redis, &v->records, err)) != 0)
 		return gust_error_wrap(err, "config key 'redis'");
 	if ((rv = inv_state_start(v, err)) != 0)
@@ -344,6 +353,7 @@ static void inv_destroy(inv *v)
 	inv_cgroups_close(v->cgroups);
 	free(v->tag);
 	gust_redis_writer_stop(v->records, 2000);
+	gust_secret_stop();
 	if (v->etcd)
 		gust_etcd_close(v->etcd);
 	gust_cfg_free(inv_config_table, &v->cfg);

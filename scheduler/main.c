@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "gust/daemon.h"
+#include "gust/integrity.h"
 #include "gust/log.h"
 #include "scheduler.h"
 
@@ -169,6 +170,12 @@ static int sched_build(sched *s, gust_error **err)
 	                                  "activations appended to the journal", NULL);
 	s->m_replayed = gust_counter_new("gust_scheduler_replayed_total",
 	                                 "unfinished journal entries replayed", NULL);
+	s->m_req_rejected =
+	    gust_counter_new("gust_scheduler_requests_rejected_total",
+	                     "activation requests refused: integrity check (MAC) failed", NULL);
+	s->m_journal_rejected = gust_counter_new(
+	    "gust_scheduler_journal_rejected_total",
+	    "journal entries dropped, never run: missing, wrong or foreign MAC", NULL);
 	s->m_leader = gust_gauge_new("gust_scheduler_leader", "1 while this scheduler leads", NULL);
 	s->m_compactions = gust_counter_new("gust_scheduler_etcd_compactions_total",
 	                                    "etcd history compactions done by this leader", NULL);
@@ -178,6 +185,9 @@ static int sched_build(sched *s, gust_error **err)
 	sched_queue_init(s);
 	if ((rv = gust_etcd_open(&s->etcd, s->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");
+	/* Before anything that signs or verifies: see gust/integrity.h. */
+	if ((rv = gust_secret_start(s->etcd, err)) != 0)
+		return gust_error_wrap(err, "cluster secret (%s)", GUST_SECRET_KEY);
 	if ((rv = sched_journal_start(s, err)) != 0)
 		return rv;
 	if ((rv = sched_listen(s, err)) != 0)
@@ -221,6 +231,7 @@ static void sched_destroy(sched *s)
 	sched_journal_stop(s);
 	sched_queue_fini(s);
 	sched_ns_stop(s);
+	gust_secret_stop();
 	if (s->etcd)
 		gust_etcd_close(s->etcd);
 	free(s->address);

@@ -7,11 +7,19 @@
  * appends are batched (group commit) without anyone waiting for a timer.
  * A new leader, and every leader once a second, replays the entries that no
  * activation in flight here owns: those of a dead leader or of activations
- * that ran out of attempts. */
+ * that ran out of attempts.
+ *
+ * An entry is {a: activation id, r: the request's bytes, h: HMAC of both
+ * under the cluster secret (gust/integrity.h)}. Redis is shared with tenant
+ * paths (feeds, bindings, dead-letter streams), so a replay believes only
+ * entries whose h verifies, and whose request carries the MAC of the daemon
+ * that resolved it; any other entry is deleted unrun, with an ERROR and
+ * gust_scheduler_journal_rejected_total. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "gust/integrity.h"
 #include "gust/log.h"
 #include "gust/redis.h"
 #include "scheduler.h"
@@ -26,6 +34,7 @@ typedef struct jop {
 	sched_act *a;
 	sched_worker *w;
 	struct jop *next;
+	char mac[GUST_MAC_HEX_LEN + 1]; /* J_APPEND: the entry's h */
 } jop;
 
 struct sched_journal {
@@ -147,26 +156,42 @@ static bool journal_pipeline(sched_journal *j, jop *batch)
 		n += op->type == J_APPEND;
 	if (n > 0) {
 		int *argc = gust_xcalloc((size_t)n, sizeof(*argc));
-		const char *(*argv)[7] = gust_xcalloc((size_t)n, sizeof(*argv));
-		size_t(*lens)[7] = gust_xcalloc((size_t)n, sizeof(*lens));
+		const char *(*argv)[9] = gust_xcalloc((size_t)n, sizeof(*argv));
+		size_t(*lens)[9] = gust_xcalloc((size_t)n, sizeof(*lens));
 		const char *const **av = gust_xcalloc((size_t)n, sizeof(*av));
 		const size_t **al = gust_xcalloc((size_t)n, sizeof(*al));
 		int i = 0;
 		for (jop *op = batch; op; op = op->next) {
 			if (op->type != J_APPEND)
 				continue;
-			const char *v[7] = {"XADD",
-			                    JOURNAL_KEY,
-			                    "*",
-			                    "a",
-			                    op->a->id,
-			                    "r",
-			                    nng_msg_body(op->a->req)};
-			size_t l[7] = {4, strlen(JOURNAL_KEY),    1, 1, strlen(op->a->id),
-			               1, nng_msg_len(op->a->req)};
+			/* Here, on the journal's thread, not the worker's: one
+			 * SHA-256 pass over the request (~1 ms a megabyte with the
+			 * CPU's SHA extensions, ~5-10 without: docs/scheduler.md). */
+			if (gust_journal_mac_hex(op->a->id, strlen(op->a->id),
+			                         nng_msg_body(op->a->req), nng_msg_len(op->a->req),
+			                         op->mac) != 0) {
+				/* cannot happen once started (the secret is loaded before
+				 * the socket opens); a replay would drop the entry */
+				gust_log_error("SCHED-JOURNAL-UNSIGNED",
+				               "no cluster secret: journal entry of %s unsigned",
+				               op->a->id);
+				op->mac[0] = '\0';
+			}
+			const char *v[9] = {
+			    "XADD", JOURNAL_KEY, "*", "a", op->a->id, "r", nng_msg_body(op->a->req),
+			    "h",    op->mac};
+			size_t l[9] = {4,
+			               strlen(JOURNAL_KEY),
+			               1,
+			               1,
+			               strlen(op->a->id),
+			               1,
+			               nng_msg_len(op->a->req),
+			               1,
+			               strlen(op->mac)};
 			memcpy(argv[i], v, sizeof(v));
 			memcpy(lens[i], l, sizeof(l));
-			argc[i] = 7;
+			argc[i] = 9;
 			av[i] = argv[i];
 			al[i] = lens[i];
 			i++;
@@ -208,6 +233,56 @@ static bool journal_pipeline(sched_journal *j, jop *batch)
 	return true;
 }
 
+const char *sched_journal_check(const struct redisReply *f, const char **bytes, size_t *blen,
+                                gust_request_head *h)
+{
+	const redisReply *a = NULL, *r = NULL, *mac = NULL;
+	if (f == NULL || f->type != REDIS_REPLY_ARRAY || f->elements % 2 != 0)
+		return "not a field list";
+	for (size_t k = 0; k + 1 < f->elements; k += 2) {
+		const redisReply *name = f->element[k], *val = f->element[k + 1];
+		if (name == NULL || val == NULL || name->type != REDIS_REPLY_STRING ||
+		    val->type != REDIS_REPLY_STRING)
+			return "a field that is not a string";
+		/* a field given twice is refused: which one would be believed? */
+		const redisReply **slot = name->len == 1 && name->str[0] == 'a'   ? &a
+		                          : name->len == 1 && name->str[0] == 'r' ? &r
+		                          : name->len == 1 && name->str[0] == 'h' ? &mac
+		                                                                  : NULL;
+		if (slot == NULL)
+			return "a field other than a, r and h";
+		if (*slot != NULL)
+			return "a field given twice";
+		*slot = val;
+	}
+	if (a == NULL || r == NULL)
+		return "no activation id (a) or request (r)";
+	if (mac == NULL)
+		return "no MAC (h): not written by a scheduler";
+	if (gust_msg_request_head(r->str, r->len, h) != 0 || h->activation_id.n == 0)
+		return "the request (r) is not an ActivationRequest";
+	if (h->activation_id.n != a->len || memcmp(h->activation_id.p, a->str, a->len) != 0)
+		return "the request is of another activation than a";
+	int rv = gust_journal_verify(a->str, a->len, r->str, r->len, mac->str, mac->len);
+	if (rv != 0)
+		return rv == GUST_EAUTH ? "its MAC (h) does not verify: forged or foreign"
+		                        : "no cluster secret is loaded";
+	/* h proves a scheduler of this cluster wrote it; the request's own MAC
+	 * that a gateway or gust-trigger resolved it (a scheduler journals only
+	 * those, but a secret rotated twice since the entry was written would
+	 * fail here, not at the invoker on every attempt). */
+	rv = gust_areq_verify_head(h);
+	if (rv != 0)
+		return "the request's own MAC does not verify";
+	char why[256];
+	if (gust_areq_code_check(h->namespace_, h->user, h->action, h->code_key, why,
+	                         sizeof(why)) != 0)
+		return "its code does not belong to the namespace it would run as";
+	*bytes = r->str;
+	*blen = r->len;
+	return NULL;
+}
+
 /* Replays entries no activation in flight here owns. */
 static void journal_replay(sched_journal *j)
 {
@@ -246,20 +321,17 @@ static void journal_replay(sched_journal *j)
 				done = true; /* newer ones were just appended: not orphans */
 				break;
 			}
-			redisReply *f = e->element[1];
+			gust_request_head h;
 			const char *bytes = NULL;
 			size_t blen = 0;
-			for (size_t k = 0; k + 1 < f->elements; k += 2)
-				if (strcmp(f->element[k]->str, "r") == 0) {
-					bytes = f->element[k + 1]->str;
-					blen = f->element[k + 1]->len;
-				}
-			gust_request_head h;
-			if (bytes == NULL || gust_msg_request_head(bytes, blen, &h) != 0 ||
-			    h.activation_id.n == 0) {
-				gust_log_error("SCHED-JOURNAL-BAD",
-				               "dropping unreadable journal entry %s", eid);
-				freeReplyObject(redisCommand(j->c, "XDEL %s %s", JOURNAL_KEY, eid));
+			const char *why = sched_journal_check(e->element[1], &bytes, &blen, &h);
+			if (why != NULL) {
+				/* Deleted, not skipped: it would come back every second. */
+				gust_counter_add(s->m_journal_rejected, 1);
+				gust_log_error("SCHED-JOURNAL-REJECTED",
+				               "dropping journal entry %s unrun: %s", eid, why);
+				freeReplyObject(redisCommand(j->c, "XDEL %s %b", JOURNAL_KEY, eid,
+				                             strlen(eid)));
 				continue;
 			}
 			char id[64];

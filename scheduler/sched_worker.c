@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gust/integrity.h"
 #include "gust/log.h"
 #include "scheduler.h"
 
@@ -93,7 +94,8 @@ static bool have_invokers(sched *s)
 static void worker_request(sched_worker *w, nng_msg *msg)
 {
 	sched *s = w->s;
-	/* The head only: the params travel on as bytes, unread. */
+	int rv;
+	/* The head only: the params travel on as bytes, unread (but for the MAC). */
 	gust_request_head h;
 	if (gust_msg_request_head(nng_msg_body(msg), nng_msg_len(msg), &h) != 0 ||
 	    h.activation_id.n == 0 || h.activation_id.n >= sizeof(w->id) || h.namespace_.n == 0 ||
@@ -105,15 +107,44 @@ static void worker_request(sched_worker *w, nng_msg *msg)
 		return;
 	}
 	snprintf(w->id, sizeof(w->id), "%.*s", (int)h.activation_id.n, h.activation_id.p);
+	/* Only what a gateway or gust-trigger resolved and signed is journaled
+	 * and placed: a request put on this socket by anyone else (a tenant
+	 * who reached the network of the daemons) names whatever owner and code
+	 * it likes. The invoker checks again (its socket is reachable too). */
+	if ((rv = gust_areq_verify_head(&h)) != 0) {
+		gust_counter_add(s->m_req_rejected, 1);
+		char id[80], ns_[120], act[220], user[120];
+		gust_log_error("SCHED-REQ-FORGED", "refusing activation %s of %s/%s for %s: %s",
+		               gust_log_clean(id, sizeof(id), w->id, strlen(w->id)),
+		               gust_log_clean(ns_, sizeof(ns_), h.namespace_.p, h.namespace_.n),
+		               gust_log_clean(act, sizeof(act), h.action.p, h.action.n),
+		               gust_log_clean(user, sizeof(user), h.user.p, h.user.n),
+		               rv == GUST_EAUTH ? "its integrity check (MAC) failed"
+		                                : "no cluster secret is loaded");
+		nng_msg_free(msg);
+		worker_refuse(w, GUST_EPERM, "the activation request's integrity check failed");
+		return;
+	}
+	char why[256], ns[257];
+	if (gust_areq_code_check(h.namespace_, h.user, h.action, h.code_key, why, sizeof(why)) !=
+	    0) {
+		gust_counter_add(s->m_req_rejected, 1);
+		char id[80], clean[256];
+		gust_log_error("SCHED-REQ-FOREIGN-CODE", "refusing activation %s: %s",
+		               gust_log_clean(id, sizeof(id), w->id, strlen(w->id)),
+		               gust_log_clean(clean, sizeof(clean), why, strlen(why)));
+		nng_msg_free(msg);
+		worker_refuse(w, GUST_EPERM, "%s", why);
+		return;
+	}
 	if (h.blocking && !have_invokers(s)) {
 		nng_msg_free(msg);
 		worker_refuse(w, GUST_EUNAVAIL, "no invoker is available to run the activation");
 		return;
 	}
-	char why[256], ns[257];
 	const gust_msg_str *nsv = h.user.n ? &h.user : &h.namespace_;
 	snprintf(ns, sizeof(ns), "%.*s", (int)nsv->n, nsv->p);
-	int rv = sched_admit(s, ns, why, sizeof(why));
+	rv = sched_admit(s, ns, why, sizeof(why));
 	if (rv != 0) {
 		nng_msg_free(msg);
 		worker_refuse(w, rv, "%s", why);

@@ -166,6 +166,12 @@ void sched_journal_done(sched *s, sched_act *a);
 void sched_journal_forget(sched *s, uint64_t older_than_ms);
 /* Replays entries that no activation in flight here owns (after a leader change). */
 void sched_journal_recover(sched *s);
+/* Whether a journal entry's fields (an XRANGE entry's field list) may be
+ * replayed: NULL and *bytes, *blen, *h set to its request, or why not
+ * (gust/integrity.h: its MAC h, then the request's own). Never runs it. */
+struct redisReply;
+const char *sched_journal_check(const struct redisReply *fields, const char **bytes, size_t *blen,
+                                gust_request_head *h);
 
 /* sched_leader.c */
 int sched_leader_start(sched *s, gust_error **err);
@@ -221,6 +227,8 @@ struct sched {
 	gust_metric *m_malformed;
 	gust_metric *m_journaled;
 	gust_metric *m_replayed;
+	gust_metric *m_req_rejected;     /* requests whose MAC did not verify */
+	gust_metric *m_journal_rejected; /* journal entries dropped unreplayed */
 	gust_metric *m_leader;
 	gust_metric *m_latency;
 	gust_metric *m_compactions;

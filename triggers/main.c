@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "gust/daemon.h"
+#include "gust/integrity.h"
 #include "gust/log.h"
 #include "trigger.h"
 
@@ -131,6 +132,7 @@ static void trig_destroy(trig *t)
 		gust_etcd_lease_keeper_stop(t->lease, true);
 	trig_sched_close(t);
 	gust_redis_writer_stop(t->records, 2000);
+	gust_secret_stop();
 	if (t->etcd)
 		gust_etcd_close(t->etcd);
 	gust_cfg_free(trig_config_table, &t->cfg);
@@ -155,6 +157,9 @@ static int trig_build(trig *t, gust_error **err)
 	trig_metrics_init(t);
 	if ((rv = gust_etcd_open(&t->etcd, t->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "etcd");
+	/* Before anything that signs or verifies: see gust/integrity.h. */
+	if ((rv = gust_secret_start(t->etcd, err)) != 0)
+		return gust_error_wrap(err, "cluster secret (%s)", GUST_SECRET_KEY);
 	if (t->cfg.records && (rv = gust_redis_writer_start(t->cfg.redis, &t->records, err)) != 0)
 		return gust_error_wrap(err, "redis (activation records)");
 	if ((rv = trig_sched_open(t, err)) != 0)

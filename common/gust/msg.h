@@ -35,6 +35,12 @@ typedef struct gust_request_head {
 	gust_msg_str activation_id, namespace_, action, version, user, journal_id, code_key;
 	bool blocking;
 	int32_t memory_mb, timeout_ms, attempt, concurrency;
+	/* The rest of what the integrity check covers (gust/integrity.h):
+	 * params and mac are bytes (their full length, NULs and all), the
+	 * others strings as above. */
+	gust_msg_str subject, kind, main, binding, params, mac;
+	bool binary, egress;
+	int64_t log_limit;
 } gust_request_head;
 
 /* Reads h from the packed ActivationRequest buf[0..len): views into buf that

@@ -86,6 +86,12 @@ static void check_request_same(const Gust__ActivationRequest *a, const Gust__Act
 	FUZZ_CHECK(strcmp(a->user, b->user) == 0, "user");
 	FUZZ_CHECK(a->attempt == b->attempt && a->concurrency == b->concurrency, "attempt");
 	FUZZ_CHECK(a->egress == b->egress, "egress");
+	FUZZ_CHECK(a->binary == b->binary, "binary");
+	FUZZ_CHECK(strcmp(a->subject, b->subject) == 0 && strcmp(a->binding, b->binding) == 0,
+	           "subject/binding");
+	FUZZ_CHECK(a->mac.len == b->mac.len &&
+	               (a->mac.len == 0 || memcmp(a->mac.data, b->mac.data, a->mac.len) == 0),
+	           "mac");
 	if (same_journal)
 		FUZZ_CHECK(strcmp(a->journal_id, b->journal_id) == 0, "journal_id");
 }
@@ -128,6 +134,20 @@ sched:;
 	               SAME_STR(h.version, q->version) && SAME_STR(h.user, q->user) &&
 	               SAME_STR(h.journal_id, q->journal_id) && SAME_STR(h.code_key, q->code_key),
 	           "head strings differ from the unpacked request");
+	/* ... and those the MAC covers (gust/integrity.h): the scheduler and
+	 * the invoker must check the MAC over the same values */
+	FUZZ_CHECK(SAME_STR(h.subject, q->subject) && SAME_STR(h.code_key, q->code_key) &&
+	               SAME_STR(h.kind, q->kind) && SAME_STR(h.main, q->main) &&
+	               SAME_STR(h.binding, q->binding),
+	           "head strings (MAC) differ from the unpacked request");
+	FUZZ_CHECK(h.params.n == q->params.len &&
+	               (h.params.n == 0 || memcmp(h.params.p, q->params.data, h.params.n) == 0) &&
+	               h.mac.n == q->mac.len &&
+	               (h.mac.n == 0 || memcmp(h.mac.p, q->mac.data, h.mac.n) == 0),
+	           "head params/mac differ from the unpacked request");
+	FUZZ_CHECK(h.binary == (q->binary != 0) && h.egress == (q->egress != 0) &&
+	               h.log_limit == q->log_limit,
+	           "head binary/egress/log_limit differ from the unpacked request");
 	FUZZ_CHECK(h.blocking == q->blocking && h.memory_mb == q->memory_mb &&
 	               h.timeout_ms == q->timeout_ms && h.attempt == q->attempt &&
 	               h.concurrency == q->concurrency,

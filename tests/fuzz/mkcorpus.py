@@ -77,6 +77,8 @@ def proto():
                                            21: "1700000000000-0", 22: 2, 23: 4, 24: True}))
     put("proto", "request-nonblocking", request({7: False, 5: b"{}", 12: True, 10: "native"}))
     put("proto", "request-empty-id", request({1: ""}))
+    put("proto", "request-mac", request({26: bytes(range(32)), 25: '{"redis":{"list":"x"}}',
+                                         12: True, 24: True}))
     put("proto", "result", result({4: ["2026-01-01T00:00:00.000000Z stdout: hi"]}))
     put("proto", "result-error", result({2: 3, 3: b'{"error":"no invoker"}', 9: 503,
                                           10: "no invoker is available"}))
@@ -252,8 +254,37 @@ def feeds():
     put("feeds", "policy-bad", b"\x03\x00" + b'{"targets": "x"}' + b"\x00\x00[::1]:80\x00")
 
 
+def integrity():
+    """fuzz_integrity.c: byte 0 is the mode (0 journal entry as RESP, 1 request
+    to sign, 2 ns/user/action/code key, 3 secret value)."""
+    def bulk(b):
+        b = b.encode() if isinstance(b, str) else b
+        return b"$%d\r\n%s\r\n" % (len(b), b)
+
+    def entry(*fields):
+        return b"\x00*%d\r\n" % len(fields) + b"".join(bulk(f) for f in fields)
+    rq = request()
+    aid = "0123456789abcdef0123456789abcdef"
+    put("integrity", "entry", entry("a", aid, "r", rq, "h", "ab" * 32))
+    put("integrity", "entry-no-h", entry("a", aid, "r", rq))
+    put("integrity", "entry-twice", entry("a", aid, "r", rq, "r", rq, "h", "00" * 32))
+    put("integrity", "entry-odd", b"\x00*3\r\n$1\r\na\r\n:12\r\n*1\r\n$1\r\nh\r\n")
+    put("integrity", "request", b"\x01" + rq)
+    put("integrity", "request-mac", b"\x01" + request({26: b"\x01" * 32, 25: '{"redis":{}}'}))
+    put("integrity", "request-pkg", b"\x01" + request({2: "alice", 19: "bob", 3: "pkg/a",
+                                                      16: "/gust/code/alice/pkg/a:0.0.1"}))
+    put("integrity", "request-foreign", b"\x01" + request({16: "/gust/code/guestx/a:0.0.1"}))
+    put("integrity", "code-own", b"\x02alice\x00alice\x00mine\x00/gust/code/alice/mine:0.0.1")
+    put("integrity", "code-prefix", b"\x02ali\x00ali\x00mine\x00/gust/code/alice/mine:0.0.1")
+    put("integrity", "code-pkg", b"\x02alice\x00bob\x00p/a\x00/gust/code/alice/p/a:0.0.1")
+    put("integrity", "secret", b"\x03" + b"0f" * 32)
+    put("integrity", "secret-prev", b"\x03" + b"0f" * 32 + b" " + b"A1" * 32 + b"\n")
+    put("integrity", "secret-bad", b"\x03" + b"0f" * 31 + b"zz")
+
+
 if __name__ == "__main__":
     feeds()
+    integrity()
     resp()
     proto()
     params()

@@ -1,4 +1,5 @@
-/* test_sha256.c - common/sha256.c against the FIPS 180-4 / NIST example vectors. */
+/* test_sha256.c - common/sha256.c against the FIPS 180-4 / NIST example vectors,
+ * and its HMAC against RFC 4231's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,13 +89,66 @@ static void test_key_hash(void **state)
 	assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+/* RFC 4231 section 4: test cases 1-7 (case 5 compares the first 128 bits,
+ * as the RFC gives only those). */
+static void hmac_check(const void *key, size_t klen, const void *msg, size_t n, const char *want)
+{
+	uint8_t d[GUST_SHA256_LEN];
+	char h[65];
+	gust_hmac_sha256(key, klen, msg, n, d);
+	hex(d, h);
+	assert_memory_equal(h, want, strlen(want));
+	/* the same MAC from precomputed pads, message fed in two pieces */
+	gust_hmac_key k;
+	gust_sha256_ctx c;
+	uint8_t d2[GUST_SHA256_LEN];
+	gust_hmac_key_init(&k, key, klen);
+	gust_hmac_start(&k, &c);
+	gust_sha256_update(&c, msg, n / 2);
+	gust_sha256_update(&c, (const uint8_t *)msg + n / 2, n - n / 2);
+	gust_hmac_finish(&k, &c, d2);
+	assert_memory_equal(d, d2, GUST_SHA256_LEN);
+	assert_true(gust_ct_equal(d, d2, GUST_SHA256_LEN));
+	d2[31] ^= 1;
+	assert_false(gust_ct_equal(d, d2, GUST_SHA256_LEN));
+}
+
+static void test_hmac_rfc4231(void **state)
+{
+	uint8_t k[131], m[50];
+	memset(k, 0x0b, 20);
+	hmac_check(k, 20, "Hi There", 8,
+	           "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	hmac_check("Jefe", 4, "what do ya want for nothing?", 28,
+	           "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	memset(k, 0xaa, 20);
+	memset(m, 0xdd, 50);
+	hmac_check(k, 20, m, 50,
+	           "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+	for (int i = 0; i < 25; i++)
+		k[i] = (uint8_t)(i + 1);
+	memset(m, 0xcd, 50);
+	hmac_check(k, 25, m, 50,
+	           "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
+	memset(k, 0x0c, 20);
+	hmac_check(k, 20, "Test With Truncation", 20, "a3b6167473100ee06e0c796c2955552b");
+	memset(k, 0xaa, 131);
+	const char *t6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+	hmac_check(k, 131, t6, strlen(t6),
+	           "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	const char *t7 = "This is a test using a larger than block-size key and a larger than "
+	                 "block-size data. The key needs to be hashed before being used by the "
+	                 "HMAC algorithm.";
+	hmac_check(k, 131, t7, strlen(t7),
+	           "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_vectors),
-	    cmocka_unit_test(test_million_a_in_pieces),
-	    cmocka_unit_test(test_boundaries),
-	    cmocka_unit_test(test_key_hash),
+	    cmocka_unit_test(test_vectors),      cmocka_unit_test(test_million_a_in_pieces),
+	    cmocka_unit_test(test_boundaries),   cmocka_unit_test(test_key_hash),
+	    cmocka_unit_test(test_hmac_rfc4231),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

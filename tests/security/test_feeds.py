@@ -183,6 +183,11 @@ try:
             "namespace": "alice", "name": "old", "version": "0.0.1", "publish": False,
             "limits": {}, "parameters": kv({"stream": "gust:journal"}),
             "annotations": [{"key": "feed", "value": "redis-stream"}]}))
+        # The rule is checked against the gateway's cache, which follows etcd
+        # through a watch: wait until it has the record written behind it.
+        check("gateway cache has the old trigger",
+              wait_until(lambda: c.api("GET", "/api/v1/namespaces/_/triggers/old",
+                                       auth=ALICE)[0] == 200, 10))
         rule(ALICE, "oldrule", "old", "seen")
         check("old record refused by gust-trigger",
               wait_until(lambda: "TRIG-FEED-REFUSED" in trigger_log() and

@@ -97,6 +97,7 @@ struct inv_state_ns {
 	long long used;      /* at the last sample */
 	long long pending;   /* charged by requests forwarded since that sample */
 	bool over;           /* used >= quota at the last sample (for logs) */
+	bool sampled;        /* used holds a sample (else 0: not yet measured) */
 	uint64_t limits_ms;  /* when its limits were last read from etcd */
 	int eps;             /* its sockets in sandboxes here: sampled while > 0 */
 };
@@ -588,7 +589,22 @@ static int st_collect(void *arg, const char *key, void *value)
  * namespaces (SCAN visits the whole keyspace anyway; MATCH only filters),
  * and MEMORY USAGE (Redis's own estimate, nested values sampled) of the keys
  * of those namespaces only. */
-static int st_sample(redisContext *r, gust_map *idx, long long *used, gust_error **err)
+/* SCAN calls (COUNT 1000) a sample makes per second at most: a keyspace of
+ * activation records can hold tens of millions of keys, and one sample must
+ * not take Redis from the hot path (100 calls visit ~100k keys a second, about
+ * 1% of a Redis core here). A keyspace of N keys takes N / 100k seconds. */
+#define ST_SCAN_CALLS_PER_S 100
+
+static bool st_quota_stopping(inv_state *s)
+{
+	pthread_mutex_lock(&s->qlock);
+	bool stop = s->qstopping;
+	pthread_mutex_unlock(&s->qlock);
+	return stop;
+}
+
+static int st_sample(inv_state *s, redisContext *r, gust_map *idx, long long *used,
+                     gust_error **err)
 {
 	static const char pfx[] = "gust:state:";
 	const size_t plen = sizeof(pfx) - 1;
@@ -596,7 +612,17 @@ static int st_sample(redisContext *r, gust_map *idx, long long *used, gust_error
 	size_t cap = 0;
 	size_t *which = NULL;
 	int rv = 0;
+	bool first = true;
 	do {
+		if (!first) {
+			struct timespec pause = {0, 1000000000L / ST_SCAN_CALLS_PER_S};
+			nanosleep(&pause, NULL);
+			if (st_quota_stopping(s)) {
+				rv = gust_error_set(err, GUST_ECLOSED, "stopping");
+				break;
+			}
+		}
+		first = false;
 		redisReply *rep = redisCommand(r, "SCAN %s MATCH gust:state:* COUNT 1000", cursor);
 		if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
 		    rep->element[0]->type != REDIS_REPLY_STRING ||
@@ -686,9 +712,9 @@ static void st_quota_round(inv_state *s, redisContext **rp)
 	long long *charged = gust_xcalloc(names.n, sizeof(*charged));
 	gust_map idx = {0};
 	uint64_t now = gust_now_ms();
+	size_t nsample = 0;
 	for (size_t i = 0; i < names.n; i++) {
 		const char *ns = names.v[i];
-		gust_map_put(&idx, ns, (void *)(uintptr_t)(i + 1));
 		pthread_mutex_lock(&s->lock);
 		inv_state_ns *n = gust_map_get(&s->ns, ns);
 		bool refresh = now - n->limits_ms >= ST_LIMITS_REFRESH_MS;
@@ -713,10 +739,24 @@ static void st_quota_round(inv_state *s, redisContext **rp)
 		 * counted twice at worst. */
 		pthread_mutex_lock(&s->lock);
 		charged[i] = n->pending;
+		/* A sample SCANs the whole keyspace (activation records too), so
+		 * it is taken only where it can change a decision: a namespace
+		 * never measured here, or one whose estimate (last sample plus
+		 * charges) is within a quarter of its quota or over it — where
+		 * a sample finds what deletes, expiries and overwrites (charged
+		 * as new) gave back. Below that no sample is needed: writes are
+		 * let through either way. */
+		bool need = !n->sampled || n->used + n->pending >= n->quota - n->quota / 4;
 		pthread_mutex_unlock(&s->lock);
+		if (need) {
+			gust_map_put(&idx, ns, (void *)(uintptr_t)(i + 1));
+			nsample++;
+		}
 	}
 	int over = 0;
-	if (st_sample(*rp, &idx, used, &err) != 0) {
+	if (nsample == 0) {
+		/* nothing to measure this round */
+	} else if (st_sample(s, *rp, &idx, used, &err) != 0) {
 		/* Limits stay as sampled last, charges keep adding up: a Redis
 		 * that does not answer lets no namespace past its quota either. */
 		gust_log_warn("INV-STATE-QUOTA-REDIS", "sampling: %s", gust_error_msg(err));
@@ -726,9 +766,12 @@ static void st_quota_round(inv_state *s, redisContext **rp)
 	} else {
 		for (size_t i = 0; i < names.n; i++) {
 			const char *ns = names.v[i];
+			if (gust_map_get(&idx, ns) == NULL)
+				continue; /* not sampled this round */
 			pthread_mutex_lock(&s->lock);
 			inv_state_ns *n = gust_map_get(&s->ns, ns);
 			bool was = n->over;
+			n->sampled = true;
 			n->used = used[i];
 			n->pending = n->pending > charged[i] ? n->pending - charged[i] : 0;
 			n->over = used[i] >= n->quota;

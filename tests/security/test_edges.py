@@ -311,6 +311,72 @@ try:
             except subprocess.TimeoutExpired:
                 check("a %s token file stops the daemon" % what, False, "still running after 60 s")
 
+    @case
+    def quickstart_state_dir():
+        # quickstart on free ports in a state dir of its own, on this build;
+        # the dir is left 0755 with a 0644 file, as an older quickstart made it.
+        state = os.path.join(work, "qs")
+        os.makedirs(state)
+        os.chmod(state, 0o755)
+        with open(os.path.join(state, "old.log"), "w") as f:
+            f.write("from an older quickstart\n")
+        os.chmod(os.path.join(state, "old.log"), 0o644)
+        ports = {k: free_port() for k in ("GUST_PORT", "GUST_ETCD_PORT", "GUST_ETCD_PEER_PORT",
+                                          "GUST_REDIS_PORT", "GUST_SCHEDULER_METRICS_PORT",
+                                          "GUST_INVOKER_METRICS_PORT", "GUST_TRIGGER_METRICS_PORT")}
+        env = dict(os.environ, GUST_STATE_DIR=state, GUST_BUILD_DIR=os.path.dirname(os.path.dirname(
+            c.bin("gust-gateway"))), **{k: str(v) for k, v in ports.items()})
+        for k in ("GUST_ETCD", "GUST_REDIS", "GUST_APIHOST", "GUST_AUTH"):
+            env.pop(k, None)
+        qs = os.path.join(SOURCE, "deploy", "quickstart")
+        try:
+            p = subprocess.run([qs], env=env, capture_output=True, timeout=300)
+            out = p.stdout.decode(errors="replace")
+            check("quickstart starts and hello answers", p.returncode == 0 and "Hello, Gust!" in out,
+                  (p.returncode, out[-600:], p.stderr.decode(errors="replace")[-600:]))
+            bad = []
+            for root, dirs, files in os.walk(state):
+                rel = os.path.relpath(root, state)
+                if rel == "invoker" or rel.startswith("invoker" + os.sep):
+                    # sandbox roots: modes the sandbox's users need, under a 0700 dir
+                    dirs[:] = []
+                    continue
+                for n in dirs + files:
+                    path = os.path.join(root, n)
+                    st = os.lstat(path)
+                    if not os.path.islink(path) and st.st_mode & 0o077:
+                        bad.append("%o %s" % (st.st_mode & 0o777, os.path.relpath(path, state)))
+            check("the state dir is 0700", os.stat(state).st_mode & 0o777 == 0o700,
+                  oct(os.stat(state).st_mode))
+            check("the invoker's dir in it is 0700",
+                  os.stat(os.path.join(state, "invoker")).st_mode & 0o777 == 0o700)
+            check("no file or dir in it is open to group or others (old ones fixed)", not bad, bad[:20])
+            for n in ("pki/ca.key", "pki/ca.crt", "pki/gateway-https.key", "metrics.token",
+                      "guest.key", "logs/etcd.log", "logs/redis.log", "pids/gateway.pid"):
+                check("quickstart wrote %s" % n, os.path.exists(os.path.join(state, n)))
+            with open(os.path.join(state, "metrics.token")) as f:
+                tok = f.read().strip()
+            with open(os.path.join(state, "guest.key")) as f:
+                guest = f.read().strip()
+            check("it prints the guest key", guest in out)
+            check("it prints neither the metrics token nor a private key",
+                  tok not in out and "PRIVATE KEY" not in out and tok not in p.stderr.decode(errors="replace"))
+            m = "http://127.0.0.1:%d/metrics" % ports["GUST_SCHEDULER_METRICS_PORT"]
+            st, _, _ = metrics_get(m)
+            check("quickstart's scheduler /metrics wants the token", st == 401, st)
+            st, _, _ = metrics_get(m, tok)
+            check("and answers with it", st == 200, st)
+            st, _, _ = c.http("GET", "http://127.0.0.1:%d/metrics" % ports["GUST_PORT"])
+            check("quickstart's gateway /metrics wants the token", st == 401, st)
+        finally:
+            p = subprocess.run([qs, "stop"], env=env, capture_output=True, timeout=120)
+        check("quickstart stop stops it", p.returncode == 0 and b"stopped gateway" in p.stdout, p.stdout)
+        try:
+            socket.create_connection(("127.0.0.1", ports["GUST_PORT"]), 2).close()
+            check("nothing listens on quickstart's gateway port after stop", False)
+        except OSError:
+            check("nothing listens on quickstart's gateway port after stop", True)
+
 finally:
     c.__exit__(None, None, None)
     shutil.rmtree(work, ignore_errors=True)

@@ -30,6 +30,7 @@ typedef struct gw_action gw_action;
 typedef struct gw_key gw_key;
 typedef struct gw_doc gw_doc;
 typedef struct gw_conns gw_conns;
+typedef struct gw_tls gw_tls;
 
 typedef struct gw_config {
 	char *host;
@@ -49,6 +50,9 @@ typedef struct gw_config {
 	long long idle_timeout_s; /* MHD's inactivity timeout */
 	long long ns_max_entities; /* per namespace, unless its limits say otherwise */
 	long long ns_max_bytes;
+	char *tls_cert_file; /* both set: HTTPS (gw_tls.c) */
+	char *tls_key_file;
+	char *metrics_token_file;
 	char *log_level;
 	char *id;
 } gw_config;
@@ -142,7 +146,23 @@ struct gw {
 	gust_metric *m_errors;
 	gust_redis_writer *records; /* sequence and trigger activation records */
 	gw_conns *conns;            /* gw_http.c: connection deadlines */
+	gw_tls *tls;                /* gw_tls.c: NULL when serving plain HTTP */
+	char *metrics_token;        /* NULL: GET /metrics is open */
 };
+
+/* gw_tls.c: HTTPS on the API port. gw_tls_start loads tls_cert_file and
+ * tls_key_file before MHD starts; gw_tls_mhd_callback is the function MHD
+ * asks for the certificate at each handshake (MHD_OPTION_HTTPS_CERT_CALLBACK),
+ * so gw_tls_reload (SIGHUP) changes what new handshakes get while connections
+ * already up keep theirs. A bad reload is logged and the current pair kept. */
+static inline bool gw_tls_on(const gw *g)
+{
+	return g->cfg.tls_cert_file != NULL && g->cfg.tls_cert_file[0] != '\0';
+}
+int gw_tls_start(gw *g, gust_error **err);
+void *gw_tls_mhd_callback(void); /* a gnutls_certificate_retrieve_function2 * */
+void gw_tls_reload(gw *g);
+void gw_tls_stop(gw *g);
 
 /* gw_cache.c */
 int gw_cache_start(gw *g, gust_error **err);
@@ -184,7 +204,8 @@ struct gw_req {
 	gust_buf body;
 	size_t limit;
 	bool too_big;
-	size_t drained; /* body bytes read and dropped (GW_REQ_DRAIN) */
+	size_t drained;          /* body bytes read and dropped (GW_REQ_DRAIN) */
+	bool answer_after_drain; /* TLS: the refusal goes out once the body is dropped */
 	uint64_t start_us;
 	/* the response once known */
 	int status;

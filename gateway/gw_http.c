@@ -6,14 +6,18 @@
  * anyway, is dropped in DRAIN), BODY (upload chunks, capped as they arrive),
  * then either a synchronous answer or WAIT (the connection is suspended while
  * nng works) and READY (resumed: queue the answer). The gateway speaks plain
- * HTTP only (TLS ends at a proxy in front): http_refuse writes to the socket.
+ * HTTP, or HTTPS itself (gw_tls.c); in plain HTTP http_refuse writes a
+ * refusal straight to the socket, under TLS that would be bytes outside the
+ * session, so there the refusal waits for the dropped body and goes out
+ * through MHD.
  *
  * MHD's own timeout is an inactivity timeout: a client that sends one byte of
  * its head every few seconds would hold a connection forever. So each
  * connection also has an absolute deadline (gw_conns): its head must be
  * complete header_timeout_s after it may start, its body body_timeout_s after
  * the head; a reaper thread shuts down the socket of a connection past its
- * deadline, and MHD then closes it as a peer hang-up. */
+ * deadline, and MHD then closes it as a peer hang-up (under TLS too: GnuTLS
+ * then fails its read, and nothing is written outside the session). */
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -222,6 +226,16 @@ static void http_health(gw_req *r)
 
 static void http_metrics(gw_req *r)
 {
+	/* The API port may face the world: with a token configured, the
+	 * metrics (namespaces' load, the cluster's shape) are the operator's. */
+	if (!gust_admin_token_ok(r->g->metrics_token,
+	                         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                                     MHD_HTTP_HEADER_AUTHORIZATION))) {
+		gw_reply_error(
+		    r, 401, "EAUTH",
+		    "/metrics needs the bearer token of config key 'metrics_token_file'");
+		return;
+	}
 	r->status = 200;
 	r->ctype = "text/plain; version=0.0.4";
 	gust_buf_reset(&r->resp);
@@ -365,7 +379,12 @@ static bool http_head(gw_req *r)
  * once (MHD is only reading on this connection: no write of its own can
  * interleave) and the body is then read and thrown away, never kept: at most
  * max_code bytes (the largest valid request) and within body_timeout_s, after
- * which the connection is closed. */
+ * which the connection is closed.
+ *
+ * Under TLS the socket carries records, not HTTP: the answer cannot be
+ * written beside MHD's session. There the body is read and dropped first,
+ * within the same bounds, and the answer then queued through MHD (a client
+ * past max_code or body_timeout_s gets the connection closed, no answer). */
 static enum MHD_Result http_refuse(gw_req *r)
 {
 	gw *g = r->g;
@@ -380,6 +399,12 @@ static enum MHD_Result http_refuse(gw_req *r)
 		r->state = GW_REQ_READY;
 		conn_deadline(g, r->conn, 0);
 		return http_queue(r);
+	}
+	if (gw_tls_on(g)) {
+		r->state = GW_REQ_DRAIN;
+		r->answer_after_drain = true;
+		gust_buf_free(&r->body);
+		return MHD_YES;
 	}
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -428,7 +453,13 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *conn, cons
 	}
 	if (r->state == GW_REQ_DRAIN) {
 		/* Answered already: the body is counted and dropped, then the
-		 * connection closed (MHD_NO), since MHD has no answer to send. */
+		 * connection closed (MHD_NO), since MHD has no answer to send.
+		 * Under TLS the answer is still to send: through MHD, now. */
+		if (*upload_data_size == 0 && r->answer_after_drain) {
+			r->state = GW_REQ_READY;
+			conn_deadline(g, conn, 0);
+			return http_queue(r);
+		}
 		r->drained += *upload_data_size;
 		bool more = *upload_data_size != 0 && r->drained <= (size_t)g->cfg.max_code;
 		*upload_data_size = 0;
@@ -508,13 +539,24 @@ int gw_http_start(gw *g, gust_error **err)
 		                      strerror(rc));
 	cs->started = true;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
-	g->mhd = MHD_start_daemon(flags, (uint16_t)g->cfg.port, NULL, NULL, http_handler, g,
-	                          MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
-	                          (unsigned)g->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED,
-	                          http_completed, g, MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn,
-	                          g, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g->cfg.idle_timeout_s,
-	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
-	                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+	/* Without TLS the option list ends where the TLS options would start. */
+	enum MHD_OPTION tls_opt = MHD_OPTION_END;
+	if (gw_tls_on(g)) {
+		if ((rc = gw_tls_start(g, err)) != 0)
+			return rc;
+		flags |= MHD_USE_TLS;
+		tls_opt = MHD_OPTION_HTTPS_CERT_CALLBACK;
+	}
+	g->mhd = MHD_start_daemon(
+	    flags, (uint16_t)g->cfg.port, NULL, NULL, http_handler, g, MHD_OPTION_SOCK_ADDR, &sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED,
+	    http_completed, g, MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, g,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g->cfg.idle_timeout_s,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+	    (unsigned)1024, tls_opt, gw_tls_mhd_callback(),
+	    /* TLS 1.2 and 1.3 only, with GnuTLS's NORMAL choice of ciphers. */
+	    MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+	    MHD_OPTION_END);
 	if (g->mhd == NULL)
 		return gust_error_set(err, GUST_EIO,
 		                      "cannot listen on %s:%lld (config keys 'host', 'port')",

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gateway.h"
@@ -52,6 +53,15 @@ const gust_cfg_key gw_config_table[] = {
      "GUST_GATEWAY_NS_MAX_BYTES",
      "bytes of records and code a namespace may store in etcd (its limit maxEntityBytes "
      "overrides)"},
+    {"tls_cert_file", GUST_CFG_STR, K(tls_cert_file), "", 0, 4096, "GUST_GATEWAY_TLS_CERT_FILE",
+     "PEM certificate chain (leaf first) to serve HTTPS with; \"\": plain HTTP. Reread on "
+     "SIGHUP"},
+    {"tls_key_file", GUST_CFG_STR, K(tls_key_file), "", 0, 4096, "GUST_GATEWAY_TLS_KEY_FILE",
+     "PEM private key of tls_cert_file (unencrypted; keep it 0600). Reread on SIGHUP"},
+    {"metrics_token_file", GUST_CFG_STR, K(metrics_token_file), "", 0, 4096,
+     "GUST_GATEWAY_METRICS_TOKEN_FILE",
+     "file holding a bearer token GET /metrics requires (\"\": /metrics open; /health always "
+     "is)"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 0, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     {"id", GUST_CFG_STR, K(id), "gateway0", 1, 128, "GUST_GATEWAY_ID",
@@ -59,20 +69,31 @@ const gust_cfg_key gw_config_table[] = {
     GUST_CFG_END,
 };
 
-static volatile sig_atomic_t gw_stop;
+static volatile sig_atomic_t gw_stop, gw_reload;
 
 static void on_signal(int sig)
 {
-	gw_stop = 1;
+	if (sig == SIGHUP)
+		gw_reload = 1;
+	else
+		gw_stop = 1;
 }
 
 static int gw_build(gw *g, gust_error **err)
 {
 	int rv;
+	if ((g->cfg.tls_cert_file[0] == '\0') != (g->cfg.tls_key_file[0] == '\0'))
+		return gust_error_set(err, GUST_EINVAL,
+		                      "config keys 'tls_cert_file' and 'tls_key_file' go together: "
+		                      "set both (HTTPS) or neither (plain HTTP)");
 	if (g->cfg.api_host[0] == '\0') {
 		free(g->cfg.api_host);
-		g->cfg.api_host = gust_xasprintf("http://%s:%lld", g->cfg.host, g->cfg.port);
+		g->cfg.api_host = gust_xasprintf("%s://%s:%lld", gw_tls_on(g) ? "https" : "http",
+		                                 g->cfg.host, g->cfg.port);
 	}
+	if (g->cfg.metrics_token_file[0] != '\0' &&
+	    (rv = gust_admin_token_load(g->cfg.metrics_token_file, &g->metrics_token, err)) != 0)
+		return gust_error_wrap(err, "config key 'metrics_token_file'");
 	pthread_mutex_init(&g->dial_lock, NULL);
 	pthread_mutex_init(&g->redis_lock, NULL);
 	g->m_requests =
@@ -123,6 +144,10 @@ static void gw_destroy(gw *g)
 	gust_map_filter(&g->dialers, drop_dialer, NULL);
 	gust_map_free(&g->dialers);
 	gust_secret_stop();
+	gw_tls_stop(g);
+	if (g->metrics_token)
+		explicit_bzero(g->metrics_token, strlen(g->metrics_token));
+	free(g->metrics_token);
 	if (g->etcd)
 		gust_etcd_close(g->etcd);
 	if (g->redis)
@@ -139,16 +164,32 @@ int main(int argc, char **argv)
 	                          on_signal);
 	if (rv != 0)
 		return rv < 0 ? 0 : rv;
+	/* SIGHUP rereads the certificate and key; installed before anything
+	 * starts, so that an early one does not end the process (its default). */
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGHUP, &sa, NULL);
 	if ((rv = gw_build(&g, &err)) != 0) {
 		gust_log_error("GW-START", "%s", gust_error_msg(err));
 		gust_error_free(err);
 		gw_destroy(&g);
 		return 1;
 	}
-	gust_log_info("GW-READY", "serving http://%s:%lld (etcd %s)", g.cfg.host, g.cfg.port,
-	              g.cfg.etcd);
-	while (!gw_stop)
-		pause();
+	gust_log_info("GW-READY", "serving %s://%s:%lld (etcd %s)",
+	              gw_tls_on(&g) ? "https" : "http", g.cfg.host, g.cfg.port, g.cfg.etcd);
+	/* The signal may land on any thread: the flags are polled, not only
+	 * checked when pause returns. */
+	while (!gw_stop) {
+		if (gw_reload) {
+			gw_reload = 0;
+			if (gw_tls_on(&g))
+				gw_tls_reload(&g);
+			else
+				gust_log_info("GW-HUP",
+				              "SIGHUP: no TLS configured, nothing to reload");
+		}
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	gust_log_info("GW-STOP", "stopping");
 	gw_destroy(&g);
 	return 0;

@@ -54,6 +54,7 @@ typedef struct inv_config {
 	long long lease_ttl_s;
 	char *metrics_host;
 	long long metrics_port;
+	char *metrics_token_file;
 	char *log_level;
 	char *cgroup;
 	bool cgroup_favordynmods;

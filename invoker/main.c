@@ -49,6 +49,9 @@ const gust_cfg_key inv_config_table[] = {
      "address for /health and /metrics"},
     {"metrics_port", GUST_CFG_INT, K(metrics_port), "9321", 0, 65535, "GUST_INVOKER_METRICS_PORT",
      "port for /health and /metrics (0: off)"},
+    {"metrics_token_file", GUST_CFG_STR, K(metrics_token_file), "", 0, 4096,
+     "GUST_INVOKER_METRICS_TOKEN_FILE",
+     "file holding a bearer token /metrics requires (\"\": /metrics open; /health always is)"},
     {"cgroup", GUST_CFG_STR, K(cgroup), "auto", 1, 8, "GUST_INVOKER_CGROUP",
      "cgroup back-end for sandbox limits: auto, v1, v2 or none"},
     {"cgroup_favordynmods", GUST_CFG_BOOL, K(cgroup_favordynmods), "true", 0, 1,
@@ -311,8 +314,9 @@ static int inv_build(inv *v, gust_error **err)
 	if ((rv = inv_server_start(v, err)) != 0)
 		return rv;
 	if (v->cfg.metrics_port > 0 &&
-	    (rv = gust_admin_http_start(v->cfg.metrics_host, (int)v->cfg.metrics_port, inv_health,
-	                                v, &v->admin, err)) != 0)
+	    (rv = gust_admin_http_start(v->cfg.metrics_host, (int)v->cfg.metrics_port,
+	                                v->cfg.metrics_token_file, inv_health, v, &v->admin,
+	                                err)) != 0)
 		return gust_error_wrap(err, "config key 'metrics_port'");
 	if ((rv = inv_status_start(v, err)) != 0)
 		return rv;

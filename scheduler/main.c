@@ -30,6 +30,9 @@ const gust_cfg_key sched_config_table[] = {
      "GUST_SCHEDULER_METRICS_HOST", "address for /health and /metrics"},
     {"metrics_port", GUST_CFG_INT, K(metrics_port), "9320", 0, 65535, "GUST_SCHEDULER_METRICS_PORT",
      "port for /health and /metrics (0: off)"},
+    {"metrics_token_file", GUST_CFG_STR, K(metrics_token_file), "", 0, 4096,
+     "GUST_SCHEDULER_METRICS_TOKEN_FILE",
+     "file holding a bearer token /metrics requires (\"\": /metrics open; /health always is)"},
     {"lease_ttl_s", GUST_CFG_INT, K(lease_ttl_s), "2", 2, 300, "GUST_SCHEDULER_LEASE_TTL_S",
      "etcd lease time: a dead leader is replaced within about this long"},
     {"workers", GUST_CFG_INT, K(workers), "1024", 1, 65536, "GUST_SCHEDULER_WORKERS",
@@ -201,8 +204,9 @@ static int sched_build(sched *s, gust_error **err)
 	if ((rv = sched_workers_start(s, err)) != 0)
 		return rv;
 	if (s->cfg.metrics_port > 0 &&
-	    (rv = gust_admin_http_start(s->cfg.metrics_host, (int)s->cfg.metrics_port, sched_health,
-	                                s, &s->admin, err)) != 0)
+	    (rv = gust_admin_http_start(s->cfg.metrics_host, (int)s->cfg.metrics_port,
+	                                s->cfg.metrics_token_file, sched_health, s, &s->admin,
+	                                err)) != 0)
 		return gust_error_wrap(err, "config key 'metrics_port'");
 	if ((rv = gust_etcd_lease_keeper_start(s->etcd, s->cfg.lease_ttl_s, sched_on_renew, s,
 	                                       &s->lease, err)) != 0)

@@ -43,6 +43,7 @@ typedef struct sched_config {
 	char *id;
 	char *metrics_host;
 	long long metrics_port;
+	char *metrics_token_file;
 	long long lease_ttl_s;
 	long long workers;
 	long long max_action_sandboxes;

@@ -24,6 +24,9 @@ const gust_cfg_key trig_config_table[] = {
      "address for /health and /metrics"},
     {"metrics_port", GUST_CFG_INT, K(metrics_port), "9340", 0, 65535, "GUST_TRIGGER_METRICS_PORT",
      "port for /health and /metrics (0: off)"},
+    {"metrics_token_file", GUST_CFG_STR, K(metrics_token_file), "", 0, 4096,
+     "GUST_TRIGGER_METRICS_TOKEN_FILE",
+     "file holding a bearer token /metrics requires (\"\": /metrics open; /health always is)"},
     {"lease_ttl_s", GUST_CFG_INT, K(lease_ttl_s), "3", 2, 300, "GUST_TRIGGER_LEASE_TTL_S",
      "etcd lease time: the feeds of a dead instance move within about this long"},
     {"max_payload", GUST_CFG_INT, K(max_payload), "1048576", 4096, 33554432,
@@ -170,8 +173,9 @@ static int trig_build(trig *t, gust_error **err)
 	if ((rv = trig_store_start(t, err)) != 0)
 		return rv;
 	if (t->cfg.metrics_port > 0 &&
-	    (rv = gust_admin_http_start(t->cfg.metrics_host, (int)t->cfg.metrics_port, trig_health,
-	                                t, &t->admin, err)) != 0)
+	    (rv = gust_admin_http_start(t->cfg.metrics_host, (int)t->cfg.metrics_port,
+	                                t->cfg.metrics_token_file, trig_health, t, &t->admin,
+	                                err)) != 0)
 		return gust_error_wrap(err, "metrics");
 	return trig_owner_start(t, err);
 }

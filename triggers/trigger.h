@@ -51,6 +51,7 @@ typedef struct trig_config {
 	char *api_host;
 	char *metrics_host;
 	long long metrics_port;
+	char *metrics_token_file;
 	long long lease_ttl_s;
 	long long max_payload;
 	long long fires_in_flight;

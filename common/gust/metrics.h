@@ -35,8 +35,18 @@ typedef struct gust_admin_http gust_admin_http;
 /* health(arg, body) fills a JSON body and returns 0 when healthy (200) or an
  * error (503). health may be NULL (always healthy). */
 typedef int (*gust_health_fn)(void *arg, gust_buf *body);
-int gust_admin_http_start(const char *host, int port, gust_health_fn health, void *arg,
-			  gust_admin_http **hp, gust_error **err);
+/* token_file: NULL or "" leaves /metrics open; otherwise /metrics answers
+ * 401 unless the request carries "Authorization: Bearer <the file's token>".
+ * /health is always open (load balancers probe it without credentials). */
+int gust_admin_http_start(const char *host, int port, const char *token_file, gust_health_fn health,
+                          void *arg, gust_admin_http **hp, gust_error **err);
 void gust_admin_http_stop(gust_admin_http *h);
+/* Reads a bearer token from a file: one line of visible ASCII, at most 1 KiB,
+ * a trailing newline dropped (the token itself is never put in an error or a
+ * log). Warns when the file is readable by group or others. */
+int gust_admin_token_load(const char *path, char **tokenp, gust_error **err);
+/* Whether an Authorization header value carries token (constant time); true
+ * when token is NULL (no token required). */
+bool gust_admin_token_ok(const char *token, const char *authorization);
 
 #endif

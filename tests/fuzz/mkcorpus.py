@@ -282,7 +282,18 @@ def integrity():
     put("integrity", "secret-bad", b"\x03" + b"0f" * 31 + b"zz")
 
 
+def bearer():
+    tok = b"0123456789abcdef" * 4
+    put("bearer", "good", bytes([len(tok)]) + tok + b"Bearer " + tok)
+    put("bearer", "case", bytes([len(tok)]) + tok + b"bEARER   " + tok)
+    put("bearer", "wrong", bytes([len(tok)]) + tok + b"Bearer " + tok[:-1] + b"0")
+    put("bearer", "prefix", bytes([len(tok)]) + tok + b"Bearer " + tok[:10])
+    put("bearer", "basic", b"\x03xyzBasic eHl6Onh5eg==")
+    put("bearer", "empty", b"\x03xyzBearer ")
+
+
 if __name__ == "__main__":
+    bearer()
     feeds()
     integrity()
     resp()

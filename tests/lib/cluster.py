@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import sys
@@ -107,7 +108,8 @@ class Proc:
 class Cluster:
     def __init__(self, tag="test", invokers=1, memory_mb=2048, gateway_threads=2, log_level="info",
                  keep=False, base_dir=None, schedulers=1, invoker_args=(), scheduler_args=(),
-                 trigger_daemons=0, kafka_mock=False, kafka_topics=(), trigger_args=()):
+                 trigger_daemons=0, kafka_mock=False, kafka_topics=(), trigger_args=(),
+                 gateway_args=(), gateway_cafile=None):
         if os.geteuid() != 0:
             skip("the invoker needs root for namespaces")
         for prog in ("etcd", "redis-server"):
@@ -142,6 +144,12 @@ class Cluster:
         self.want_kafka = kafka_mock
         self.kafka_topics = list(kafka_topics)
         self.kafka_bootstrap = None
+        # extra gust-gateway flags; gateway_cafile: the gateway serves HTTPS
+        # (gateway_args name its --tls_cert_file/--tls_key_file) and clients
+        # verify it with this CA file
+        self.gateway_args = list(gateway_args)
+        self.ssl_ctx = ssl.create_default_context(cafile=gateway_cafile) \
+            if gateway_cafile else None
 
     # --- lifecycle ---------------------------------------------------------
     def __enter__(self):
@@ -235,7 +243,7 @@ class Cluster:
 
     def start_gateway(self):
         argv = [self.bin("gust-gateway"), "--port", str(self.gw_port),
-                "--threads", str(self.gateway_threads)]
+                "--threads", str(self.gateway_threads)] + self.gateway_args
         self.procs["gateway"] = Proc("gateway", argv, self.dir, self.common_env()).start()
 
     def start_kafka_mock(self, topics=()):
@@ -320,7 +328,7 @@ class Cluster:
                 if not p.alive():
                     raise RuntimeError("%s exited:\n%s" % (name, p.tail()))
             try:
-                st, _, _ = self.http("GET", "http://127.0.0.1:%d/health" % self.gw_port)
+                st, _, _ = self.http("GET", self.api_host + "/health", context=self.ssl_ctx)
                 lead = self.leader()
                 sb = self.sched_health(lead) if lead else {}
                 if st == 200 and lead and sb.get("invokers", 0) >= self.n_invokers:
@@ -442,10 +450,10 @@ class Cluster:
     # --- HTTP --------------------------------------------------------------
     @property
     def api_host(self):
-        return "http://127.0.0.1:%d" % self.gw_port
+        return "%s://127.0.0.1:%d" % ("https" if self.ssl_ctx else "http", self.gw_port)
 
     @staticmethod
-    def http(method, url, body=None, auth=None, headers=None, timeout=70):
+    def http(method, url, body=None, auth=None, headers=None, timeout=70, context=None):
         data = None
         hdrs = dict(headers or {})
         if body is not None:
@@ -455,7 +463,7 @@ class Cluster:
             hdrs["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
         req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
                 raw, status, rh = r.read(), r.status, dict(r.headers)
         except urllib.error.HTTPError as e:
             raw, status, rh = e.read(), e.code, dict(e.headers)
@@ -466,6 +474,7 @@ class Cluster:
         return status, parsed, rh
 
     def api(self, method, path, body=None, auth=None, **kw):
+        kw.setdefault("context", self.ssl_ctx)
         return self.http(method, self.api_host + path, body, auth, **kw)
 
 

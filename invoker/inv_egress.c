@@ -47,8 +47,14 @@ struct inv_egress {
 	pthread_cond_t cv;
 	pthread_t thread;
 	bool running, stop, dirty;
-	char **granted; /* sorted */
+	char **granted; /* sorted: what the pool checks (inv_egress_granted) */
 	size_t ngranted;
+	/* The same list as the table's @granted is made from: the new one goes
+	 * in here and into the table first, and only then into granted, so
+	 * that once a run is refused its namespace's sandboxes are already cut
+	 * off (and a new grant is in the table before a run can use it). */
+	char **tgranted;
+	size_t ntgranted;
 	gust_etcd_watch *w[W_N];
 	struct sockaddr_in dns; /* names are resolved here when has_dns */
 	bool has_dns;
@@ -267,21 +273,39 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static bool in_list(char **list, size_t n, const char *ns)
+{
+	return n > 0 && bsearch(&ns, list, n, sizeof(char *), cmp_str) != NULL;
+}
+
 bool inv_egress_granted(inv *v, const char *ns)
 {
 	inv_egress *g = v->egress;
 	if (g == NULL || ns == NULL)
 		return false;
 	pthread_mutex_lock(&g->lock);
-	bool on = g->ngranted > 0 &&
-	          bsearch(&ns, g->granted, g->ngranted, sizeof(char *), cmp_str) != NULL;
+	bool on = in_list(g->granted, g->ngranted, ns);
 	pthread_mutex_unlock(&g->lock);
 	return on;
 }
 
 bool inv_egress_net_granted(void *arg, const char *ns)
 {
-	return inv_egress_granted(arg, ns);
+	inv_egress *g = ((inv *)arg)->egress;
+	if (g == NULL || ns == NULL)
+		return false;
+	pthread_mutex_lock(&g->lock);
+	bool on = in_list(g->tgranted, g->ntgranted, ns);
+	pthread_mutex_unlock(&g->lock);
+	return on;
+}
+
+static char **dup_strs(char **s, size_t n)
+{
+	char **d = gust_xcalloc(n ? n : 1, sizeof(*d));
+	for (size_t i = 0; i < n; i++)
+		d[i] = gust_xstrdup(s[i]);
+	return d;
 }
 
 static void free_strs(char **s, size_t n)
@@ -381,16 +405,22 @@ static int egress_load(inv_egress *g, gust_error **err)
 	json_decref(policy);
 
 	pthread_mutex_lock(&g->lock);
+	char **told = g->tgranted;
+	size_t ntold = g->ntgranted;
+	g->tgranted = dup_strs(granted, ngranted);
+	g->ntgranted = ngranted;
+	pthread_mutex_unlock(&g->lock);
+	free_strs(told, ntold);
+	/* Also recomputes @granted from the new grants (tgranted). */
+	inv_net_set_policy(v->net, list_str(&n4), list_str(&n6), list_str(&d4), list_str(&d6),
+	                   list_str(&a4));
+	pthread_mutex_lock(&g->lock);
 	char **old = g->granted;
 	size_t nold = g->ngranted;
 	g->granted = granted;
 	g->ngranted = ngranted;
 	pthread_mutex_unlock(&g->lock);
 	free_strs(old, nold);
-
-	/* Also recomputes @granted from the new grants. */
-	inv_net_set_policy(v->net, list_str(&n4), list_str(&n6), list_str(&d4), list_str(&d6),
-	                   list_str(&a4));
 	gust_buf said = {0};
 	gust_buf_printf(&said,
 	                "%zu namespaces granted; allow {%s}; deny {%s}{%s}; %zu node addresses",
@@ -569,8 +599,9 @@ void inv_egress_stop(inv *v)
 	/* The table's @granted asks us: nothing is granted from now on. */
 	pthread_mutex_lock(&g->lock);
 	free_strs(g->granted, g->ngranted);
-	g->granted = NULL;
-	g->ngranted = 0;
+	free_strs(g->tgranted, g->ntgranted);
+	g->granted = g->tgranted = NULL;
+	g->ngranted = g->ntgranted = 0;
 	pthread_mutex_unlock(&g->lock);
 	v->egress = NULL;
 	free(g->said);

@@ -92,7 +92,8 @@ void cli_help_admin(FILE *out)
 	      "  policy allow TARGET     allow one (HOST[:PORT]: a name, IPv4, IPv4/len,\n"
 	      "                          [IPv6] or [IPv6/len]; no port: every port)\n"
 	      "  policy remove TARGET    stop allowing it\n"
-	      "  grant show NS           the targets granted to NS alone\n"
+	      "  grant show NS           the targets granted to NS alone, and whether it\n"
+	      "                          has egress\n"
 	      "  grant add NS TARGET     grant one to NS\n"
 	      "  grant remove NS TARGET  take it back\n"
 	      "  grant egress NS on|off  let NS's actions have egress (the annotation\n"
@@ -863,7 +864,15 @@ static int run_policy_remove(cli *c, gust_etcd *e, const admin_argv *v)
 static int run_grant_show(cli *c, gust_etcd *e, const admin_argv *v)
 {
 	cleanup_free char *key = gust_xasprintf("%s%s", GUST_GRANTS_PREFIX, v->pos[0]);
-	return targets_show(c, e, key);
+	int rv = targets_show(c, e, key);
+	if (rv != CLI_OK)
+		return rv;
+	bool on = false;
+	gust_error *err = NULL;
+	if ((rv = gust_egress_granted(e, v->pos[0], &on, &err)) != 0)
+		return etcd_fail(c, "cannot read the grants", rv, err);
+	printf("egress %s\n", on ? "on" : "off");
+	return CLI_OK;
 }
 
 static int run_grant_add(cli *c, gust_etcd *e, const admin_argv *v)

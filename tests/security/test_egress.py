@@ -288,6 +288,10 @@ try:
 
     admin("grant", "egress", "alice", "on")
     admin("grant", "egress", "carol", "on")
+    p = admin("grant", "show", "alice")
+    check("gust admin grant show says alice has egress", "egress on" in p.stdout, p.stdout)
+    p = admin("grant", "show", "bob")
+    check("and that bob has not", "egress off" in p.stdout, p.stdout)
     admin("policy", "egress", "deny", "denied.gust-test")
 
     def put(ns, name, egress=True):

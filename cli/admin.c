@@ -21,6 +21,9 @@
  *   /gust/policy/cluster    {"targets": [HOST[:PORT], ...]}  feed and binding targets
  *   /gust/grants/<ns>       {"targets": [...]}               outside the cluster
  *                           (gust/scope.h; other members are kept as they are)
+ *                           [+ "egress": true]  ns's actions may have egress
+ *   /gust/policy/cluster    [+ "egress": {"allow": [ENTRY...], "deny": [ENTRY...]}]
+ *                           where egress sandboxes may go (gust/egress.h)
  */
 #include <errno.h>
 #include <string.h>
@@ -28,6 +31,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "gust/egress.h"
 #include "gust/etcd.h"
 #include "gust/integrity.h"
 #include "gust/redis.h"
@@ -88,9 +92,18 @@ void cli_help_admin(FILE *out)
 	      "  policy allow TARGET     allow one (HOST[:PORT]: a name, IPv4, IPv4/len,\n"
 	      "                          [IPv6] or [IPv6/len]; no port: every port)\n"
 	      "  policy remove TARGET    stop allowing it\n"
-	      "  grant show NS           the targets granted to NS alone\n"
+	      "  grant show NS           the targets granted to NS alone, and whether it\n"
+	      "                          has egress\n"
 	      "  grant add NS TARGET     grant one to NS\n"
 	      "  grant remove NS TARGET  take it back\n"
+	      "  grant egress NS on|off  let NS's actions have egress (the annotation\n"
+	      "                          \"egress\": true) or take it back\n"
+	      "  policy egress show      where egress sandboxes may go besides the default\n"
+	      "  policy egress allow|deny|remove ENTRY\n"
+	      "                          ENTRY: an address, address/prefix or DNS name;\n"
+	      "                          private, CGNAT, loopback, link-local and the\n"
+	      "                          cluster's own addresses are denied unless allowed\n"
+	      "                          (never the nodes'); deny adds to them\n"
 	      "  secret init             create the cluster secret if there is none (the\n"
 	      "                          first daemon to start also does)\n"
 	      "  secret show             its revision and key fingerprints (never the keys)\n"
@@ -262,12 +275,13 @@ static int admin_parse(cli *c, cli_args *a, const cli_opt *opts, int want, const
 			v->wait = vals[0];
 			break;
 		default:
-			if (v->npos == want)
+			if (v->npos == (want < 0 ? -want : want))
 				return cli_usage_error(c, "unexpected argument '%s'", vals[0]);
 			v->pos[v->npos++] = vals[0];
 		}
 	}
-	if (v->npos != want)
+	/* want < 0: from 1 to -want of them */
+	if (want >= 0 ? v->npos != want : v->npos < 1)
 		return cli_usage_error(c, "usage: gust admin %s", usage);
 	return CLI_OK;
 }
@@ -850,7 +864,15 @@ static int run_policy_remove(cli *c, gust_etcd *e, const admin_argv *v)
 static int run_grant_show(cli *c, gust_etcd *e, const admin_argv *v)
 {
 	cleanup_free char *key = gust_xasprintf("%s%s", GUST_GRANTS_PREFIX, v->pos[0]);
-	return targets_show(c, e, key);
+	int rv = targets_show(c, e, key);
+	if (rv != CLI_OK)
+		return rv;
+	bool on = false;
+	gust_error *err = NULL;
+	if ((rv = gust_egress_granted(e, v->pos[0], &on, &err)) != 0)
+		return etcd_fail(c, "cannot read the grants", rv, err);
+	printf("egress %s\n", on ? "on" : "off");
+	return CLI_OK;
 }
 
 static int run_grant_add(cli *c, gust_etcd *e, const admin_argv *v)
@@ -863,6 +885,205 @@ static int run_grant_remove(cli *c, gust_etcd *e, const admin_argv *v)
 {
 	cleanup_free char *key = gust_xasprintf("%s%s", GUST_GRANTS_PREFIX, v->pos[0]);
 	return targets_edit(c, e, key, v->pos[1], false);
+}
+
+/* ---- egress: the grant and the cluster's policy (gust/egress.h) ----------- */
+
+typedef int (*doc_edit_fn)(json_t *doc, void *arg, const char **said);
+
+/* Reads the JSON object at key (none: {}), lets fn change it, and stores it
+ * with a compare-and-swap, keeping every member fn does not touch. fn returns
+ * 1 when it changed something, 0 when there was nothing to do; *said is what
+ * to print. */
+static int doc_edit(const cli *c, gust_etcd *e, const char *key, doc_edit_fn fn, void *arg)
+{
+	gust_error *err = NULL;
+	for (int tries = 0; tries < 5; tries++) {
+		gust_kv kv = {0};
+		int rv = gust_etcd_get(e, key, &kv, &err);
+		if (rv != 0 && rv != GUST_ENOENT)
+			return etcd_fail(c, "cannot read the policy", rv, err);
+		gust_error_free(err);
+		err = NULL;
+		json_t *doc = rv == 0 ? json_loadb(kv.value, kv.value_len, 0, NULL) : json_object();
+		int64_t mod = rv == 0 ? kv.mod_revision : 0;
+		gust_kv_clear(&kv);
+		if (!json_is_object(doc)) {
+			json_decref(doc);
+			cli_error("%s is not a JSON object; fix or delete it", key);
+			return CLI_EFAIL;
+		}
+		const char *said = "";
+		int changed = fn(doc, arg, &said);
+		if (changed <= 0) {
+			json_decref(doc);
+			if (changed < 0) {
+				cli_error("%s: %s", key, said);
+				return CLI_EFAIL;
+			}
+			printf("ok: %s %s\n", key, said);
+			return CLI_OK;
+		}
+		char *text = json_dumps(doc, JSON_COMPACT);
+		json_decref(doc);
+		rv = gust_etcd_cas(e, key, mod, text, strlen(text), 0, NULL, &err);
+		free(text);
+		if (rv == GUST_ECONFLICT) {
+			gust_error_free(err);
+			err = NULL;
+			continue;
+		}
+		if (rv != 0)
+			return etcd_fail(c, "cannot store the policy", rv, err);
+		printf("ok: %s %s\n", key, said);
+		return CLI_OK;
+	}
+	cli_error("%s kept changing; try again", key);
+	return CLI_EFAIL;
+}
+
+static int grant_egress_fn(json_t *doc, void *arg, const char **said)
+{
+	bool on = *(bool *)arg;
+	if (json_is_true(json_object_get(doc, "egress")) == on) {
+		*said = on ? "already grants egress" : "does not grant egress";
+		return 0;
+	}
+	if (on)
+		json_object_set_new(doc, "egress", json_true());
+	else
+		json_object_del(doc, "egress");
+	*said = on ? "grants egress" : "no longer grants egress";
+	return 1;
+}
+
+static int run_grant_egress(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	bool on;
+	if (strcmp(v->pos[1], "on") == 0)
+		on = true;
+	else if (strcmp(v->pos[1], "off") == 0)
+		on = false;
+	else
+		return cli_usage_error(c, "grant egress NS on|off: '%s' is neither on nor off",
+		                       v->pos[1]);
+	cleanup_free char *key = gust_xasprintf("%s%s", GUST_GRANTS_PREFIX, v->pos[0]);
+	return doc_edit(c, e, key, grant_egress_fn, &on);
+}
+
+typedef struct egress_edit {
+	const char *verb; /* allow, deny, remove */
+	const char *entry;
+} egress_edit;
+
+/* The "allow" or "deny" list of doc's "egress" object, made if missing (and
+ * a malformed one replaced: the operator's tool owns it). */
+static json_t *egress_list(json_t *doc, const char *which)
+{
+	json_t *eg = json_object_get(doc, "egress");
+	if (!json_is_object(eg)) {
+		eg = json_object();
+		json_object_set_new(doc, "egress", eg);
+	}
+	json_t *list = json_object_get(eg, which);
+	if (!json_is_array(list)) {
+		list = json_array();
+		json_object_set_new(eg, which, list);
+	}
+	return list;
+}
+
+/* Removes entry from list; true when it was there. */
+static bool list_remove(json_t *list, const char *entry)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(list, i, t)
+	{
+		if (json_is_string(t) && strcmp(json_string_value(t), entry) == 0) {
+			json_array_remove(list, i);
+			return true;
+		}
+	}
+	return false;
+}
+
+static int policy_egress_fn(json_t *doc, void *arg, const char **said)
+{
+	const egress_edit *ed = arg;
+	json_t *allow = egress_list(doc, "allow"), *deny = egress_list(doc, "deny");
+	/* One entry is on one list: moving it from allow to deny says so. */
+	bool was_allow = list_remove(allow, ed->entry), was_deny = list_remove(deny, ed->entry);
+	if (strcmp(ed->verb, "remove") == 0) {
+		*said = was_allow || was_deny ? "no longer lists it" : "does not list it";
+		return was_allow || was_deny;
+	}
+	bool allowing = strcmp(ed->verb, "allow") == 0;
+	json_array_append_new(allowing ? allow : deny, json_string(ed->entry));
+	if (allowing ? was_allow : was_deny) {
+		*said = allowing ? "already allows it" : "already denies it";
+		return 0;
+	}
+	*said = allowing ? "allows it for egress" : "denies it for egress";
+	return 1;
+}
+
+static int policy_egress_show(cli *c, gust_etcd *e)
+{
+	gust_error *err = NULL;
+	gust_kv kv = {0};
+	int rv = gust_etcd_get(e, GUST_POLICY_CLUSTER_KEY, &kv, &err);
+	json_t *doc = NULL;
+	if (rv == 0) {
+		doc = json_loadb(kv.value, kv.value_len, 0, NULL);
+		gust_kv_clear(&kv);
+	} else if (rv == GUST_ENOENT) {
+		gust_error_free(err);
+	} else {
+		return etcd_fail(c, "cannot read the policy", rv, err);
+	}
+	static const char *const lists[] = {"allow", "deny"};
+	for (int l = 0; l < 2; l++) {
+		size_t i, n = 0;
+		json_t *t;
+		json_array_foreach(json_object_get(json_object_get(doc, "egress"), lists[l]), i, t)
+		{
+			if (json_is_string(t)) {
+				printf("%s %s\n", lists[l], json_string_value(t));
+				n++;
+			}
+		}
+		if (n == 0)
+			printf("%s (none)\n", lists[l]);
+	}
+	json_decref(doc);
+	return CLI_OK;
+}
+
+static int run_policy_egress(cli *c, gust_etcd *e, const admin_argv *v)
+{
+	const char *verb = v->pos[0];
+	if (strcmp(verb, "show") == 0) {
+		if (v->npos != 1)
+			return cli_usage_error(c, "usage: gust admin policy egress show");
+		return policy_egress_show(c, e);
+	}
+	if (strcmp(verb, "allow") != 0 && strcmp(verb, "deny") != 0 && strcmp(verb, "remove") != 0)
+		return cli_usage_error(c, "policy egress: '%s' is not show, allow, deny or remove",
+		                       verb);
+	if (v->npos != 2)
+		return cli_usage_error(c, "usage: gust admin policy egress %s ENTRY", verb);
+	int family;
+	char why[256];
+	if (gust_egress_entry_check(v->pos[1], &family, why, sizeof(why)) != 0)
+		return cli_usage_error(c, "policy egress %s: %s", verb, why);
+	if (family == 6 && strcmp(verb, "allow") == 0)
+		return cli_usage_error(c,
+		                       "policy egress allow: '%s': sandboxes have no IPv6 egress "
+		                       "(every IPv6 packet is dropped); deny is accepted",
+		                       v->pos[1]);
+	egress_edit ed = {verb, v->pos[1]};
+	return doc_edit(c, e, GUST_POLICY_CLUSTER_KEY, policy_egress_fn, &ed);
 }
 
 /* ---- the cluster secret (gust/integrity.h, docs/operations.md) ---- */
@@ -1043,6 +1264,9 @@ static const struct admin_cmd {
     {"grant", "show", 1, NULL, true, "grant show NS", run_grant_show},
     {"grant", "add", 2, NULL, true, "grant add NS TARGET", run_grant_add},
     {"grant", "remove", 2, NULL, true, "grant remove NS TARGET", run_grant_remove},
+    {"grant", "egress", 2, NULL, true, "grant egress NS on|off", run_grant_egress},
+    {"policy", "egress", -2, NULL, false, "policy egress show|allow|deny|remove [ENTRY]",
+     run_policy_egress},
     {"secret", "init", 0, NULL, false, "secret init", secret_init},
     {"secret", "show", 0, NULL, false, "secret show", secret_show},
     {"secret", "rotate", 0, wait_opts, false, "secret rotate [--wait S]", secret_rotate},

@@ -631,3 +631,30 @@ int gust_etcd_lease_revoke(gust_etcd *e, int64_t lease, gust_error **err)
 	json_decref(resp);
 	return 0;
 }
+
+int gust_etcd_member_urls(gust_etcd *e, char ***urls, size_t *n, gust_error **err)
+{
+	*urls = NULL;
+	*n = 0;
+	json_t *resp = NULL;
+	int rv = etcd_call(e, "/v3/cluster/member/list", "{}", &resp, "member list", err);
+	if (rv != 0)
+		return rv;
+	static const char *const kinds[] = {"clientURLs", "peerURLs"};
+	size_t i, j;
+	json_t *m, *u;
+	json_array_foreach(json_object_get(resp, "members"), i, m)
+	{
+		for (int k = 0; k < 2; k++) {
+			json_array_foreach(json_object_get(m, kinds[k]), j, u)
+			{
+				if (!json_is_string(u))
+					continue;
+				*urls = gust_xrealloc(*urls, (*n + 1) * sizeof(**urls));
+				(*urls)[(*n)++] = gust_xstrdup(json_string_value(u));
+			}
+		}
+	}
+	json_decref(resp);
+	return 0;
+}

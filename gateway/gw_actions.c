@@ -13,6 +13,7 @@
 
 #include "gateway.h"
 #include "gust/binding.h"
+#include "gust/egress.h"
 #include "gust/log.h"
 #include "gust/scope.h"
 #include <stdio.h>
@@ -232,6 +233,40 @@ static bool check_binding(gw_req *r, const char *ns, json_t *rec)
 	return true;
 }
 
+/* The "egress" annotation (the last one wins, as the invokers read it) is
+ * the operator's to give: refused with 403 unless /gust/grants/<ns> grants
+ * egress (gust/egress.h). False once answered (403, or 503 when etcd cannot
+ * say). */
+static bool check_egress(gw_req *r, const char *ns, json_t *rec)
+{
+	bool want = false;
+	size_t i;
+	json_t *ann;
+	json_array_foreach(json_object_get(rec, "annotations"), i, ann)
+	{
+		const char *k = json_string_value(json_object_get(ann, "key"));
+		if (k != NULL && strcmp(k, "egress") == 0)
+			want = json_is_true(json_object_get(ann, "value"));
+	}
+	if (!want)
+		return true;
+	bool granted = false;
+	gust_error *e = NULL;
+	if (gust_egress_granted(r->g->etcd, ns, &granted, &e) != 0) {
+		gw_reply_gust_error(r, GUST_EUNAVAIL, gust_error_msg(e));
+		gust_error_free(e);
+		return false;
+	}
+	if (!granted) {
+		gw_reply_error(r, 403, "EPERM",
+		               "annotation 'egress': egress is not granted to namespace '%s' (the "
+		               "operator grants it: gust admin grant egress %s on)",
+		               ns, ns);
+		return false;
+	}
+	return true;
+}
+
 static void action_put(gw_req *r, const char *ns, const char *name)
 {
 	gw *g = r->g;
@@ -358,7 +393,7 @@ exec_done:;
 	                              (json_int_t)conc));
 	if (!gw_entity_merge(r, body, rec))
 		goto out;
-	if (!check_binding(r, ns, rec))
+	if (!check_binding(r, ns, rec) || !check_egress(r, ns, rec))
 		goto out;
 	/* A new action has them all, empty, as OpenWhisk shows one. */
 	if (json_object_get(rec, "parameters") == NULL)

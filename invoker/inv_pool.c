@@ -339,8 +339,8 @@ static bool pool_cold(inv *v, pool_act *a, inv_run_result *rr)
 		rv = inv_sandbox_create(&sc, &slot->sb, &err);
 	}
 	if (rv == 0 && q->egress) {
-		if ((rv = inv_net_attach(v->net, inv_sandbox_pid(slot->sb), &slot->net_ip, &err)) ==
-		    0)
+		if ((rv = inv_net_attach(v->net, q->namespace_, inv_sandbox_pid(slot->sb),
+		                         &slot->net_ip, &err)) == 0)
 			slot->net = v->net;
 	}
 	/* The state cache: a socket in the sandbox, for the namespace the
@@ -419,7 +419,26 @@ static void pool_run(inv *v, inv_job *job, inv_slot *slot, bool cold)
 	inv_run_result rr = {0};
 	bool ok = true;
 
-	if (cold) {
+	/* Egress is the operator's to grant (gust/egress.h): checked on every
+	 * run, warm ones too, so a grant taken back stops the action at once
+	 * (its sandboxes lost the network then too: inv_net.c). Refused, not
+	 * run without egress: an action that expects the network would fail in
+	 * ways harder to read. The owner's grant: the one the gateway checked. */
+	if (q->egress && !inv_egress_granted(v, q->namespace_)) {
+		ok = false;
+		gust_buf b = {0};
+		cleanup_free char *m = gust_xasprintf(
+		    "egress is not granted to namespace '%s' (annotation 'egress'); the operator "
+		    "grants it with: gust admin grant egress NS on",
+		    q->namespace_);
+		gust_buf_puts(&b, "{\"error\":");
+		gust_buf_json_str(&b, m, strlen(m));
+		gust_buf_puts(&b, "}");
+		set_result(&a->res, 2, b.data);
+		gust_buf_free(&b);
+		gust_log_warn("INV-EGRESS-DENIED", "activation %s (%s/%s): %s", q->activation_id,
+		              q->namespace_, q->action, m);
+	} else if (cold) {
 		ok = pool_cold(v, a, &rr);
 	} else {
 		gust_counter_add(v->m_warm, 1);

@@ -29,6 +29,7 @@ typedef struct inv_job inv_job;
 typedef struct inv_slot inv_slot;
 typedef struct inv_stem_kind inv_stem_kind;
 typedef struct inv_net inv_net;
+typedef struct inv_egress inv_egress;
 typedef struct inv_state inv_state;
 typedef struct inv_state_ep inv_state_ep;
 typedef struct inv_binder inv_binder;
@@ -71,6 +72,8 @@ typedef struct inv_config {
 	long long state_quota_bytes;
 	long long state_quota_interval_ms;
 	long long state_conns_per_sandbox;
+	char *egress_resolver;
+	long long egress_refresh_s;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];
@@ -114,6 +117,7 @@ struct inv {
 	inv_cgroups *cgroups;
 	inv_netns_pool *netns; /* network namespaces made ahead (sandbox_netns.c) */
 	inv_net *net;          /* egress bridge and nftables table, made on first use */
+	inv_egress *egress;    /* egress grants and policy (inv_egress.c) */
 	unsigned userns_base;  /* 0: no user namespaces (only with insecure_no_userns) */
 	unsigned userns_slots; /* host id ranges of 65536 from userns_base (sandbox.h) */
 	gust_etcd *etcd;
@@ -220,13 +224,31 @@ void inv_status_stop(inv *v);
 void inv_status_poke(inv *v);
 
 /* inv_net.c: egress (see there). sweep removes what a killed run with this
- * tag left; attach connects a sandbox (pid 1 in our pid namespace) to the
- * bridge and gives it an address (*ip, to release when it is destroyed). */
+ * tag left; attach connects a sandbox of namespace ns (pid 1 in our pid
+ * namespace) to the bridge and gives it an address (*ip, to release when it
+ * is destroyed); GUST_EPERM when ns has no egress grant. granted(garg, ns)
+ * says whether ns has it. set_policy takes the element lists of the table
+ * ("a, b/24, ..." or "") and puts them in place; regrant recomputes which
+ * sandboxes may send. */
 void inv_net_sweep(const char *tag);
-int inv_net_open(const char *tag, inv_net **np);
-int inv_net_attach(inv_net *n, pid_t pid, int *ip, gust_error **err);
+int inv_net_open(const char *tag, bool (*granted)(void *arg, const char *ns), void *garg,
+                 inv_net **np);
+void inv_net_set_resolver(inv_net *n, const char *addr_port, bool local);
+int inv_net_set_policy(inv_net *n, const char *nodes4, const char *nodes6, const char *deny4,
+                       const char *deny6, const char *allow4);
+void inv_net_regrant(inv_net *n);
+int inv_net_attach(inv_net *n, const char *ns, pid_t pid, int *ip, gust_error **err);
 void inv_net_release(inv_net *n, int ip);
 void inv_net_close(inv_net *n);
+
+/* inv_egress.c: the egress grants and policy from etcd, kept current by
+ * watches and a refresh every egress_refresh_s (names re-resolved, node
+ * addresses re-read). start loads them once before returning. */
+int inv_egress_start(inv *v, gust_error **err);
+void inv_egress_stop(inv *v);
+bool inv_egress_granted(inv *v, const char *ns);
+/* the same for inv_net_open (arg: the inv) */
+bool inv_egress_net_granted(void *arg, const char *ns);
 
 /* inv_state.c: the state cache proxy. attach makes the namespace's ACL user
  * if this process has not yet (etcd and Redis: a worker thread only) and a

@@ -107,6 +107,14 @@ const gust_cfg_key inv_config_table[] = {
      "GUST_INVOKER_STATE_CONNS_PER_SANDBOX",
      "state cache: connections one sandbox may hold open at once; more are answered with an "
      "error and closed"},
+    {"egress_resolver", GUST_CFG_STR, K(egress_resolver), "", 0, 64, "GUST_INVOKER_EGRESS_RESOLVER",
+     "the DNS resolver of egress sandboxes, IPv4 ADDR[:PORT] (default: the first IPv4 "
+     "nameserver of /etc/resolv.conf; on 127.0.0.0/8, as systemd-resolved's, it works too; "
+     "'none': no DNS); the egress policy's names are resolved through it too"},
+    {"egress_refresh_s", GUST_CFG_INT, K(egress_refresh_s), "60", 1, 86400,
+     "GUST_INVOKER_EGRESS_REFRESH_S",
+     "how often the egress policy's DNS names are resolved again and the cluster's node "
+     "addresses read again (changes in etcd apply at once)"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -243,7 +251,7 @@ static int inv_build(inv *v, gust_error **err)
 	v->tag = gust_xasprintf("%s-%08x", v->cfg.id, (unsigned)gust_hash64(sd, strlen(sd)));
 	inv_sweep_state(v->cfg.state_dir);
 	inv_net_sweep(v->tag);
-	inv_net_open(v->tag, &v->net);
+	inv_net_open(v->tag, inv_egress_net_granted, v, &v->net);
 	if ((rv = inv_cgroups_open(v->cfg.cgroup, v->tag, &v->cgroups, err)) != 0)
 		return gust_error_wrap(err, "config key 'cgroup'");
 	if (v->cgroups != NULL && v->cfg.cgroup_favordynmods) {
@@ -301,6 +309,9 @@ static int inv_build(inv *v, gust_error **err)
 		return gust_error_wrap(err, "cluster secret (%s)", GUST_SECRET_KEY);
 	if ((rv = gust_redis_writer_start(v->cfg.redis, &v->records, err)) != 0)
 		return gust_error_wrap(err, "config key 'redis'");
+	/* Before the server: no egress runs before the grants are known. */
+	if ((rv = inv_egress_start(v, err)) != 0)
+		return rv;
 	if ((rv = inv_state_start(v, err)) != 0)
 		return rv;
 	if ((rv = inv_binding_start(v, err)) != 0)
@@ -352,6 +363,7 @@ static void inv_destroy(inv *v)
 	inv_state_stop(v);   /* after the sandboxes, which detach their sockets */
 	inv_binding_stop(v); /* after the pool: answers what it made durable */
 	inv_server_stop(v);
+	inv_egress_stop(v);    /* its thread updates the table: before it goes */
 	inv_net_close(v->net); /* after the sandboxes: their veths are gone */
 	inv_netns_pool_close(v->netns);
 	inv_cgroups_close(v->cgroups);

@@ -37,12 +37,15 @@
 #define INV_NOBODY 65534
 #define INV_SYNC_FD 4 /* where pid 1 keeps the sync socket */
 
-/* Our own /etc: never the host's (no shadow, no host users, no resolver). */
+/* Our own /etc: never the host's (no shadow, no host users, not its resolver). */
 static const char inv_etc_passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                      "nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n";
 static const char inv_etc_group[] = "root:x:0:\nnogroup:x:65534:\n";
 static const char inv_etc_hosts[] = "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost\n";
-static const char inv_etc_nsswitch[] = "passwd: files\ngroup: files\nhosts: files\n";
+static const char inv_etc_nsswitch[] = "passwd: files\ngroup: files\nhosts: files dns\n";
+/* The same in every sandbox: egress ones reach the node's resolver there
+ * (inv_net.c DNATs it), the others have no route and fail at once. */
+static const char inv_etc_resolv[] = "nameserver 10.213.0.53\noptions timeout:2 attempts:2\n";
 
 static const struct {
 	const char *path;
@@ -53,6 +56,7 @@ static const struct {
     {"etc/group", inv_etc_group, sizeof(inv_etc_group) - 1},
     {"etc/hosts", inv_etc_hosts, sizeof(inv_etc_hosts) - 1},
     {"etc/nsswitch.conf", inv_etc_nsswitch, sizeof(inv_etc_nsswitch) - 1},
+    {"etc/resolv.conf", inv_etc_resolv, sizeof(inv_etc_resolv) - 1},
 };
 
 /* The host devices bound into /dev; static strings so failures name the device. */

@@ -84,6 +84,10 @@ int gust_etcd_lease_grant(gust_etcd *e, int64_t ttl_s, int64_t *lease, gust_erro
 int gust_etcd_lease_keepalive(gust_etcd *e, int64_t lease, int64_t *ttl_left, gust_error **err);
 int gust_etcd_lease_revoke(gust_etcd *e, int64_t lease, gust_error **err);
 
+/* The client and peer URLs of every member of the etcd cluster (*urls: heap
+ * strings in a heap array, *n of them). */
+int gust_etcd_member_urls(gust_etcd *e, char ***urls, size_t *n, gust_error **err);
+
 void gust_kv_clear(gust_kv *kv);
 void gust_kvs_free(gust_kvs *kvs);
 

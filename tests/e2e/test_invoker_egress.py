@@ -1,11 +1,15 @@
-"""Egress end to end: an action annotated "egress": true reaches a server the
-test runs in a network namespace of its own (behind a veth pair the test
-makes), through the invoker's bridge and NAT; an action without the
-annotation cannot (it has only a loopback). Afterwards neither the invoker's
-bridge nor its nftables table is left.
+"""Egress end to end: in a namespace the operator granted egress, an action
+annotated "egress": true reaches a server the test runs in a network
+namespace of its own (behind a veth pair the test makes), through the
+invoker's bridge and NAT; the server's address is private (10.216.R.2), so
+the operator allows it explicitly (the defaults deny it; tests/security/
+test_egress.py tries the policy itself). An action without the annotation
+cannot (it has only a loopback). Afterwards neither the invoker's bridge nor
+its nftables table is left.
 
 Traffic goes only to the test's namespace. Everything the test makes is
 removed in `finally`, also when a check fails."""
+import json
 import os
 import random
 import re
@@ -75,6 +79,9 @@ try:
     c = Cluster("egress").__enter__()
     c.create_namespace("guest")
     AUTH = c.create_key("guest")
+    # The operator's part (gust admin grant egress / policy egress allow).
+    c.etcd_put("/gust/grants/guest", json.dumps({"egress": True}))
+    c.etcd_put("/gust/policy/cluster", json.dumps({"egress": {"allow": [SRV_IP]}}))
 
     def put(name, annotations):
         body = {"exec": {"kind": "python:3", "code": PROBE}, "annotations": annotations}
@@ -90,6 +97,8 @@ try:
 
     @case
     def egress_reaches_the_test_server():
+        # The invoker follows the grant by a watch: the first run may race it.
+        wait_until(lambda: isinstance(invoke("out")[1], dict) and invoke("out")[1].get("reached") is True, timeout=20)
         st, b, _ = invoke("out")
         check("an egress sandbox reaches the server in the test's namespace",
               st == 200 and b.get("reached") is True and b.get("status") == 200, (st, b))

@@ -2,7 +2,8 @@
 
 Attack "run her code as bob": whoever can write into Redis (a tenant path that
 reaches the cluster's Redis: a feed's dead-letter stream, a binding) or reach a
-daemon's nng socket writes an ActivationRequest naming bob's action, bob's code
+daemon's nng socket (since issue 14 only with a certificate of a role allowed
+there: test_planes.py) writes an ActivationRequest naming bob's action, bob's code
 and alice's params. The journal replay and the invoker must refuse it (no run,
 no record, an ERROR and a metric), while legitimate activations, replayed after
 a scheduler is killed, still run.

@@ -5,6 +5,8 @@ against an nginx static-JSON baseline measured in the same run.
     sudo PYTHONPATH=tests/lib GUST_BUILD_DIR=build GUST_SOURCE_DIR=. python3 bench/invoke.py
     ... bench/invoke.py --quick          # one short run, for smoke-testing
     ... bench/invoke.py --runs 5         # more runs (the median is reported)
+    ... bench/invoke.py --transport insecure   # daemons on plain tcp:// (the
+                                               # cost of mutual TLS: run both, alternating)
 
 What runs: a Cluster (tests/lib/cluster.py: etcd, Redis, gust-scheduler, one
 gust-invoker, gust-gateway with 2 threads), a python:3 and a nodejs:20 "hello"
@@ -438,6 +440,9 @@ def main():
     ap.add_argument("--conns", default="1,64", help="comma list of connection counts: 1, 64")
     ap.add_argument("--json", help="write every run's numbers to this file")
     ap.add_argument("--keep", action="store_true", help="keep the cluster's temp dir and logs")
+    ap.add_argument("--transport", choices=("tls", "insecure"), default="tls",
+                    help="nng between the daemons: mutual TLS (the default) or plain tcp:// "
+                         "with insecure_transport")
     ap.add_argument("--threads", action="store_true",
                     help="also report per-thread CPU of the gust daemons")
     a = ap.parse_args()
@@ -469,9 +474,9 @@ def main():
     try:
         with contextlib.ExitStack() as stack:
             nginx = stack.enter_context(Shielded(Nginx(base))) if "nginx" in configs else None
-            cluster = Cluster("bench", gateway_threads=2, keep=a.keep)
+            cluster = Cluster("bench", gateway_threads=2, keep=a.keep, tls=a.transport == "tls")
             c = stack.enter_context(Shielded(cluster))
-            log("cluster up in %s (gateway %s)" % (c.dir, c.api_host))
+            log("cluster up in %s (gateway %s, nng %s)" % (c.dir, c.api_host, a.transport))
             c.create_namespace("guest")
             auth = c.create_key("guest")
             setup_actions(c, auth, configs)
@@ -591,7 +596,8 @@ def fmt_us(us):
 def report(results, a, started, partial=False):
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"started": started.isoformat(), "runs": a.runs, "duration": a.duration,
+            json.dump({"started": started.isoformat(), "transport": a.transport,
+                       "runs": a.runs, "duration": a.duration,
                        "results": results}, f, indent=1)
     if not results:
         return

@@ -75,11 +75,17 @@ char *gust_nng_public_url(nng_listener l, const char *listen, const char *advert
 {
 	if (advertise != NULL && advertise[0] != '\0')
 		return gust_xstrdup(advertise);
-	if (strncmp(listen, "tcp://", 6) != 0)
+	/* The scheme stays: dialers follow it (tls+tcp:// or, only with
+	 * insecure_transport, tcp://). */
+	size_t skip = strncmp(listen, "tcp://", 6) == 0        ? 6
+	              : strncmp(listen, "tls+tcp://", 10) == 0 ? 10
+	                                                       : 0;
+	if (skip == 0)
 		return gust_xstrdup(listen);
 	int port = 0;
 	nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
-	const char *hp = listen + 6;
+	const char *hp = listen + skip;
 	const char *colon = strrchr(hp, ':');
-	return gust_xasprintf("tcp://%.*s:%d", (int)(colon ? colon - hp : 0), hp, port);
+	return gust_xasprintf("%.*s%.*s:%d", (int)skip, listen, (int)(colon ? colon - hp : 0), hp,
+	                      port);
 }

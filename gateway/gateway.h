@@ -21,6 +21,7 @@
 #include "gust/map.h"
 #include "gust/metrics.h"
 #include "gust/redis.h"
+#include "gust/transport.h"
 #include "gust/util.h"
 
 typedef struct gw gw;
@@ -55,6 +56,7 @@ typedef struct gw_config {
 	char *metrics_token_file;
 	char *log_level;
 	char *id;
+	gust_transport_cfg tls;
 } gw_config;
 
 extern const gust_cfg_key gw_config_table[];
@@ -135,6 +137,7 @@ struct gw {
 	struct MHD_Daemon *mhd;
 	gust_etcd *etcd;
 	gw_cache cache;
+	gust_transport *transport; /* mutual TLS to the schedulers */
 	nng_socket sched;
 	pthread_mutex_t dial_lock;
 	gust_map dialers; /* scheduler address -> nng_dialer* */

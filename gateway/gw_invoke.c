@@ -381,10 +381,13 @@ int gw_sched_sync(gw *g)
 		if (gust_map_get(&g->dialers, sc.addrs[i]) != NULL)
 			continue;
 		nng_dialer *d = gust_xcalloc(1, sizeof(*d));
-		int rv = nng_dial(g->sched, sc.addrs[i], d, NNG_FLAG_NONBLOCK);
-		if (rv != 0) {
+		gust_error *e = NULL;
+		/* Only a scheduler's certificate is trusted at the other end. */
+		if (gust_transport_dial(g->transport, g->sched, sc.addrs[i], GUST_ROLE_SCHEDULER,
+		                        NNG_FLAG_NONBLOCK, d, &e) != 0) {
 			gust_log_warn("GW-SCHED-DIAL", "cannot dial scheduler %s: %s", sc.addrs[i],
-			              nng_strerror(rv));
+			              gust_error_msg(e));
+			gust_error_free(e);
 			free(d);
 			continue;
 		}

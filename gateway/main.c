@@ -66,6 +66,7 @@ const gust_cfg_key gw_config_table[] = {
      "debug, info, warn or error"},
     {"id", GUST_CFG_STR, K(id), "gateway0", 1, 128, "GUST_GATEWAY_ID",
      "this gateway's name in logs"},
+    GUST_TRANSPORT_CFG_KEYS(gw_config, tls, "GUST_GATEWAY"),
     GUST_CFG_END,
 };
 
@@ -106,6 +107,9 @@ static int gw_build(gw *g, gust_error **err)
 	for (int i = 0; i < 4; i++)
 		g->m_act[i] = gust_counter_new("gust_activations_total",
 		                               "activations answered by status", st[i]);
+	if ((rv = gust_transport_open(&g->cfg.tls, GUST_ROLE_GATEWAY, GUST_ROLE_SCHEDULER,
+	                              &g->transport, err)) != 0)
+		return rv;
 	if ((rv = gust_nng_req_open(&g->sched, (int)g->cfg.blocking_timeout_ms)) != 0 ||
 	    (rv = gust_nng_req_failover(g->sched)) != 0)
 		return gust_error_set(err, rv, "nng req socket: %s", gust_strerror(rv));
@@ -153,6 +157,7 @@ static void gw_destroy(gw *g)
 	if (g->redis)
 		redisFree(g->redis);
 	gust_redis_writer_stop(g->records, 2000);
+	gust_transport_close(g->transport); /* after the socket: each dialer held its config */
 	gust_cfg_free(gw_config_table, &g->cfg);
 }
 

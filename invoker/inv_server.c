@@ -118,10 +118,11 @@ int inv_server_start(inv *v, gust_error **err)
 	if ((rv = nng_rep0_open(&v->rep)) != 0)
 		return gust_error_set(err, GUST_EIO, "nng rep socket: %s", nng_strerror(rv));
 	nng_socket_set_size(v->rep, NNG_OPT_RECVMAXSZ, 64u << 20);
-	if ((rv = nng_listen(v->rep, v->cfg.listen, &l, 0)) != 0)
-		return gust_error_set(err, GUST_EINVAL,
-		                      "config key 'listen': cannot listen on %s: %s", v->cfg.listen,
-		                      nng_strerror(rv));
+	/* Only the roles of listen_peers get through the handshake: by default
+	 * the schedulers, whose requests carry the cluster's MAC besides. */
+	if ((rv = gust_transport_listen(v->transport, v->rep, v->cfg.listen, v->listen_peers,
+	                                "listen", &l, err)) != 0)
+		return rv;
 	v->address = gust_nng_public_url(l, v->cfg.listen, v->cfg.advertise);
 	v->njobs = (size_t)v->cfg.contexts;
 	v->jobs = gust_xcalloc(v->njobs, sizeof(inv_job));

@@ -87,12 +87,17 @@ static void status_redial(inv *v, const char *addr)
 	nng_socket_set_int(v->st_sock, NNG_OPT_SENDBUF, 4);
 	nng_socket_set_ms(v->st_sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(v->st_sock, NNG_OPT_RECONNMAXT, 500);
-	/* Non-blocking: a leader that is not up yet is redialed in the background. */
-	if ((rv = nng_dial(v->st_sock, addr, NULL, NNG_FLAG_NONBLOCK)) != 0)
+	/* Non-blocking: a leader that is not up yet is redialed in the
+	 * background. Only a scheduler's certificate is trusted at the other
+	 * end: the status says how much this invoker can take. */
+	gust_error *e = NULL;
+	if (gust_transport_dial(v->transport, v->st_sock, addr, GUST_ROLE_SCHEDULER,
+	                        NNG_FLAG_NONBLOCK, NULL, &e) != 0)
 		gust_log_warn("INV-STATUS-DIAL", "cannot dial scheduler status at %s: %s", addr,
-		              nng_strerror(rv));
+		              gust_error_msg(e));
 	else
 		gust_log_info("INV-STATUS-DIAL", "sending status to %s", addr);
+	gust_error_free(e);
 }
 
 typedef struct status_warm {

@@ -22,6 +22,7 @@
 #include "gust/metrics.h"
 #include "gust/msg.h"
 #include "gust/redis.h"
+#include "gust/transport.h"
 #include "sandbox.h"
 
 typedef struct inv inv;
@@ -40,6 +41,7 @@ typedef struct inv_binder inv_binder;
 
 typedef struct inv_config {
 	char *listen;
+	char *listen_peers;
 	char *advertise;
 	char *etcd;
 	char *redis;
@@ -74,6 +76,7 @@ typedef struct inv_config {
 	long long state_conns_per_sandbox;
 	char *egress_resolver;
 	long long egress_refresh_s;
+	gust_transport_cfg tls;
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];
@@ -123,8 +126,10 @@ struct inv {
 	gust_etcd *etcd;
 	gust_etcd_lease_keeper *lease;
 	gust_redis_writer *records;
-	inv_state *state;   /* the state cache proxy (inv_state.c) */
-	inv_binder *binder; /* output bindings (inv_binding.c) */
+	inv_state *state;          /* the state cache proxy (inv_state.c) */
+	inv_binder *binder;        /* output bindings (inv_binding.c) */
+	gust_transport *transport; /* mutual TLS on the nng sockets */
+	unsigned listen_peers;     /* GUST_ROLE_* bits that may send activations */
 	nng_socket rep;
 	char *address;
 	inv_job *jobs;

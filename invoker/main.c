@@ -16,8 +16,12 @@
 
 #define K(f) offsetof(inv_config, f)
 const gust_cfg_key inv_config_table[] = {
-    {"listen", GUST_CFG_STR, K(listen), "tcp://127.0.0.1:0", 1, 1024, "GUST_INVOKER_LISTEN",
+    {"listen", GUST_CFG_STR, K(listen), "tls+tcp://127.0.0.1:0", 1, 1024, "GUST_INVOKER_LISTEN",
      "nng URL to take activations on (port 0: any free port)"},
+    {"listen_peers", GUST_CFG_STR, K(listen_peers), "scheduler", 1, 128,
+     "GUST_INVOKER_LISTEN_PEERS",
+     "roles whose certificates may send activations to listen, comma-separated (gateway, "
+     "scheduler, invoker, trigger); the listener trusts only their CAs"},
     {"advertise", GUST_CFG_STR, K(advertise), "", 0, 1024, "GUST_INVOKER_ADVERTISE",
      "URL published in etcd for schedulers; default: the bound listen URL"},
     {"etcd", GUST_CFG_STR, K(etcd), "http://127.0.0.1:2379", 1, 4096, "GUST_ETCD",
@@ -115,6 +119,7 @@ const gust_cfg_key inv_config_table[] = {
      "GUST_INVOKER_EGRESS_REFRESH_S",
      "how often the egress policy's DNS names are resolved again and the cluster's node "
      "addresses read again (changes in etcd apply at once)"},
+    GUST_TRANSPORT_CFG_KEYS(inv_config, tls, "GUST_INVOKER"),
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,
@@ -238,6 +243,14 @@ static int inv_build(inv *v, gust_error **err)
 		v->cfg.id = gust_xasprintf("inv-%s", host);
 	}
 	if ((rv = inv_userns_check(v, err)) != 0)
+		return rv;
+	/* Activations from listen_peers (the schedulers), status to the
+	 * scheduler: the CAs of those roles, checked before anything starts. */
+	if ((rv = gust_roles_parse(v->cfg.listen_peers, "listen_peers", &v->listen_peers, err)) !=
+	        0 ||
+	    (rv = gust_transport_open(&v->cfg.tls, GUST_ROLE_INVOKER,
+	                              v->listen_peers | GUST_ROLE_SCHEDULER, &v->transport, err)) !=
+	        0)
 		return rv;
 	if (mkdir_p(v->cfg.state_dir) != 0)
 		return gust_error_set(err, GUST_EIO, "config key 'state_dir': cannot create %s: %s",
@@ -372,6 +385,7 @@ static void inv_destroy(inv *v)
 	gust_secret_stop();
 	if (v->etcd)
 		gust_etcd_close(v->etcd);
+	gust_transport_close(v->transport); /* after the sockets: each held its own config */
 	gust_cfg_free(inv_config_table, &v->cfg);
 }
 

@@ -14,12 +14,14 @@
 
 #define K(f) offsetof(sched_config, f)
 const gust_cfg_key sched_config_table[] = {
-    {"listen", GUST_CFG_STR, K(listen), "tcp://127.0.0.1:0", 1, 1024, "GUST_SCHEDULER_LISTEN",
-     "nng URL to take activations on (port 0: any free port)"},
+    {"listen", GUST_CFG_STR, K(listen), "tls+tcp://127.0.0.1:0", 1, 1024, "GUST_SCHEDULER_LISTEN",
+     "nng URL to take activations on from gateways and trigger daemons (port 0: any free "
+     "port)"},
     {"advertise", GUST_CFG_STR, K(advertise), "", 0, 1024, "GUST_SCHEDULER_ADVERTISE",
      "URL published in etcd for gateways; default: the bound listen URL"},
-    {"status_listen", GUST_CFG_STR, K(status_listen), "tcp://127.0.0.1:0", 1, 1024,
+    {"status_listen", GUST_CFG_STR, K(status_listen), "tls+tcp://127.0.0.1:0", 1, 1024,
      "GUST_SCHEDULER_STATUS_LISTEN", "nng URL on which invokers send their status"},
+    GUST_TRANSPORT_CFG_KEYS(sched_config, tls, "GUST_SCHEDULER"),
     {"etcd", GUST_CFG_STR, K(etcd), "http://127.0.0.1:2379", 1, 4096, "GUST_ETCD",
      "etcd endpoints, comma-separated"},
     {"redis", GUST_CFG_STR, K(redis), "127.0.0.1:6379", 1, 1024, "GUST_REDIS",
@@ -121,10 +123,11 @@ static int sched_listen(sched *s, gust_error **err)
 	if ((rv = nng_rep0_open(&s->rep)) != 0)
 		return gust_error_set(err, GUST_EIO, "nng rep socket: %s", nng_strerror(rv));
 	nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, 64u << 20);
-	if ((rv = nng_listen(s->rep, s->cfg.listen, &l, 0)) != 0)
-		return gust_error_set(err, GUST_EINVAL,
-		                      "config key 'listen': cannot listen on %s: %s", s->cfg.listen,
-		                      nng_strerror(rv));
+	/* Activations come from gateways and trigger daemons, no one else. */
+	if ((rv = gust_transport_listen(s->transport, s->rep, s->cfg.listen,
+	                                GUST_ROLE_GATEWAY | GUST_ROLE_TRIGGER, "listen", &l,
+	                                err)) != 0)
+		return rv;
 	s->address = gust_nng_public_url(l, s->cfg.listen, s->cfg.advertise);
 	return 0;
 }
@@ -186,6 +189,10 @@ static int sched_build(sched *s, gust_error **err)
 	                                  "from admission to the invoker's answer", NULL);
 	pthread_rwlock_init(&s->inv_lock, NULL);
 	sched_queue_init(s);
+	if ((rv = gust_transport_open(&s->cfg.tls, GUST_ROLE_SCHEDULER,
+	                              GUST_ROLE_GATEWAY | GUST_ROLE_TRIGGER | GUST_ROLE_INVOKER,
+	                              &s->transport, err)) != 0)
+		return rv;
 	if ((rv = gust_etcd_open(&s->etcd, s->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");
 	/* Before anything that signs or verifies: see gust/integrity.h. */
@@ -239,6 +246,7 @@ static void sched_destroy(sched *s)
 	if (s->etcd)
 		gust_etcd_close(s->etcd);
 	free(s->address);
+	gust_transport_close(s->transport); /* after the sockets: each held its own config */
 	gust_cfg_free(sched_config_table, &s->cfg);
 }
 

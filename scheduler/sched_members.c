@@ -109,9 +109,14 @@ void sched_members_add(sched *s, const char *id, const char *addr, int mem)
 		free(inv);
 		return;
 	}
-	if ((rv = nng_dial(inv->sock, addr, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	/* The peer must hold an invoker certificate; a tcp:// address is
+	 * refused unless this scheduler runs with insecure_transport. */
+	gust_error *e = NULL;
+	if ((rv = gust_transport_dial(s->transport, inv->sock, addr, GUST_ROLE_INVOKER,
+	                              NNG_FLAG_NONBLOCK, NULL, &e)) != 0) {
 		gust_log_error("SCHED-INVOKER-DIAL", "cannot dial invoker %s at %s: %s", id, addr,
-		               nng_strerror(rv));
+		               gust_error_msg(e));
+		gust_error_free(e);
 		nng_close(inv->sock);
 		free(inv->id);
 		free(inv->address);

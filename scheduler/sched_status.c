@@ -86,10 +86,10 @@ int sched_status_start(sched *s, gust_error **err)
 	if ((rv = nng_pull0_open(&s->status)) != 0 ||
 	    (rv = nng_aio_alloc(&status_aio, status_cb, s)))
 		return gust_error_set(err, GUST_EIO, "nng pull socket: %s", nng_strerror(rv));
-	if ((rv = nng_listen(s->status, s->cfg.status_listen, &l, 0)) != 0)
-		return gust_error_set(err, GUST_EINVAL,
-		                      "config key 'status_listen': cannot listen on %s: %s",
-		                      s->cfg.status_listen, nng_strerror(rv));
+	/* Only invokers: a status re-points an invoker id at an address. */
+	if ((rv = gust_transport_listen(s->transport, s->status, s->cfg.status_listen,
+	                                GUST_ROLE_INVOKER, "status_listen", &l, err)) != 0)
+		return rv;
 	s->status_address = gust_nng_public_url(l, s->cfg.status_listen, NULL);
 	nng_recv_aio(s->status, status_aio);
 	return 0;

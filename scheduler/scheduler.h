@@ -25,6 +25,7 @@
 #include "gust/map.h"
 #include "gust/metrics.h"
 #include "gust/msg.h"
+#include "gust/transport.h"
 
 typedef struct sched sched;
 typedef struct sched_invoker sched_invoker;
@@ -55,6 +56,7 @@ typedef struct sched_config {
 	long long etcd_compact_period_s;    /* 0: never */
 	long long etcd_compact_retention_s; /* history kept behind the newest revision */
 	char *log_level;
+	gust_transport_cfg tls;
 } sched_config;
 
 extern const gust_cfg_key sched_config_table[];
@@ -189,6 +191,7 @@ struct sched {
 	gust_etcd_lease_keeper *lease;
 	gust_etcd_watch *members_watch;
 	gust_etcd_watch *ns_watch;
+	gust_transport *transport; /* mutual TLS on every nng socket */
 	nng_socket rep;
 	nng_socket status;
 	char *address;        /* what we advertise for activations */

@@ -57,6 +57,7 @@ const gust_cfg_key trig_config_table[] = {
      "lifetime of trigger activation records in Redis"},
     {"records", GUST_CFG_BOOL, K(records), "true", 0, 1, "GUST_TRIGGER_RECORDS",
      "write the trigger's own activation record for each fire"},
+    GUST_TRANSPORT_CFG_KEYS(trig_config, tls, "GUST_TRIGGER"),
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
     GUST_CFG_END,

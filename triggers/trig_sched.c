@@ -11,7 +11,11 @@
 
 int trig_sched_open(trig *t, gust_error **err)
 {
-	int rv = gust_nng_req_open(&t->sched, (int)t->cfg.ack_timeout_ms);
+	int rv = gust_transport_open(&t->cfg.tls, GUST_ROLE_TRIGGER, GUST_ROLE_SCHEDULER,
+	                             &t->transport, err);
+	if (rv != 0)
+		return rv;
+	rv = gust_nng_req_open(&t->sched, (int)t->cfg.ack_timeout_ms);
 	if (rv == 0)
 		rv = gust_nng_req_failover(t->sched);
 	if (rv != 0)
@@ -34,10 +38,13 @@ void trig_sched_sync(trig *t)
 			t->dialed = NULL;
 		}
 		if (leader) {
-			int rv = nng_dial(t->sched, leader, &t->dialer, NNG_FLAG_NONBLOCK);
-			if (rv != 0) {
+			/* Only a scheduler's certificate is trusted at the other end. */
+			gust_error *e = NULL;
+			if (gust_transport_dial(t->transport, t->sched, leader, GUST_ROLE_SCHEDULER,
+			                        NNG_FLAG_NONBLOCK, &t->dialer, &e) != 0) {
 				gust_log_warn("TRIG-SCHED-DIAL", "cannot dial scheduler %s: %s",
-				              leader, nng_strerror(rv));
+				              leader, gust_error_msg(e));
+				gust_error_free(e);
 			} else {
 				gust_log_info("TRIG-SCHED-ADD", "dialing scheduler %s", leader);
 				t->dialed = gust_xstrdup(leader);
@@ -55,4 +62,6 @@ void trig_sched_close(trig *t)
 	t->dialed = NULL;
 	pthread_mutex_unlock(&t->dial_lock);
 	nng_close(t->sched);
+	gust_transport_close(t->transport); /* after the socket: its dialer held the config */
+	t->transport = NULL;
 }

@@ -38,6 +38,7 @@
 #include "gust/metrics.h"
 #include "gust/redis.h"
 #include "gust/scope.h"
+#include "gust/transport.h"
 
 typedef struct trig trig;
 typedef struct trig_feed trig_feed;
@@ -64,6 +65,7 @@ typedef struct trig_config {
 	long long record_ttl_s;
 	bool records;
 	char *log_level;
+	gust_transport_cfg tls;
 } trig_config;
 
 extern const gust_cfg_key trig_config_table[];
@@ -202,6 +204,7 @@ struct trig {
 	gust_etcd_watch *watches[TRIG_NKINDS];
 	_Atomic unsigned changes; /* bumped by every mirror change */
 	/* the scheduler */
+	gust_transport *transport; /* mutual TLS to it */
 	nng_socket sched;
 	pthread_mutex_t dial_lock;
 	char *dialed; /* address dialed, or NULL */

@@ -21,8 +21,8 @@ int gust_daemon_init(const gust_cfg_key *table, void *cfg, const char *prog, con
 
 /*
  * The nng URL to publish for a listener: `advertise` when set; else, for a
- * tcp:// listen URL (which may say port 0), the same host with the port
- * actually bound; else the listen URL itself. Heap string.
+ * tcp:// or tls+tcp:// listen URL (which may say port 0), the same scheme and
+ * host with the port actually bound; else the listen URL itself. Heap string.
  */
 char *gust_nng_public_url(nng_listener l, const char *listen, const char *advertise);
 

@@ -6,6 +6,7 @@ parsing is what is tested: a daemon reads the file first and refuses an
 unknown key or a bad value at once, naming file and line). It passes if the
 daemon is still running after 2 s, or stopped for a reason that does not name
 the file. A copy with one unknown key must be refused: the check can fail.
+The TLS files the example names are replaced by a PKI made here (gust-pki).
 """
 import os
 import shutil
@@ -32,9 +33,18 @@ def overrides(name, tmp):
     if name == "gateway":
         o += ["--host", "127.0.0.1", "--port", str(free_port())]
     if name in ("scheduler", "invoker"):
-        o += ["--listen", "tcp://127.0.0.1:0"]
+        o += ["--listen", "tls+tcp://127.0.0.1:0"]
     if name == "scheduler":
-        o += ["--status_listen", "tcp://127.0.0.1:0"]
+        o += ["--status_listen", "tls+tcp://127.0.0.1:0"]
+    pki = os.path.join(tmp, "pki")
+    if not os.path.exists(os.path.join(pki, "ca.crt")):
+        subprocess.run([os.path.join(SOURCE, "deploy", "gust-pki"), pki, "init"], check=True,
+                       stdout=subprocess.DEVNULL)
+    base = os.path.join(pki, "%s-check" % name)
+    if not os.path.exists(base + ".crt"):
+        subprocess.run([os.path.join(SOURCE, "deploy", "gust-pki"), pki, "issue", name, "check"],
+                       check=True, stdout=subprocess.DEVNULL)
+    o += ["--transport_cert", base + ".crt", "--transport_key", base + ".key", "--transport_ca_dir", pki]
     if name in ("scheduler", "invoker", "trigger"):
         o += ["--metrics_host", "127.0.0.1", "--metrics_port", str(free_port())]
     if name == "invoker":

@@ -28,6 +28,10 @@ run, `--up` builds a cluster and waits (for poking at it by hand).
 
 Adding a daemon kind is one start_<kind>() method: pick its host, build its
 argv, self._spawn(name, host, argv).
+
+The daemons' nng planes are mutual TLS (tls+tcp:// on each host's address):
+deploy/gust-pki makes the cluster's CA in <dir>/pki and one certificate per
+daemon, named after it, with its host's address as subject alternative name.
 """
 import base64
 import hashlib
@@ -168,6 +172,7 @@ class NetCluster:
         self.etcd_endpoints = ",".join("http://%s:%d" % (self.hosts["store%d" % i].ip, ETCD_CLIENT)
                                        for i in (1, 2, 3))
         self.redis_addr = "%s:%d" % (self.hosts["store1"].ip, REDIS_PORT)
+        self.pki = os.path.join(self.dir, "pki")
 
     def _host(self, name, ip):
         self.hosts[name] = Host(name, ip)
@@ -214,6 +219,8 @@ class NetCluster:
 
     def start(self):
         cleanup()  # a crashed earlier run must not be in the way
+        if not os.path.exists(os.path.join(self.pki, "ca.crt")):
+            sh(os.path.join(SOURCE, "deploy", "gust-pki"), self.pki, "init")
         self.start_network()
         for i in (1, 2, 3):
             self.start_etcd(i)
@@ -372,14 +379,23 @@ class NetCluster:
                                 start_new_session=True, **kw)
 
     # --- Gust's daemons --------------------------------------------------
+    def tls_args(self, role, name, ip):
+        """A daemon's certificate flags (issued on first start, kept across restarts)."""
+        base = os.path.join(self.pki, "%s-%s" % (role, name))
+        if not os.path.exists(base + ".crt"):
+            sh(os.path.join(SOURCE, "deploy", "gust-pki"), self.pki, "issue", role, name,
+               "IP:" + ip)
+        return ["--transport_cert", base + ".crt", "--transport_key", base + ".key",
+                "--transport_ca_dir", self.pki]
+
     def start_scheduler(self, name):
         host = "ctl" + name[len("scheduler"):]
         ip = self.hosts[host].ip
         self._spawn(name, host, [
             self.bin("gust-scheduler"), "--id", name,
-            "--listen", "tcp://%s:0" % ip, "--status_listen", "tcp://%s:0" % ip,
-            "--metrics_host", ip, "--metrics_port", str(SCHED_METRICS)] + self.scheduler_args,
-            self.gust_env())
+            "--listen", "tls+tcp://%s:0" % ip, "--status_listen", "tls+tcp://%s:0" % ip,
+            "--metrics_host", ip, "--metrics_port", str(SCHED_METRICS)] +
+            self.tls_args("scheduler", name, ip) + self.scheduler_args, self.gust_env())
 
     def start_invoker(self, name):
         host = "work" + name[len("invoker"):]
@@ -396,24 +412,26 @@ class NetCluster:
             self.invokers.append(name)
         ip = self.hosts[host].ip
         self._spawn(name, host, [
-            self.bin("gust-invoker"), "--id", name, "--listen", "tcp://%s:0" % ip,
+            self.bin("gust-invoker"), "--id", name, "--listen", "tls+tcp://%s:0" % ip,
             "--metrics_host", ip, "--metrics_port", str(INV_METRICS),
             "--state_dir", os.path.join(self.dir, name),
             "--runtime_dir", os.path.join(SOURCE, "invoker", "runtimes"),
-            "--memory_mb", str(self.memory_mb)] + self.invoker_args, self.gust_env())
+            "--memory_mb", str(self.memory_mb)] + self.tls_args("invoker", name, ip) +
+            self.invoker_args, self.gust_env())
 
     def start_gateway(self, name):
         host = "ctl" + name[len("gateway"):]
         self._spawn(name, host, [self.bin("gust-gateway"), "--id", name,
-                                 "--host", self.hosts[host].ip, "--port", str(GW_PORT)],
-                    self.gust_env())
+                                 "--host", self.hosts[host].ip, "--port", str(GW_PORT)] +
+                    self.tls_args("gateway", name, self.hosts[host].ip), self.gust_env())
 
     def start_trigger(self, name):
         host = "ctl" + name[len("trigger"):]
         ip = self.hosts[host].ip
         self._spawn(name, host, [self.bin("gust-trigger"), "--id", name,
                                  "--metrics_host", ip, "--metrics_port", str(TRIG_METRICS),
-                                 "--api_host", self.gw_url("gateway1")], self.gust_env())
+                                 "--api_host", self.gw_url("gateway1")] +
+                    self.tls_args("trigger", name, ip), self.gust_env())
 
     def restart(self, name):
         """Starts a stopped process again, the way it was started."""

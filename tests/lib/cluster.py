@@ -4,6 +4,11 @@ Starts etcd, Redis, gust-scheduler, gust-invoker(s) and gust-gateway on free
 loopback ports, everything under one temp dir, and tears it all down again
 (even when a test fails). Standard library only.
 
+The daemons talk over mutual TLS (tls+tcp://) with certificates from a PKI
+made for the cluster by deploy/gust-pki in <dir>/pki (pki_issue() gives a
+test its own). Cluster(tls=False) runs them with insecure_transport and
+tcp:// instead, for a test that is about that mode.
+
     with Cluster("skeleton") as c:
         c.create_namespace("guest")
         auth = c.create_key("guest")
@@ -109,7 +114,7 @@ class Cluster:
     def __init__(self, tag="test", invokers=1, memory_mb=2048, gateway_threads=2, log_level="info",
                  keep=False, base_dir=None, schedulers=1, invoker_args=(), scheduler_args=(),
                  trigger_daemons=0, kafka_mock=False, kafka_topics=(), trigger_args=(),
-                 gateway_args=(), gateway_cafile=None):
+                 gateway_args=(), gateway_cafile=None, tls=True):
         if os.geteuid() != 0:
             skip("the invoker needs root for namespaces")
         for prog in ("etcd", "redis-server"):
@@ -150,6 +155,9 @@ class Cluster:
         self.gateway_args = list(gateway_args)
         self.ssl_ctx = ssl.create_default_context(cafile=gateway_cafile) \
             if gateway_cafile else None
+        # mutual TLS between the daemons (see the module's docstring)
+        self.tls = tls
+        self.pki = os.path.join(self.dir, "pki")
 
     # --- lifecycle ---------------------------------------------------------
     def __enter__(self):
@@ -174,6 +182,8 @@ class Cluster:
         return os.path.join(BUILD, sub, name)
 
     def start(self):
+        if self.tls:
+            self.make_pki()
         self.start_etcd()
         self.start_redis()
         for name, port in self.sched_ports.items():
@@ -223,10 +233,38 @@ class Cluster:
         env["GUST_LOG_LEVEL"] = self.log_level
         return env
 
+    # --- the PKI of the nng planes --------------------------------------------
+    def make_pki(self):
+        """The cluster CA and one issuing CA per role, in self.pki."""
+        if not os.path.exists(os.path.join(self.pki, "ca.crt")):
+            subprocess.run([os.path.join(SOURCE, "deploy", "gust-pki"), self.pki, "init"],
+                           check=True, stdout=subprocess.DEVNULL)
+
+    def pki_issue(self, role, name):
+        """(cert file, key file) of a certificate of `role` (gateway, scheduler,
+        invoker, trigger, ...) named `name`, issued once by this cluster's PKI."""
+        base = os.path.join(self.pki, "%s-%s" % (role, name))
+        if not os.path.exists(base + ".crt"):
+            subprocess.run([os.path.join(SOURCE, "deploy", "gust-pki"), self.pki, "issue",
+                            role, name], check=True, stdout=subprocess.DEVNULL)
+        return base + ".crt", base + ".key"
+
+    def transport_args(self, role, name, listen=()):
+        """A daemon's flags for the nng planes: its certificate, or (tls=False)
+        insecure_transport with tcp:// on each listen key."""
+        if not self.tls:
+            args = ["--insecure_transport"]
+            for k in listen:
+                args += ["--" + k, "tcp://127.0.0.1:0"]
+            return args
+        crt, key = self.pki_issue(role, name)
+        return ["--transport_cert", crt, "--transport_key", key, "--transport_ca_dir", self.pki]
+
     def start_scheduler(self, name="scheduler", metrics_port=None):
         port = metrics_port or self.sched_ports.get(name) or self.sched_metrics
         self.sched_ports[name] = port
         argv = [self.bin("gust-scheduler"), "--id", name, "--metrics_port", str(port)] + \
+            self.transport_args("scheduler", name, ("listen", "status_listen")) + \
             self.scheduler_args
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
 
@@ -238,12 +276,14 @@ class Cluster:
                 "--memory_mb", str(self.memory_mb)]
         while len(self.inv_metrics) <= i:
             self.inv_metrics.append(free_port())
-        argv += ["--metrics_port", str(self.inv_metrics[i])] + self.invoker_args
+        argv += ["--metrics_port", str(self.inv_metrics[i])] + \
+            self.transport_args("invoker", name, ("listen",)) + self.invoker_args
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
 
     def start_gateway(self):
         argv = [self.bin("gust-gateway"), "--port", str(self.gw_port),
-                "--threads", str(self.gateway_threads)] + self.gateway_args
+                "--threads", str(self.gateway_threads)] + self.gateway_args + \
+            self.transport_args("gateway", "gateway")
         self.procs["gateway"] = Proc("gateway", argv, self.dir, self.common_env()).start()
 
     def start_kafka_mock(self, topics=()):
@@ -269,7 +309,8 @@ class Cluster:
         port = self.trig_metrics.get(i) or free_port()
         self.trig_metrics[i] = port
         argv = [self.bin("gust-trigger"), "--id", name, "--metrics_port", str(port),
-                "--api_host", self.api_host] + self.trigger_args + list(extra)
+                "--api_host", self.api_host] + self.transport_args("trigger", name) + \
+            self.trigger_args + list(extra)
         self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
         end = time.time() + 15
         while time.time() < end:

@@ -2,7 +2,8 @@
 
 Attack "run her code as bob": whoever can write into Redis (a tenant path that
 reaches the cluster's Redis: a feed's dead-letter stream, a binding) or reach a
-daemon's nng socket writes an ActivationRequest naming bob's action, bob's code
+daemon's nng socket (since issue 14 only with a certificate of a role allowed
+there: test_planes.py) writes an ActivationRequest naming bob's action, bob's code
 and alice's params. The journal replay and the invoker must refuse it (no run,
 no record, an ERROR and a metric), while legitimate activations, replayed after
 a scheduler is killed, still run.
@@ -16,111 +17,16 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import struct
 import time
 
 from cluster import Cluster, wait_until
 from gtest import case, check, finish
+from sp import areq_mac, encode_request, request, request_fields, tls_context
 
 SPY = "def main(a):\n    return {'got': a}\n"
 
 EPERM = 7
-
-
-# --- protobuf (gust.proto's ActivationRequest / ActivationResult) -----------
-def varint(v):
-    v &= (1 << 64) - 1
-    out = b""
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def pb_str(field, s):
-    s = s if isinstance(s, bytes) else s.encode()
-    return varint(field << 3 | 2) + varint(len(s)) + s
-
-
-def pb_int(field, v):
-    return varint(field << 3) + varint(v)
-
-
-def pb_parse(buf):
-    """{field: last value} of a message: ints for varints, bytes otherwise."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, n = 0, 0
-        while True:
-            b = buf[i]
-            i += 1
-            key |= (b & 0x7F) << (7 * n)
-            n += 1
-            if not b & 0x80:
-                break
-        field, wt = key >> 3, key & 7
-        if wt == 0:
-            v, n = 0, 0
-            while True:
-                b = buf[i]
-                i += 1
-                v |= (b & 0x7F) << (7 * n)
-                n += 1
-                if not b & 0x80:
-                    break
-            out[field] = v
-        elif wt == 2:
-            ln, n = 0, 0
-            while True:
-                b = buf[i]
-                i += 1
-                ln |= (b & 0x7F) << (7 * n)
-                n += 1
-                if not b & 0x80:
-                    break
-            out[field] = buf[i:i + ln]
-            i += ln
-        else:
-            raise ValueError("wire type %d" % wt)
-    return out
-
-
-def request_fields(aid, ns, user, action, rec, params):
-    limits = rec.get("limits") or {}
-    return {
-        "activation_id": aid, "namespace": ns, "user": user, "subject": user,
-        "action": action, "version": rec.get("version", "0.0.1"),
-        "code_key": rec["code_key"], "kind": rec["exec"]["kind"], "main": "main",
-        "binding": "", "binary": False, "egress": False,
-        "memory_mb": limits.get("memory", 256), "timeout_ms": limits.get("timeout", 60000),
-        "log_limit": limits.get("logs", 10) * 1024 * 1024, "concurrency": 1,
-        "params": json.dumps(params).encode(),
-    }
-
-
-def areq_mac(key, f):
-    """common/integrity.c areq_mac: the domain with its NUL, each string as a
-    64-bit big-endian length and its bytes, the flags and limits as 64-bit
-    big-endian numbers, the params last."""
-    def s(v):
-        v = v if isinstance(v, bytes) else v.encode()
-        return struct.pack(">Q", len(v)) + v
-
-    def n(v):
-        return struct.pack(">Q", v & ((1 << 64) - 1))
-    msg = b"gust-areq-v1\x00"
-    for k in ("activation_id", "namespace", "user", "subject", "action", "version",
-              "code_key", "kind", "main", "binding"):
-        msg += s(f[k])
-    msg += n(int(f["binary"]) << 1 | int(f["egress"]))
-    for k in ("memory_mb", "timeout_ms", "log_limit", "concurrency"):
-        msg += n(f[k])
-    msg += s(f["params"])
-    return hmac.new(key, msg, hashlib.sha256).digest()
 
 
 def journal_mac(key, aid, r):
@@ -130,49 +36,13 @@ def journal_mac(key, aid, r):
     return hmac.new(key, b"gust-journal-v1\x00" + s(aid) + s(r), hashlib.sha256).hexdigest()
 
 
-def encode_request(f, mac=None, blocking=False):
-    b = pb_str(1, f["activation_id"]) + pb_str(2, f["namespace"]) + pb_str(3, f["action"])
-    b += pb_str(4, f["version"]) + pb_str(5, f["params"])
-    if blocking:
-        b += pb_int(7, 1)
-    b += pb_str(10, f["kind"]) + pb_str(11, f["main"])
-    b += pb_int(13, f["memory_mb"]) + pb_int(14, f["timeout_ms"]) + pb_int(15, f["log_limit"])
-    b += pb_str(16, f["code_key"]) + pb_str(17, f["subject"]) + pb_str(19, f["user"])
-    b += pb_int(23, f["concurrency"])
-    if mac is not None:
-        b += pb_str(26, mac)
-    return b
-
-
-# --- an nng req0 client over TCP (the SP protocol's TCP mapping) ---------------
-def nng_call(url, body, timeout=30):
-    assert url.startswith("tcp://"), url
-    host, port = url[len("tcp://"):].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout)
-    try:
-        s.sendall(b"\x00SP\x00\x00\x30\x00\x00")  # req0 = 0x30
-        peer = b""
-        while len(peer) < 8:
-            chunk = s.recv(8 - len(peer))
-            if not chunk:
-                raise OSError("closed during the SP handshake")
-            peer += chunk
-        payload = struct.pack(">I", 0x80000001) + body
-        s.sendall(struct.pack(">Q", len(payload)) + payload)
-
-        def read(n):
-            out = b""
-            while len(out) < n:
-                chunk = s.recv(n - len(out))
-                if not chunk:
-                    raise OSError("closed")
-                out += chunk
-            return out
-        n = struct.unpack(">Q", read(8))[0]
-        reply = read(n)
-        return pb_parse(reply[4:])  # after the request id the rep echoes
-    finally:
-        s.close()
+# --- the nng sockets: with a certificate of the role that may send there ------
+def nng_call(url, body, as_role="scheduler", timeout=30):
+    """One request to a daemon's nng socket (tests/lib/sp.py) over mutual TLS,
+    holding a certificate of as_role from the cluster's PKI: the transport
+    admits it, and what is tested here is the MAC behind it."""
+    crt, key = c.pki_issue(as_role, "test-" + as_role)
+    return request(url, body, tls_context(crt, key), timeout)
 
 
 def new_id():
@@ -361,11 +231,12 @@ try:
         rej = sched_metric("gust_scheduler_requests_rejected_total")
         f = request_fields(new_id(), "bob", "bob", "vault", bob, {"from": "alice"})
         first = f["activation_id"]
-        res = nng_call(addr, encode_request(f, mac=areq_mac(b"guess", f)))  # non-blocking
+        res = nng_call(addr, encode_request(f, mac=areq_mac(b"guess", f)),  # non-blocking
+                       as_role="gateway")
         check("the scheduler refuses a non-blocking request with a wrong MAC (EPERM)",
               res.get(9) == EPERM and not res.get(11), res)
         f = request_fields(new_id(), "bob", "bob", "vault", bob, {"from": "alice"})
-        res = nng_call(addr, encode_request(f, blocking=True))
+        res = nng_call(addr, encode_request(f, blocking=True), as_role="gateway")
         check("the scheduler refuses a blocking request without a MAC (EPERM)",
               res.get(9) == EPERM, res)
         check("gust_scheduler_requests_rejected_total rose by 2",

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 #include "gust/config.h"
+#include "gust/stores.h"
 #include "gust/etcd.h"
 #include "gust/map.h"
 #include "gust/metrics.h"
@@ -51,6 +52,7 @@ typedef struct gw_config {
 	long long ns_max_bytes;
 	char *log_level;
 	char *id;
+	gust_stores_cfg stores; /* etcd and Redis credentials */
 } gw_config;
 
 extern const gust_cfg_key gw_config_table[];

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 #include "gust/config.h"
+#include "gust/stores.h"
 #include "gust/etcd.h"
 #include "gust/map.h"
 #include "gust/metrics.h"
@@ -70,6 +71,7 @@ typedef struct inv_config {
 	long long state_quota_bytes;
 	long long state_quota_interval_ms;
 	long long state_conns_per_sandbox;
+	gust_stores_cfg stores; /* etcd and Redis credentials */
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];

@@ -410,20 +410,22 @@ class Cluster:
         if r.returncode != 0:
             raise RuntimeError("deploy/%s %s: %s" % (tool, " ".join(args), r.stdout.decode()))
 
-    def stores_cert(self, role, name="stores"):
+    def stores_cert(self, role, name="stores", kind="etcd-client"):
         """(certificate, key) of role's certificate NAME in the cluster's PKI,
-        issued on first use."""
+        issued on first use: an etcd client certificate (no CN: etcd's
+        gateway refuses one with a CN once auth is on) unless kind="issue"."""
         if not os.path.exists(os.path.join(self.pki, "ca.crt")):
             self._deploy("gust-pki", self.pki, "init")
-        base = os.path.join(self.pki, "%s-%s" % (role, name))
+        base = os.path.join(self.pki, "%s-%s%s" % (role, name,
+                                                    "-etcd" if kind == "etcd-client" else ""))
         if not os.path.exists(base + ".crt"):
-            self._deploy("gust-pki", self.pki, "issue", role, name)
+            self._deploy("gust-pki", self.pki, kind, role, name)
         return base + ".crt", base + ".key"
 
     def etcd_tls_args(self):
         if not self.secure_stores:
             return []
-        cert, key = self.stores_cert("etcd", "etcd0")
+        cert, key = self.stores_cert("etcd", "etcd0", kind="issue")
         return ["--cert-file", cert, "--key-file", key, "--client-cert-auth",
                 "--trusted-ca-file", os.path.join(self.pki, "ca.crt")]
 

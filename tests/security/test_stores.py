@@ -268,6 +268,21 @@ try:
         check("the rule's action ran (fire -> scheduler -> invoker -> state)", fired)
 
     @case
+    def tokens_renewed_after_an_auth_change():
+        # Any change to etcd's users or roles makes every token old
+        # ("revision of auth store is old"): the daemons must authenticate
+        # again, not fail.
+        c.etcd("/v3/auth/user/add", {"name": "someone", "password": "p" * 20})
+        st, b, _ = c.api("PUT", "/api/v1/namespaces/_/actions/after?overwrite=true",
+                         {"exec": {"kind": "python:3", "code": "def main(a):\n    return a\n"}},
+                         AUTH["bob"])
+        check("the gateway writes etcd after an auth change", st == 200, (st, b))
+        ok = wait_until(lambda: c.api("POST", "/api/v1/namespaces/_/actions/after?blocking=true"
+                                      "&result=true", {"x": 1}, AUTH["bob"])[1] == {"x": 1}, 30)
+        check("and the new action runs", ok)
+        c.etcd("/v3/auth/user/delete", {"name": "someone"})
+
+    @case
     def nothing_secret_in_logs():
         secrets_ = [c.store_password(store, u) for store, u in
                     [("etcd", "root")] + [("etcd", "gust-" + r) for r in

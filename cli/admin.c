@@ -224,7 +224,7 @@ static int admin_stores(const cli *c)
 	                                       strcmp(ins, "yes") == 0 || strcmp(ins, "on") == 0),
 	};
 	gust_error *e = NULL;
-	if (gust_stores_apply(&s, cli_etcd_endpoints(c), "gust admin", &e) != 0) {
+	if (gust_stores_apply(&s, cli_etcd_endpoints(c), NULL, &e) != 0) {
 		cli_error("%s (the environment variable GUST_<KEY> sets each key)",
 		          gust_error_msg(e));
 		gust_error_free(e);

@@ -146,10 +146,10 @@ int gust_stores_apply(const gust_stores_cfg *s, const char *etcd_endpoints, cons
 		gust_log_warn("STORES-INSECURE",
 		              "%s: insecure_stores is set: etcd %s%s, Redis %s - anyone on the "
 		              "network may read or change the cluster's state",
-		              who, plain ? "over plain http" : "over https",
+		              who ? who : "gust", plain ? "over plain http" : "over https",
 		              set(s->etcd_user) ? "" : " without a user",
 		              set(s->redis_user) ? "with a user" : "without a user");
-	else
+	else if (who != NULL)
 		gust_log_info("STORES-CREDS", "%s: etcd as user %s over https, Redis as user %s",
 		              who, s->etcd_user, s->redis_user);
 	return 0;

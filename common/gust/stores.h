@@ -55,7 +55,8 @@ typedef struct gust_stores_cfg {
 /*
  * Checks the credentials against the endpoints and installs them for the
  * process (gust_etcd_set_credentials, gust_redis_set_credentials): call once
- * at start, before opening etcd or Redis. who names the daemon in messages.
+ * at start, before opening etcd or Redis. who names the daemon in the
+ * STORES-CREDS log line (NULL: none, for the CLI, whose stderr is its answer).
  * GUST_EINVAL naming the config key when something required is missing or a
  * file cannot be read; never a password in a message.
  */

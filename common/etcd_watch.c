@@ -163,6 +163,10 @@ static void etcd_watch_line(gust_etcd_watch *w, const char *line, size_t len)
 		json_t *why = json_object_get(res, "cancel_reason");
 		etcd_watch_set_reason(w, "canceled by etcd: %s",
 		                      json_is_string(why) ? json_string_value(why) : "no reason");
+		/* A stale token cancels the watch it was to create (after etcd
+		 * restarted, or users or roles changed): renew it. */
+		if (json_is_string(why) && etcd_token_refused(json_string_value(why)))
+			w->token_refused = true;
 		w->hangup = true;
 	} else {
 		json_t *events = json_object_get(res, "events");

@@ -544,13 +544,13 @@ class Cluster:
                 with urllib.request.urlopen(req, timeout=5, context=self._etcd_ctx()) as r:
                     return json.loads(r.read())
             except urllib.error.HTTPError as e:
-                body = e.read()
-                msg = body.decode(errors="replace")
+                raw = e.read()
+                msg = raw.decode(errors="replace")
                 if attempt == 0 and ("invalid auth token" in msg or "auth store is old" in msg):
                     continue
                 # the same error, its body readable again by the caller
                 import io
-                raise urllib.error.HTTPError(e.url, e.code, e.msg, e.hdrs, io.BytesIO(body))
+                raise urllib.error.HTTPError(e.url, e.code, e.msg, e.hdrs, io.BytesIO(raw))
 
     def etcd_put(self, key, value):
         self.etcd("/v3/kv/put", {"key": self._b64(key), "value": self._b64(value)})

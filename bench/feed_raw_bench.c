@@ -125,6 +125,25 @@ static int bench_stream(const char *addr, const char *stream, long n, int count)
 		fprintf(stderr, "feed_raw_bench: redis %s: %s\n", addr, c ? c->errstr : "oom");
 		return 2;
 	}
+	/* As the ACL user of GUST_REDIS_USER, its password read from the file in
+	 * GUST_REDIS_PASSWORD_FILE (the harness's operator; none: an open Redis). */
+	const char *user = getenv("GUST_REDIS_USER"), *pwf = getenv("GUST_REDIS_PASSWORD_FILE");
+	if (user != NULL && *user && pwf != NULL && *pwf) {
+		char pw[1100] = "";
+		FILE *f = fopen(pwf, "r");
+		if (f == NULL || fgets(pw, sizeof(pw), f) == NULL) {
+			fprintf(stderr, "feed_raw_bench: cannot read %s\n", pwf);
+			return 2;
+		}
+		fclose(f);
+		pw[strcspn(pw, "\r\n")] = 0;
+		redisReply *a = redisCommand(c, "AUTH %s %s", user, pw);
+		if (a == NULL || a->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "feed_raw_bench: AUTH as %s refused\n", user);
+			return 2;
+		}
+		freeReplyObject(a);
+	}
 	/* a group of its own each run, from the start: runs can repeat */
 	char group[64];
 	snprintf(group, sizeof(group), "raw-bench-%ld-%ld", (long)time(NULL), (long)getpid());

@@ -75,7 +75,7 @@ class Seen:
         self.c, self.name, self.done, self.total = c, name, set(), 0
         self.since = int(time.time() * 1000) - 1000
         # one connection for the whole drain, not two per look
-        self.s = socket.create_connection(("127.0.0.1", c.redis_port), 30)
+        self.s = c.redis_socket(30)
         self.f = self.s.makefile("rb")
 
     def redis(self, *args):
@@ -164,7 +164,7 @@ def cpu_used(before, after, field=1, ndigits=2):
 
 
 def pipeline(c, cmds):
-    s = socket.create_connection(("127.0.0.1", c.redis_port), 30)
+    s = c.redis_socket(30)
     parts = []  # joined once: += on bytes copies the whole buffer each time
     for a in cmds:
         parts.append(b"*%d\r\n" % len(a))
@@ -178,13 +178,17 @@ def pipeline(c, cmds):
     return out
 
 
+RAW_ENV = None  # the operator's Redis credentials, set once the cluster runs
+
+
 def raw(*a):
     """The median of 3 reads of the whole backlog (each with a group of its
     own): one read of 1M messages lasts ~0.3 s, short enough for a moment of
     contention on 2 cores to halve it."""
     rates = []
     for _ in range(3):
-        p = subprocess.run([RAW] + [str(x) for x in a], capture_output=True, text=True)
+        p = subprocess.run([RAW] + [str(x) for x in a], capture_output=True, text=True,
+                           env=RAW_ENV)
         if p.returncode != 0:
             print("raw %s: %s %s" % (a[0], p.stdout.strip(), p.stderr.strip()), file=sys.stderr)
         rates.append(json.loads(p.stdout)["msgs_per_s"])
@@ -205,6 +209,7 @@ with Cluster("benchtrig", trigger_daemons=1, kafka_mock=True, kafka_topics=topic
     c.create_namespace("guest")
     auth = c.create_key("guest")
     c.grant_kafka("guest")  # the mock broker is outside the cluster
+    RAW_ENV = c.common_env()
     time.sleep(0.3)
     lines = [b"%08d-%s" % (i, b"x" * 190) for i in range(N)]
     payload = b"\n".join(lines) + b"\n"

@@ -35,6 +35,7 @@
 #include "gust/etcd.h"
 #include "gust/integrity.h"
 #include "gust/redis.h"
+#include "gust/stores.h"
 #include "gust/scope.h"
 #include "gust/sha256.h"
 #include "gust/state.h"
@@ -213,9 +214,43 @@ static int etcd_fail(const cli *c, const char *what, int rv, gust_error *e)
 	return CLI_EFAIL;
 }
 
+/* The operator's credentials for etcd and Redis, from the environment as the
+ * daemons' keys name them (GUST_ETCD_CA, GUST_ETCD_CERT, GUST_ETCD_KEY,
+ * GUST_ETCD_USER, GUST_ETCD_PASSWORD_FILE, GUST_REDIS_USER,
+ * GUST_REDIS_PASSWORD_FILE, GUST_INSECURE_STORES): files, never a password
+ * itself. Installed once per run. */
+static int admin_stores(const cli *c)
+{
+	static int done = -1;
+	if (done >= 0)
+		return done;
+	const char *ins = getenv("GUST_INSECURE_STORES");
+	gust_stores_cfg s = {
+	    .etcd_ca = getenv("GUST_ETCD_CA"),
+	    .etcd_cert = getenv("GUST_ETCD_CERT"),
+	    .etcd_key = getenv("GUST_ETCD_KEY"),
+	    .etcd_user = getenv("GUST_ETCD_USER"),
+	    .etcd_password_file = getenv("GUST_ETCD_PASSWORD_FILE"),
+	    .redis_user = getenv("GUST_REDIS_USER"),
+	    .redis_password_file = getenv("GUST_REDIS_PASSWORD_FILE"),
+	    .insecure_stores = ins != NULL && (strcmp(ins, "1") == 0 || strcmp(ins, "true") == 0 ||
+	                                       strcmp(ins, "yes") == 0 || strcmp(ins, "on") == 0),
+	};
+	gust_error *e = NULL;
+	if (gust_stores_apply(&s, cli_etcd_endpoints(c), NULL, &e) != 0) {
+		cli_error("%s (the environment variable GUST_<KEY> sets each key)",
+		          gust_error_msg(e));
+		gust_error_free(e);
+		return done = CLI_EFAIL;
+	}
+	return done = CLI_OK;
+}
+
 static int admin_open(const cli *c, gust_etcd **ep)
 {
 	gust_error *e = NULL;
+	if (admin_stores(c) != CLI_OK)
+		return CLI_EFAIL;
 	int rv = gust_etcd_open(ep, cli_etcd_endpoints(c), &e);
 	if (rv != 0) {
 		cli_error("cannot use etcd at %s: %s", cli_etcd_endpoints(c),

@@ -28,7 +28,45 @@ struct gust_etcd {
 	bool mu_init;
 	CURL *pool[ETCD_POOL_MAX];
 	size_t npool;
+	/* Credentials, copied at open and never changed; the token is under amu. */
+	char *ca, *cert, *key, *user, *password;
+	char *token;
+	pthread_mutex_t amu; /* one authentication at a time; guards token */
 };
+
+/* The process's credentials, copied into each handle at open. */
+static pthread_mutex_t etcd_cred_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *etcd_cred_ca, *etcd_cred_cert, *etcd_cred_key, *etcd_cred_user, *etcd_cred_pw;
+
+static void etcd_free_secret(char **p)
+{
+	if (*p != NULL) {
+		explicit_bzero(*p, strlen(*p));
+		free(*p);
+		*p = NULL;
+	}
+}
+
+static char *etcd_dup_or_null(const char *s)
+{
+	return s != NULL && *s != 0 ? gust_xstrdup(s) : NULL;
+}
+
+void gust_etcd_set_credentials(const gust_etcd_credentials *c)
+{
+	pthread_mutex_lock(&etcd_cred_mu);
+	free(etcd_cred_ca);
+	free(etcd_cred_cert);
+	free(etcd_cred_key);
+	free(etcd_cred_user);
+	etcd_free_secret(&etcd_cred_pw);
+	etcd_cred_ca = c ? etcd_dup_or_null(c->ca) : NULL;
+	etcd_cred_cert = c ? etcd_dup_or_null(c->cert) : NULL;
+	etcd_cred_key = c ? etcd_dup_or_null(c->key) : NULL;
+	etcd_cred_user = c ? etcd_dup_or_null(c->user) : NULL;
+	etcd_cred_pw = c && c->password ? gust_xstrdup(c->password) : NULL;
+	pthread_mutex_unlock(&etcd_cred_mu);
+}
 
 static pthread_once_t etcd_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode etcd_curl_init_rv;
@@ -99,6 +137,14 @@ int gust_etcd_open(gust_etcd **ep, const char *endpoints, gust_error **err)
 		return gust_error_set(err, GUST_EINTERNAL, "etcd: pthread_mutex_init failed");
 	}
 	e->mu_init = true;
+	pthread_mutex_init(&e->amu, NULL);
+	pthread_mutex_lock(&etcd_cred_mu);
+	e->ca = etcd_dup_or_null(etcd_cred_ca);
+	e->cert = etcd_dup_or_null(etcd_cred_cert);
+	e->key = etcd_dup_or_null(etcd_cred_key);
+	e->user = etcd_dup_or_null(etcd_cred_user);
+	e->password = etcd_cred_pw ? gust_xstrdup(etcd_cred_pw) : NULL;
+	pthread_mutex_unlock(&etcd_cred_mu);
 	*ep = e;
 	return 0;
 }
@@ -112,8 +158,16 @@ void gust_etcd_close(gust_etcd *e)
 	for (size_t i = 0; i < e->nendpoints; i++)
 		free(e->endpoints[i]);
 	free(e->endpoints);
-	if (e->mu_init)
+	free(e->ca);
+	free(e->cert);
+	free(e->key);
+	free(e->user);
+	etcd_free_secret(&e->password);
+	etcd_free_secret(&e->token);
+	if (e->mu_init) {
 		pthread_mutex_destroy(&e->mu);
+		pthread_mutex_destroy(&e->amu);
+	}
 	free(e);
 }
 
@@ -190,13 +244,22 @@ static int etcd_grpc_to_gust(int64_t code)
  * with the one that answered last. On success *resp holds the parsed answer
  * (caller owns it). what ("put /gust/x") prefixes every error message.
  */
-static int etcd_call(gust_etcd *e, const char *path, const char *body, json_t **resp,
-                     const char *what, gust_error **err)
+static int etcd_call_raw(gust_etcd *e, const char *path, const char *body, const char *token,
+                         json_t **resp, const char *what, gust_error **err)
 {
 	*resp = NULL;
+	struct curl_slist *hdrs = NULL;
+	if (token != NULL) {
+		cleanup_free char *h = gust_xasprintf("Authorization: %s", token);
+		hdrs = curl_slist_append(NULL, h);
+		if (hdrs == NULL)
+			return gust_error_set(err, GUST_ENOMEM, "etcd %s: curl_slist_append", what);
+	}
 	CURL *c = etcd_borrow(e);
-	if (c == NULL)
+	if (c == NULL) {
+		curl_slist_free_all(hdrs);
 		return gust_error_set(err, GUST_ENOMEM, "etcd %s: curl_easy_init failed", what);
+	}
 
 	gust_buf out = {0};
 	gust_buf tried = {0};
@@ -225,6 +288,9 @@ static int etcd_call(gust_etcd *e, const char *path, const char *body, json_t **
 		curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 		/* No proxy from the environment: etcd is always reached directly. */
 		curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+		etcd_curl_tls(e, c);
+		if (hdrs != NULL)
+			curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 
 		CURLcode rc = curl_easy_perform(c);
 		if (rc == CURLE_OK) {
@@ -242,6 +308,7 @@ static int etcd_call(gust_etcd *e, const char *path, const char *body, json_t **
 		}
 	}
 	etcd_return(e, c);
+	curl_slist_free_all(hdrs);
 
 	if (!answered) {
 		gust_error_set(err, rv, "etcd %s: %s", what,
@@ -275,6 +342,106 @@ static int etcd_call(gust_etcd *e, const char *path, const char *body, json_t **
 	}
 	*resp = j;
 	return 0;
+}
+
+void etcd_curl_tls(gust_etcd *e, CURL *c)
+{
+	/* Fields set at open and never changed: no lock. Peer and host checks
+	 * stay on (libcurl's default). */
+	if (e->ca != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, e->ca);
+	if (e->cert != NULL)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, e->cert);
+	if (e->key != NULL)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, e->key);
+}
+
+bool etcd_token_refused(const char *msg)
+{
+	/* etcd's words (auth/store.go): a simple token expires after
+	 * --auth-token-ttl idle seconds or at a restart, and every token is
+	 * refused once the auth store changed (a role granted, a user added). */
+	return msg != NULL && (strstr(msg, "invalid auth token") != NULL ||
+	                       strstr(msg, "revision of auth store is old") != NULL);
+}
+
+int etcd_token(gust_etcd *e, const char *stale, char **out, gust_error **err)
+{
+	*out = NULL;
+	if (e->user == NULL)
+		return 0;
+	pthread_mutex_lock(&e->amu);
+	if (e->token != NULL && (stale == NULL || strcmp(e->token, stale) != 0)) {
+		*out = gust_xstrdup(e->token);
+		pthread_mutex_unlock(&e->amu);
+		return 0;
+	}
+	json_t *req =
+	    json_pack("{s:s, s:s}", "name", e->user, "password", e->password ? e->password : "");
+	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (body == NULL) {
+		pthread_mutex_unlock(&e->amu);
+		return gust_error_set(err, GUST_ENOMEM, "etcd authenticate: cannot encode");
+	}
+	json_t *resp = NULL;
+	cleanup_free char *what = gust_xasprintf("authenticate as %s", e->user);
+	int rv = etcd_call_raw(e, "/v3/auth/authenticate", body, NULL, &resp, what, err);
+	explicit_bzero(body, strlen(body));
+	free(body);
+	if (rv == 0) {
+		json_t *t = json_object_get(resp, "token");
+		if (!json_is_string(t) || json_string_length(t) == 0 ||
+		    strpbrk(json_string_value(t), "\r\n") != NULL) {
+			rv = gust_error_set(err, GUST_EPROTO, "etcd %s: no token in the answer",
+			                    what);
+		} else {
+			etcd_free_secret(&e->token);
+			e->token = gust_xstrdup(json_string_value(t));
+			*out = gust_xstrdup(e->token);
+		}
+	} else if (rv == GUST_EINVAL || rv == GUST_EPERM) {
+		/* etcd says "authentication failed, invalid user ID or password"
+		 * as INVALID_ARGUMENT. */
+		rv = gust_error_set(err, GUST_EAUTH, "etcd refuses the credentials of user %s",
+		                    e->user);
+	}
+	json_decref(resp);
+	pthread_mutex_unlock(&e->amu);
+	return rv;
+}
+
+/* A call with the handle's token; a token etcd refuses is renewed once. */
+static int etcd_call(gust_etcd *e, const char *path, const char *body, json_t **resp,
+                     const char *what, gust_error **err)
+{
+	cleanup_free char *stale = NULL;
+	for (int attempt = 0;; attempt++) {
+		char *tok = NULL;
+		int rv = etcd_token(e, stale, &tok, err);
+		if (rv != 0)
+			return rv;
+		gust_error *ce = NULL;
+		rv = etcd_call_raw(e, path, body, tok, resp, what, &ce);
+		if (rv != 0 && tok != NULL && attempt == 0 &&
+		    etcd_token_refused(gust_error_msg(ce))) {
+			gust_error_free(ce);
+			free(stale);
+			stale = tok;
+			continue;
+		}
+		if (tok != NULL) {
+			explicit_bzero(tok, strlen(tok));
+			free(tok);
+		}
+		if (ce != NULL) {
+			if (err != NULL)
+				*err = ce;
+			else
+				gust_error_free(ce);
+		}
+		return rv;
+	}
 }
 
 int64_t etcd_json_i64(json_t *obj, const char *field)

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,5 +37,16 @@ int etcd_kv_from_json(json_t *j, gust_kv *kv);
  * base64 (heap). An empty prefix, or one of only 0xff bytes, ranges to the end
  * ("\0"). */
 char *etcd_prefix_end_b64(const char *prefix);
+
+/* Sets c's TLS options (CA, client certificate and key) from e's credentials. */
+void etcd_curl_tls(gust_etcd *e, CURL *c);
+
+/* The auth token to send (heap, caller wipes and frees; NULL when e has no
+ * user). stale: a token etcd just refused, renewed unless another thread
+ * already did; NULL takes the current one. */
+int etcd_token(gust_etcd *e, const char *stale, char **out, gust_error **err);
+
+/* True when an error message from etcd means: authenticate again. */
+bool etcd_token_refused(const char *msg);
 
 #endif

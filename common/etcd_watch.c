@@ -51,13 +51,15 @@ struct gust_etcd_watch {
 	bool started;
 
 	/* Session state, touched by the watch thread only. */
-	size_t ep;        /* endpoint index of the next attempt */
-	size_t tried;     /* endpoint index of the last attempt */
-	gust_buf in;      /* bytes of the stream not yet parsed */
-	bool created;     /* this session's watch was confirmed */
-	bool hangup;      /* the parser wants the session to end */
-	bool compacted;   /* ... because next_rev was compacted */
-	char reason[256]; /* why the last session ended */
+	size_t ep;          /* endpoint index of the next attempt */
+	size_t tried;       /* endpoint index of the last attempt */
+	gust_buf in;        /* bytes of the stream not yet parsed */
+	bool created;       /* this session's watch was confirmed */
+	bool hangup;        /* the parser wants the session to end */
+	bool compacted;     /* ... because next_rev was compacted */
+	char reason[256];   /* why the last session ended */
+	bool token_refused; /* etcd refused this session's auth token */
+	char *refused;      /* that token: the next session renews it */
 };
 
 static void etcd_watch_set_reason(gust_etcd_watch *w, const char *fmt, ...)
@@ -138,6 +140,8 @@ static void etcd_watch_line(gust_etcd_watch *w, const char *line, size_t len)
 		json_t *m = json_is_object(e) ? json_object_get(e, "message") : e;
 		etcd_watch_set_reason(w, "error answer: %s",
 		                      json_is_string(m) ? json_string_value(m) : "unknown");
+		if (json_is_string(m) && etcd_token_refused(json_string_value(m)))
+			w->token_refused = true;
 		w->hangup = true;
 		json_decref(j);
 		return;
@@ -159,6 +163,10 @@ static void etcd_watch_line(gust_etcd_watch *w, const char *line, size_t len)
 		json_t *why = json_object_get(res, "cancel_reason");
 		etcd_watch_set_reason(w, "canceled by etcd: %s",
 		                      json_is_string(why) ? json_string_value(why) : "no reason");
+		/* A stale token cancels the watch it was to create (after etcd
+		 * restarted, or users or roles changed): renew it. */
+		if (json_is_string(why) && etcd_token_refused(json_string_value(why)))
+			w->token_refused = true;
 		w->hangup = true;
 	} else {
 		json_t *events = json_object_get(res, "events");
@@ -214,11 +222,27 @@ static enum etcd_watch_end etcd_watch_session(gust_etcd_watch *w)
 	gust_buf_reset(&w->in);
 	w->in.len = 0;
 
+	w->token_refused = false;
+	char *tok = NULL;
+	gust_error *terr = NULL;
+	if (etcd_token(w->e, w->refused, &tok, &terr) != 0) {
+		etcd_watch_set_reason(w, "%s", gust_error_msg(terr));
+		gust_error_free(terr);
+		return ETCD_WATCH_BROKEN;
+	}
+	struct curl_slist *hdrs = NULL;
+	if (tok != NULL) {
+		cleanup_free char *h = gust_xasprintf("Authorization: %s", tok);
+		hdrs = curl_slist_append(NULL, h);
+		explicit_bzero(h, strlen(h));
+	}
 	CURL *c = curl_easy_init();
-	if (c == NULL || body == NULL) {
+	if (c == NULL || body == NULL || (tok != NULL && hdrs == NULL)) {
 		etcd_watch_set_reason(w, "out of memory");
 		if (c != NULL)
 			curl_easy_cleanup(c);
+		curl_slist_free_all(hdrs);
+		free(tok);
 		return ETCD_WATCH_BROKEN;
 	}
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -231,6 +255,9 @@ static enum etcd_watch_end etcd_watch_session(gust_etcd_watch *w)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	etcd_curl_tls(w->e, c);
+	if (hdrs != NULL)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	/* A watch is idle for as long as nothing changes: only TCP keep-alives tell
 	 * a silent peer from a dead one. */
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -272,6 +299,13 @@ static enum etcd_watch_end etcd_watch_session(gust_etcd_watch *w)
 	}
 	curl_multi_remove_handle(w->multi, c);
 	curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+	free(w->refused);
+	w->refused = NULL;
+	if (w->token_refused)
+		w->refused = tok; /* renewed by the next session */
+	else
+		free(tok);
 	/* A session that never got its watch confirmed tries the next endpoint. */
 	if (end == ETCD_WATCH_BROKEN && !w->created)
 		w->ep = (w->ep + 1) % etcd_endpoint_count(w->e);
@@ -372,6 +406,7 @@ static void etcd_watch_destroy(gust_etcd_watch *w)
 	free(w->prefix);
 	free(w->key64);
 	free(w->end64);
+	free(w->refused);
 	free(w);
 }
 

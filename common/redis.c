@@ -12,6 +12,49 @@
 #include "gust/redis.h"
 #include "gust/util.h"
 
+static pthread_mutex_t redis_cred_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *redis_cred_user, *redis_cred_pw;
+
+void gust_redis_set_credentials(const char *user, const char *password)
+{
+	pthread_mutex_lock(&redis_cred_mu);
+	free(redis_cred_user);
+	if (redis_cred_pw != NULL) {
+		explicit_bzero(redis_cred_pw, strlen(redis_cred_pw));
+		free(redis_cred_pw);
+	}
+	redis_cred_user = user != NULL && *user ? gust_xstrdup(user) : NULL;
+	redis_cred_pw = redis_cred_user != NULL ? gust_xstrdup(password ? password : "") : NULL;
+	pthread_mutex_unlock(&redis_cred_mu);
+}
+
+/* AUTH user password with the process's credentials; the reply's text is
+ * Redis's own (never the password). */
+static int redis_auth(redisContext *c, const char *addr, gust_error **err)
+{
+	pthread_mutex_lock(&redis_cred_mu);
+	if (redis_cred_user == NULL) {
+		pthread_mutex_unlock(&redis_cred_mu);
+		return 0;
+	}
+	cleanup_free char *user = gust_xstrdup(redis_cred_user);
+	char *pw = gust_xstrdup(redis_cred_pw);
+	pthread_mutex_unlock(&redis_cred_mu);
+	const char *argv[] = {"AUTH", user, pw};
+	size_t argvlen[] = {4, strlen(user), strlen(pw)};
+	redisReply *r = redisCommandArgv(c, 3, argv, argvlen);
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+	if (r == NULL)
+		return gust_error_set(err, GUST_EUNAVAIL, "redis %s: AUTH: %s", addr, c->errstr);
+	int rv = 0;
+	if (r->type == REDIS_REPLY_ERROR)
+		rv = gust_error_set(err, GUST_EAUTH, "redis %s: AUTH as %s refused: %.200s", addr,
+		                    user, r->str);
+	freeReplyObject(r);
+	return rv;
+}
+
 int gust_redis_connect(const char *addr, int timeout_ms, redisContext **out, gust_error **err)
 {
 	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
@@ -40,6 +83,11 @@ int gust_redis_connect(const char *addr, int timeout_ms, redisContext **out, gus
 		return rv;
 	}
 	redisSetTimeout(c, tv);
+	int rv = redis_auth(c, addr, err);
+	if (rv != 0) {
+		redisFree(c);
+		return rv;
+	}
 	*out = c;
 	return 0;
 }

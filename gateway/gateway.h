@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 #include "gust/config.h"
+#include "gust/stores.h"
 #include "gust/etcd.h"
 #include "gust/map.h"
 #include "gust/metrics.h"
@@ -57,6 +58,7 @@ typedef struct gw_config {
 	char *log_level;
 	char *id;
 	gust_transport_cfg tls;
+	gust_stores_cfg stores; /* etcd and Redis credentials */
 } gw_config;
 
 extern const gust_cfg_key gw_config_table[];

@@ -67,6 +67,7 @@ const gust_cfg_key gw_config_table[] = {
     {"id", GUST_CFG_STR, K(id), "gateway0", 1, 128, "GUST_GATEWAY_ID",
      "this gateway's name in logs"},
     GUST_TRANSPORT_CFG_KEYS(gw_config, tls, "GUST_GATEWAY"),
+    GUST_STORES_CFG_KEYS(K, stores),
     GUST_CFG_END,
 };
 
@@ -113,6 +114,8 @@ static int gw_build(gw *g, gust_error **err)
 	if ((rv = gust_nng_req_open(&g->sched, (int)g->cfg.blocking_timeout_ms)) != 0 ||
 	    (rv = gust_nng_req_failover(g->sched)) != 0)
 		return gust_error_set(err, rv, "nng req socket: %s", gust_strerror(rv));
+	if ((rv = gust_stores_apply(&g->cfg.stores, g->cfg.etcd, "gateway", err)) != 0)
+		return rv;
 	if ((rv = gust_etcd_open(&g->etcd, g->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");
 	/* Before anything that signs or verifies: see gust/integrity.h. */

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 #include "gust/config.h"
+#include "gust/stores.h"
 #include "gust/etcd.h"
 #include "gust/map.h"
 #include "gust/metrics.h"
@@ -77,6 +78,7 @@ typedef struct inv_config {
 	char *egress_resolver;
 	long long egress_refresh_s;
 	gust_transport_cfg tls;
+	gust_stores_cfg stores; /* etcd and Redis credentials */
 } inv_config;
 
 extern const gust_cfg_key inv_config_table[];

@@ -122,6 +122,7 @@ const gust_cfg_key inv_config_table[] = {
     GUST_TRANSPORT_CFG_KEYS(inv_config, tls, "GUST_INVOKER"),
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
+    GUST_STORES_CFG_KEYS(K, stores),
     GUST_CFG_END,
 };
 
@@ -315,6 +316,8 @@ static int inv_build(inv *v, gust_error **err)
 	    "activation requests refused unrun: integrity check (MAC) failed or code of "
 	    "another namespace",
 	    NULL);
+	if ((rv = gust_stores_apply(&v->cfg.stores, v->cfg.etcd, "invoker", err)) != 0)
+		return rv;
 	if ((rv = gust_etcd_open(&v->etcd, v->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");
 	/* Before anything that signs or verifies: see gust/integrity.h. */

@@ -66,6 +66,7 @@ const gust_cfg_key sched_config_table[] = {
      "history kept by a compaction: it goes to the revision etcd had this long ago"},
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
+    GUST_STORES_CFG_KEYS(K, stores),
     GUST_CFG_END,
 };
 
@@ -192,6 +193,8 @@ static int sched_build(sched *s, gust_error **err)
 	if ((rv = gust_transport_open(&s->cfg.tls, GUST_ROLE_SCHEDULER,
 	                              GUST_ROLE_GATEWAY | GUST_ROLE_TRIGGER | GUST_ROLE_INVOKER,
 	                              &s->transport, err)) != 0)
+		return rv;
+	if ((rv = gust_stores_apply(&s->cfg.stores, s->cfg.etcd, "scheduler", err)) != 0)
 		return rv;
 	if ((rv = gust_etcd_open(&s->etcd, s->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "config key 'etcd'");

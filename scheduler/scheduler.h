@@ -21,6 +21,7 @@
 #include <stdbool.h>
 
 #include "gust/config.h"
+#include "gust/stores.h"
 #include "gust/etcd.h"
 #include "gust/map.h"
 #include "gust/metrics.h"
@@ -57,6 +58,7 @@ typedef struct sched_config {
 	long long etcd_compact_retention_s; /* history kept behind the newest revision */
 	char *log_level;
 	gust_transport_cfg tls;
+	gust_stores_cfg stores; /* etcd and Redis credentials */
 } sched_config;
 
 extern const gust_cfg_key sched_config_table[];

@@ -60,6 +60,7 @@ const gust_cfg_key trig_config_table[] = {
     GUST_TRANSPORT_CFG_KEYS(trig_config, tls, "GUST_TRIGGER"),
     {"log_level", GUST_CFG_STR, K(log_level), "info", 1, 16, "GUST_LOG_LEVEL",
      "debug, info, warn or error"},
+    GUST_STORES_CFG_KEYS(K, stores),
     GUST_CFG_END,
 };
 
@@ -159,6 +160,8 @@ static int trig_build(trig *t, gust_error **err)
 		t->cfg.id = gust_xasprintf("trig-%s-%d", host, (int)getpid());
 	}
 	trig_metrics_init(t);
+	if ((rv = gust_stores_apply(&t->cfg.stores, t->cfg.etcd, "trigger", err)) != 0)
+		return rv;
 	if ((rv = gust_etcd_open(&t->etcd, t->cfg.etcd, err)) != 0)
 		return gust_error_wrap(err, "etcd");
 	/* Before anything that signs or verifies: see gust/integrity.h. */

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 
 #include "gust/config.h"
+#include "gust/stores.h"
 #include "gust/etcd.h"
 #include "gust/fire.h"
 #include "gust/map.h"
@@ -66,6 +67,7 @@ typedef struct trig_config {
 	bool records;
 	char *log_level;
 	gust_transport_cfg tls;
+	gust_stores_cfg stores; /* etcd and Redis credentials */
 } trig_config;
 
 extern const gust_cfg_key trig_config_table[];

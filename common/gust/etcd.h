@@ -42,8 +42,28 @@ typedef struct gust_kvs {
 	bool more;
 } gust_kvs;
 
-/* endpoints: "http://127.0.0.1:2379[,http://...]". */
+/* endpoints: "http://127.0.0.1:2379[,http://...]". A handle starts with the
+ * process's credentials (gust_etcd_set_credentials) as they are when it opens. */
 int gust_etcd_open(gust_etcd **ep, const char *endpoints, gust_error **err);
+
+/*
+ * The credentials every handle opened afterwards uses (a daemon sets them once,
+ * from its config, before it opens etcd). Any field may be NULL:
+ *   ca        PEM file of the CA(s) that sign etcd's server certificate (https)
+ *   cert, key PEM client certificate (with its chain) and key: etcd with
+ *             --client-cert-auth refuses a client without one
+ *   user, password  the etcd user whose roles bound what the daemon may read
+ *             and write (RBAC). etcd's JSON gateway ignores a client
+ *             certificate's CN as identity, so the user authenticates with a
+ *             password for a token, refreshed when etcd says it is stale.
+ * Copies everything; gust_etcd_set_credentials(NULL) forgets them (the
+ * password is wiped).
+ */
+typedef struct gust_etcd_credentials {
+	const char *ca, *cert, *key;
+	const char *user, *password;
+} gust_etcd_credentials;
+void gust_etcd_set_credentials(const gust_etcd_credentials *c);
 void gust_etcd_close(gust_etcd *e);
 
 /* Puts key = value (value_len bytes). lease 0 = none. *rev (may be NULL) gets the

@@ -12,7 +12,18 @@
 
 #include "gust/err.h"
 
-/* Connects with a timeout (also used as the command timeout). */
+/*
+ * The identity this process authenticates as on the cluster's Redis (an ACL
+ * user and its password; NULL user: none, Redis's default user). Set once at
+ * start, before any connection; copied. Every gust_redis_connect (and the
+ * writer's) sends AUTH with it: these connections all go to the cluster's
+ * Redis (the configured address). Tenant-given addresses (feeds) connect
+ * through gust_policy_connect, never with these credentials.
+ */
+void gust_redis_set_credentials(const char *user, const char *password);
+
+/* Connects with a timeout (also used as the command timeout), then
+ * authenticates with the process's credentials if any. */
 int gust_redis_connect(const char *addr, int timeout_ms, redisContext **out, gust_error **err);
 
 /*
@@ -37,7 +48,8 @@ int gust_redis_sendv(redisContext *c, int ncmds, const int *argc, const char *co
  */
 typedef struct gust_redis_writer gust_redis_writer;
 int gust_redis_writer_start(const char *addr, gust_redis_writer **wp, gust_error **err);
-void gust_redis_writer_cmd(gust_redis_writer *w, int argc, const char **argv, const size_t *argvlen);
+void gust_redis_writer_cmd(gust_redis_writer *w, int argc, const char **argv,
+                           const size_t *argvlen);
 /* Commands queued and not yet acknowledged by Redis. */
 size_t gust_redis_writer_pending(gust_redis_writer *w);
 /* Sends what is queued (waits at most timeout_ms), then stops. Safe on NULL. */

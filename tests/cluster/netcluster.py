@@ -282,8 +282,11 @@ class NetCluster:
         return p
 
     def gust_env(self):
+        # The stores here are still plain (http etcd, a replicated Redis without
+        # ACL users), so the daemons need the explicit insecure key; the
+        # single-host harness (tests/lib/cluster.py) runs them with credentials.
         return {"GUST_ETCD": self.etcd_endpoints, "GUST_REDIS": self.redis_addr,
-                "GUST_LOG_LEVEL": self.log_level}
+                "GUST_LOG_LEVEL": self.log_level, "GUST_INSECURE_STORES": "true"}
 
     # --- the stores ------------------------------------------------------
     def start_etcd(self, i):

@@ -39,7 +39,7 @@ c = Cluster("trigfeeds", schedulers=2, trigger_daemons=2, kafka_mock=True, kafka
 
 
 def redis_pipeline(cmds):
-    s = socket.create_connection(("127.0.0.1", c.redis_port), 10)
+    s = c.redis_socket(10)
     out = b""
     for args in cmds:
         out += b"*%d\r\n" % len(args)

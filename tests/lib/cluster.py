@@ -114,7 +114,7 @@ class Cluster:
     def __init__(self, tag="test", invokers=1, memory_mb=2048, gateway_threads=2, log_level="info",
                  keep=False, base_dir=None, schedulers=1, invoker_args=(), scheduler_args=(),
                  trigger_daemons=0, kafka_mock=False, kafka_topics=(), trigger_args=(),
-                 gateway_args=(), gateway_cafile=None, tls=True):
+                 gateway_args=(), gateway_cafile=None, tls=True, secure_stores=True):
         if os.geteuid() != 0:
             skip("the invoker needs root for namespaces")
         for prog in ("etcd", "redis-server"):
@@ -142,6 +142,7 @@ class Cluster:
             self.sched_ports["scheduler%d" % i] = free_port()
         self.inv_metrics = [free_port() for _ in range(invokers)]
         self.etcd_url = "http://127.0.0.1:%d" % self.etcd_port
+        self._stores_init(secure_stores)
         # gust-trigger instances and the Kafka mock broker (off unless asked)
         self.n_triggers = trigger_daemons
         self.trigger_args = list(trigger_args)
@@ -186,6 +187,7 @@ class Cluster:
             self.make_pki()
         self.start_etcd()
         self.start_redis()
+        self.provision_stores()
         for name, port in self.sched_ports.items():
             self.start_scheduler(name, port)
         for i in range(self.n_invokers):
@@ -206,7 +208,8 @@ class Cluster:
                           "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.etcd_peer,
                           "--initial-cluster", "default=http://127.0.0.1:%d" % self.etcd_peer,
                           "--max-request-bytes", "33554432",
-                          "--logger", "zap", "--log-level", "warn"], self.dir)
+                          "--logger", "zap", "--log-level", "warn"] + self.etcd_tls_args(),
+                 self.dir)
         self.procs["etcd"] = p.start()
         if not wait_tcp(self.etcd_port):
             raise RuntimeError("etcd did not start:\n" + p.tail())
@@ -221,16 +224,18 @@ class Cluster:
 
     def start_redis(self):
         p = Proc("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                           "--save", "", "--appendonly", "no", "--dir", self.dir], self.dir)
+                           "--save", "", "--appendonly", "no", "--dir", self.dir] +
+                 self.redis_acl_args(), self.dir)
         self.procs["redis"] = p.start()
         if not wait_tcp(self.redis_port):
             raise RuntimeError("redis did not start:\n" + p.tail())
 
-    def common_env(self):
+    def common_env(self, role="admin"):
         env = dict(os.environ)
         env["GUST_ETCD"] = self.etcd_url
         env["GUST_REDIS"] = "127.0.0.1:%d" % self.redis_port
         env["GUST_LOG_LEVEL"] = self.log_level
+        env.update(self.stores_env(role))
         return env
 
     # --- the PKI of the nng planes --------------------------------------------
@@ -266,7 +271,7 @@ class Cluster:
         argv = [self.bin("gust-scheduler"), "--id", name, "--metrics_port", str(port)] + \
             self.transport_args("scheduler", name, ("listen", "status_listen")) + \
             self.scheduler_args
-        self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
+        self.procs[name] = Proc(name, argv, self.dir, self.common_env("scheduler")).start()
 
     def start_invoker(self, i):
         name = "invoker%d" % i
@@ -278,13 +283,13 @@ class Cluster:
             self.inv_metrics.append(free_port())
         argv += ["--metrics_port", str(self.inv_metrics[i])] + \
             self.transport_args("invoker", name, ("listen",)) + self.invoker_args
-        self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
+        self.procs[name] = Proc(name, argv, self.dir, self.common_env("invoker")).start()
 
     def start_gateway(self):
         argv = [self.bin("gust-gateway"), "--port", str(self.gw_port),
                 "--threads", str(self.gateway_threads)] + self.gateway_args + \
             self.transport_args("gateway", "gateway")
-        self.procs["gateway"] = Proc("gateway", argv, self.dir, self.common_env()).start()
+        self.procs["gateway"] = Proc("gateway", argv, self.dir, self.common_env("gateway")).start()
 
     def start_kafka_mock(self, topics=()):
         """Starts gust-kafka-mock (librdkafka's mock cluster on loopback) and
@@ -311,7 +316,7 @@ class Cluster:
         argv = [self.bin("gust-trigger"), "--id", name, "--metrics_port", str(port),
                 "--api_host", self.api_host] + self.transport_args("trigger", name) + \
             self.trigger_args + list(extra)
-        self.procs[name] = Proc(name, argv, self.dir, self.common_env()).start()
+        self.procs[name] = Proc(name, argv, self.dir, self.common_env("trigger")).start()
         end = time.time() + 15
         while time.time() < end:
             if not self.procs[name].alive():
@@ -346,8 +351,9 @@ class Cluster:
         return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
 
     def redis(self, *args):
-        """One Redis command over RESP (stdlib only); returns the decoded reply."""
-        s = socket.create_connection(("127.0.0.1", self.redis_port), 5)
+        """One Redis command over RESP (stdlib only), as the operator (Redis
+        user gust-admin); returns the decoded reply."""
+        s = self.redis_socket(5)
         try:
             out = b"*%d\r\n" % len(args)
             for a in args:
@@ -428,16 +434,171 @@ class Cluster:
         for name, p in self.procs.items():
             sys.stderr.write("---- %s log (last lines) ----\n%s\n" % (name, p.tail(40)))
 
+    # --- the stores' credentials: etcd over TLS with users (RBAC), Redis ACL users
+    # A cluster's PKI (deploy/gust-pki) is in <dir>/pki, the passwords and
+    # Redis's ACL file (deploy/gust-stores) in <dir>/stores. Each daemon gets
+    # its role's etcd client certificate, etcd user and Redis user (files
+    # named in GUST_* variables, as in its config table); the harness's own
+    # calls (etcd(), redis(), the gust CLI) are the operator's: etcd user root,
+    # Redis user gust-admin, the admin certificate. secure_stores=False runs
+    # plain http etcd and an open Redis with insecure_stores.
+    def _stores_init(self, secure):
+        self.secure_stores = secure
+        self.pki = os.path.join(self.dir, "pki")
+        self.stores_dir = os.path.join(self.dir, "stores")
+        self._etcd_auth_on = False
+        self._etcd_token = None
+        self._etcd_ssl = None
+        if secure:
+            self.etcd_url = "https://127.0.0.1:%d" % self.etcd_port
+
+    def _deploy(self, tool, *args):
+        r = subprocess.run([os.path.join(SOURCE, "deploy", tool)] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise RuntimeError("deploy/%s %s: %s" % (tool, " ".join(args), r.stdout.decode()))
+
+    def stores_cert(self, role, name="stores", kind="etcd-client"):
+        """(certificate, key) of role's certificate NAME in the cluster's PKI,
+        issued on first use: an etcd client certificate (no CN: etcd's
+        gateway refuses one with a CN once auth is on) unless kind="issue"."""
+        if not os.path.exists(os.path.join(self.pki, "ca.crt")):
+            self._deploy("gust-pki", self.pki, "init")
+        base = os.path.join(self.pki, "%s-%s%s" % (role, name,
+                                                    "-etcd" if kind == "etcd-client" else ""))
+        if not os.path.exists(base + ".crt"):
+            self._deploy("gust-pki", self.pki, kind, role, name)
+        return base + ".crt", base + ".key"
+
+    def etcd_tls_args(self):
+        if not self.secure_stores:
+            return []
+        cert, key = self.stores_cert("etcd", "etcd0", kind="issue")
+        return ["--cert-file", cert, "--key-file", key, "--client-cert-auth",
+                "--trusted-ca-file", os.path.join(self.pki, "ca.crt")]
+
+    def redis_acl_args(self):
+        if not self.secure_stores:
+            return []
+        self._deploy("gust-stores", self.stores_dir, "init")
+        return ["--aclfile", os.path.join(self.stores_dir, "redis.acl")]
+
+    def provision_stores(self):
+        """etcd's roles, users and auth (deploy/gust-stores), as the operator;
+        the operator's credentials then go to os.environ for the gust CLI
+        that tests run."""
+        if not self.secure_stores:
+            os.environ["GUST_INSECURE_STORES"] = "true"
+            return
+        env = self.stores_env("admin")
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            self._deploy("gust-stores", self.stores_dir, "etcd", self.etcd_url)
+        except BaseException:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            raise
+        self._etcd_auth_on = True
+
+    def stores_env(self, role):
+        """The GUST_* variables that give a daemon of role (or the operator,
+        "admin") its credentials for etcd and Redis."""
+        if not self.secure_stores:
+            return {"GUST_INSECURE_STORES": "true"}
+        cert, key = self.stores_cert(role)
+        eu = "root" if role == "admin" else "gust-" + role
+        ru = "gust-admin" if role == "admin" else "gust-" + role
+        return {"GUST_ETCD_CA": os.path.join(self.pki, "ca.crt"),
+                "GUST_ETCD_CERT": cert, "GUST_ETCD_KEY": key,
+                "GUST_ETCD_USER": eu,
+                "GUST_ETCD_PASSWORD_FILE": os.path.join(self.stores_dir, "etcd-%s.password" % eu),
+                "GUST_REDIS_USER": ru,
+                "GUST_REDIS_PASSWORD_FILE": os.path.join(self.stores_dir,
+                                                         "redis-%s.password" % ru),
+                "GUST_INSECURE_STORES": "false"}
+
+    def store_password(self, store, user):
+        with open(os.path.join(self.stores_dir, "%s-%s.password" % (store, user))) as f:
+            return f.readline().strip()
+
+    def etcd_ssl(self, role="admin"):
+        """An SSL context that trusts the cluster CA and presents role's
+        certificate (None with secure_stores=False)."""
+        if not self.secure_stores:
+            return None
+        import ssl
+        ctx = ssl.create_default_context(cafile=os.path.join(self.pki, "ca.crt"))
+        ctx.load_cert_chain(*self.stores_cert(role))
+        return ctx
+
+    def _etcd_ctx(self):
+        if self.secure_stores and self._etcd_ssl is None:
+            self._etcd_ssl = self.etcd_ssl("admin")
+        return self._etcd_ssl
+
+    def etcd_token(self, user, password, ctx):
+        """An etcd auth token for user (over ctx's TLS)."""
+        req = urllib.request.Request(self.etcd_url + "/v3/auth/authenticate",
+                                     data=json.dumps({"name": user, "password": password}).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=5, context=ctx) as r:
+            return json.loads(r.read())["token"]
+
+    def _etcd_admin_token(self, renew=False):
+        if not self._etcd_auth_on:
+            return None
+        if renew or self._etcd_token is None:
+            self._etcd_token = self.etcd_token("root", self.store_password("etcd", "root"),
+                                               self._etcd_ctx())
+        return self._etcd_token
+
+    def redis_socket(self, timeout=5, user="gust-admin"):
+        """A socket to the cluster's Redis, authenticated as user."""
+        s = socket.create_connection(("127.0.0.1", self.redis_port), timeout)
+        if self.secure_stores and user:
+            pw = self.store_password("redis", user).encode()
+            u = user.encode()
+            s.sendall(b"*3\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" %
+                      (len(u), u, len(pw), pw))
+            line = b""
+            while not line.endswith(b"\r\n"):
+                ch = s.recv(1)
+                if not ch:
+                    raise OSError("redis closed the connection during AUTH")
+                line += ch
+            if not line.startswith(b"+OK"):
+                s.close()
+                raise RuntimeError("redis AUTH %s: %s" % (user, line.decode().strip()))
+        return s
+
     # --- etcd and admin ----------------------------------------------------
     @staticmethod
     def _b64(s):
         return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
 
     def etcd(self, path, body):
-        req = urllib.request.Request(self.etcd_url + path, data=json.dumps(body).encode(),
-                                     method="POST")
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
+        """One call as the operator (etcd user root, the admin certificate)."""
+        for attempt in range(2):
+            req = urllib.request.Request(self.etcd_url + path, data=json.dumps(body).encode(),
+                                         method="POST")
+            tok = self._etcd_admin_token(renew=attempt > 0)
+            if tok:
+                req.add_header("Authorization", tok)
+            try:
+                with urllib.request.urlopen(req, timeout=5, context=self._etcd_ctx()) as r:
+                    return json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                raw = e.read()
+                msg = raw.decode(errors="replace")
+                if attempt == 0 and ("invalid auth token" in msg or "auth store is old" in msg):
+                    continue
+                # the same error, its body readable again by the caller
+                import io
+                raise urllib.error.HTTPError(e.url, e.code, e.msg, e.hdrs, io.BytesIO(raw))
 
     def etcd_put(self, key, value):
         self.etcd("/v3/kv/put", {"key": self._b64(key), "value": self._b64(value)})

@@ -227,7 +227,8 @@ try:
         with open(log, "wb") as lf:
             p = subprocess.run([c.bin("gust-gateway"), "--port", str(port),
                                 "--tls_cert_file", os.path.join(pki, "gateway-edge.crt"),
-                                "--tls_key_file", os.path.join(pki, "gateway-edge2.key")],
+                                "--tls_key_file", os.path.join(pki, "gateway-edge2.key")] +
+                               c.transport_args("gateway", "gateway-bad"),
                                env=c.common_env(), stdout=lf, stderr=subprocess.STDOUT, timeout=60)
         text = open(log).read()
         check("a gateway whose key is not its certificate's does not start",
@@ -235,7 +236,8 @@ try:
         with open(os.path.join(pki, "gateway-edge2.key")) as f:
             key_body = "".join(f.read().splitlines()[1:-1])
         check("and its log holds no byte of the key", key_body[:40] not in text)
-        p = subprocess.run([c.bin("gust-gateway"), "--port", str(port), "--tls_cert_file", CERT],
+        p = subprocess.run([c.bin("gust-gateway"), "--port", str(port), "--tls_cert_file", CERT] +
+                           c.transport_args("gateway", "gateway-bad"),
                            env=c.common_env(), capture_output=True, timeout=60)
         check("a certificate without a key is refused",
               p.returncode != 0 and b"tls_key_file" in p.stdout + p.stderr, p.stdout + p.stderr)
@@ -302,7 +304,8 @@ try:
         for what, path in (("missing", os.path.join(work, "nope.token")), ("malformed", bad)):
             try:
                 p = subprocess.run([c.bin("gust-scheduler"), "--id", "badtok", "--metrics_port", str(port),
-                                    "--metrics_token_file", path], env=c.common_env(),
+                                    "--metrics_token_file", path] +
+                                   c.transport_args("scheduler", "badtok"), env=c.common_env(),
                                    capture_output=True, timeout=60)
                 out = (p.stdout + p.stderr).decode(errors="replace")
                 check("a %s token file stops the daemon, naming the key" % what,

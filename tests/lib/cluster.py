@@ -199,11 +199,15 @@ class Cluster:
         for i in range(self.n_triggers):
             self.start_trigger(i)
 
+    # client URLs etcd advertises besides its own (a test's "other node")
+    etcd_advertise_extra = ()
+
     def start_etcd(self):
         d = os.path.join(self.dir, "etcd")
         p = Proc("etcd", ["etcd", "--name", "default", "--data-dir", d,
                           "--listen-client-urls", self.etcd_url,
-                          "--advertise-client-urls", self.etcd_url,
+                          "--advertise-client-urls",
+                          ",".join([self.etcd_url] + list(self.etcd_advertise_extra)),
                           "--listen-peer-urls", "http://127.0.0.1:%d" % self.etcd_peer,
                           "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.etcd_peer,
                           "--initial-cluster", "default=http://127.0.0.1:%d" % self.etcd_peer,

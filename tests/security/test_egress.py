@@ -192,27 +192,9 @@ class EgressCluster(Cluster):
     in the far namespace): the invokers learn it from etcd's membership."""
 
     def start_etcd(self):
-        d = os.path.join(self.dir, "etcd")
-        p = Proc("etcd", ["etcd", "--name", "default", "--data-dir", d,
-                          "--listen-client-urls", self.etcd_url,
-                          "--advertise-client-urls",
-                          self.etcd_url + ",http://%s:%d" % (NODE2, self.etcd_port),
-                          "--listen-peer-urls", "http://127.0.0.1:%d" % self.etcd_peer,
-                          "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.etcd_peer,
-                          "--initial-cluster", "default=http://127.0.0.1:%d" % self.etcd_peer,
-                          "--max-request-bytes", "33554432",
-                          "--logger", "zap", "--log-level", "warn"], self.dir)
-        self.procs["etcd"] = p.start()
-        if not wait_tcp(self.etcd_port):
-            raise RuntimeError("etcd did not start:\n" + p.tail())
-        wait_until(lambda: self._etcd_ok(), timeout=20)
-
-    def _etcd_ok(self):
-        try:
-            self.etcd("/v3/kv/range", {"key": self._b64("/")})
-            return True
-        except Exception:
-            return False
+        scheme = self.etcd_url.split("://")[0]
+        self.etcd_advertise_extra = ["%s://%s:%d" % (scheme, NODE2, self.etcd_port)]
+        super().start_etcd()
 
 
 server = None

@@ -328,9 +328,9 @@ try:
     @case
     def insecure_transport_is_explicit():
         gw = c.bin("gust-gateway")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GUST_")}
-        env["GUST_ETCD"] = c.etcd_url
-        env["GUST_REDIS"] = "127.0.0.1:%d" % c.redis_port
+        # the gateway's own stores credentials: only the nng plane is missing
+        env = {k: v for k, v in c.common_env("gateway").items()
+               if not k.startswith("GUST_TRANSPORT")}
         port = free_port()
         p = subprocess.run([gw, "--port", str(port)], env=env, capture_output=True, text=True,
                            timeout=30)

@@ -335,9 +335,11 @@ try:
 
     @case
     def daemon_refuses_plain_stores():
+        # with its nng certificate, so that what stops it is the stores
+        tls = c.transport_args("gateway", "gateway-plain")
         env = c.common_env("gateway")
         env["GUST_ETCD"] = "http://" + HOSTPORT
-        r = subprocess.run([c.bin("gust-gateway"), "--port", "1"], env=env,
+        r = subprocess.run([c.bin("gust-gateway"), "--port", "1"] + tls, env=env,
                            capture_output=True, text=True, timeout=30)
         out = r.stdout + r.stderr
         check("a daemon refuses http:// etcd without insecure_stores",
@@ -345,13 +347,13 @@ try:
         env = c.common_env("gateway")
         env.pop("GUST_REDIS_USER")
         env.pop("GUST_REDIS_PASSWORD_FILE")
-        r = subprocess.run([c.bin("gust-gateway"), "--port", "1"], env=env,
+        r = subprocess.run([c.bin("gust-gateway"), "--port", "1"] + tls, env=env,
                            capture_output=True, text=True, timeout=30)
         out = r.stdout + r.stderr
         check("a daemon refuses to start without its Redis user",
               r.returncode != 0 and "redis_user" in out, (r.returncode, out[-300:]))
         r = subprocess.run([c.bin("gust-gateway"), "--port", "1", "--redis_user", "gust-gateway",
-                            "--redis_password_file", "/nonexistent/pw"], env=env,
+                            "--redis_password_file", "/nonexistent/pw"] + tls, env=env,
                            capture_output=True, text=True, timeout=30)
         out = r.stdout + r.stderr
         check("a missing password file is named",

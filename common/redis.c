@@ -375,3 +375,15 @@ void gust_redis_writer_stop(gust_redis_writer *w, int timeout_ms)
 	free(w->addr);
 	free(w);
 }
+
+int gust_redis_reply_ok(redisContext *r, redisReply *rep, const char *what, gust_error **err)
+{
+	if (rep == NULL)
+		return gust_error_set(err, GUST_EUNAVAIL, "redis: %s: %s", what,
+		                      r->errstr[0] ? r->errstr : "no reply");
+	int rv = 0;
+	if (rep->type == REDIS_REPLY_ERROR)
+		rv = gust_error_set(err, GUST_EIO, "redis: %s: %s", what, rep->str);
+	freeReplyObject(rep);
+	return rv;
+}

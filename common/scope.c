@@ -114,18 +114,6 @@ static void feed_password(const char *state_pw, char out[2 * GUST_SHA256_LEN + 1
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static int feed_reply_ok(redisContext *r, redisReply *rep, const char *what, gust_error **err)
-{
-	if (rep == NULL)
-		return gust_error_set(err, GUST_EUNAVAIL, "redis: %s: %s", what,
-		                      r->errstr[0] ? r->errstr : "no reply");
-	int rv = 0;
-	if (rep->type == REDIS_REPLY_ERROR)
-		rv = gust_error_set(err, GUST_EIO, "redis: %s: %s", what, rep->str);
-	freeReplyObject(rep);
-	return rv;
-}
-
 int gust_feed_acl_set(redisContext *r, const char *ns, const char *password, gust_error **err)
 {
 	if (!scope_ns_ok(ns))
@@ -151,7 +139,8 @@ int gust_feed_acl_set(redisContext *r, const char *ns, const char *password, gus
 	argv[argc++] = "-@all";
 	for (size_t i = 0; i < ncmd; i++)
 		argv[argc++] = feed_cmds[i];
-	int rv = feed_reply_ok(r, redisCommandArgv(r, (int)argc, argv, NULL), "ACL SETUSER", err);
+	int rv =
+	    gust_redis_reply_ok(r, redisCommandArgv(r, (int)argc, argv, NULL), "ACL SETUSER", err);
 	explicit_bzero(pw, sizeof(pw));
 	if (rv == 0) {
 		redisReply *rep = redisCommand(r, "ACL SAVE"); /* as gust_state_acl_set */

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "gust/scope.h"
+#include "gust/redis.h"
 #include "gust/state.h"
 #include "gust/util.h"
 
@@ -38,8 +39,6 @@ static const char *const state_cmds[] = {
     "xadd", "xlen", "xrange", "xrevrange", "xdel", "xtrim",
     /* transactions (compare-and-set) and the connection */
     "watch", "unwatch", "multi", "exec", "discard", "ping", "echo"};
-
-static int state_reply_ok(redisContext *r, redisReply *rep, const char *what, gust_error **err);
 
 /* The allowed commands that can make stored data larger. LMOVE/RPOPLPUSH
  * only move an element, LSET and LINSERT replace or add one, GETEX and
@@ -87,8 +86,9 @@ const char gust_state_functions[] =
 
 int gust_state_functions_load(redisContext *r, gust_error **err)
 {
-	return state_reply_ok(r, redisCommand(r, "FUNCTION LOAD REPLACE %s", gust_state_functions),
-	                      "FUNCTION LOAD", err);
+	return gust_redis_reply_ok(
+	    r, redisCommand(r, "FUNCTION LOAD REPLACE %s", gust_state_functions), "FUNCTION LOAD",
+	    err);
 }
 
 int gust_state_limits(gust_etcd *e, const char *ns, long long *state_bytes, long long *value_bytes,
@@ -127,18 +127,6 @@ char *gust_state_prefix(const char *ns)
 	return gust_xasprintf("gust:state:%s:", ns);
 }
 
-static int state_reply_ok(redisContext *r, redisReply *rep, const char *what, gust_error **err)
-{
-	if (rep == NULL)
-		return gust_error_set(err, GUST_EUNAVAIL, "redis: %s: %s", what,
-		                      r->errstr[0] ? r->errstr : "no reply");
-	int rv = 0;
-	if (rep->type == REDIS_REPLY_ERROR)
-		rv = gust_error_set(err, GUST_EIO, "redis: %s: %s", what, rep->str);
-	freeReplyObject(rep);
-	return rv;
-}
-
 int gust_state_acl_set(redisContext *r, const char *ns, const char *password, gust_error **err)
 {
 	size_t ncmd = sizeof(state_cmds) / sizeof(state_cmds[0]);
@@ -168,7 +156,7 @@ int gust_state_acl_set(redisContext *r, const char *ns, const char *password, gu
 	redisReply *rep = redisCommandArgv(r, (int)argc, argv, NULL);
 	free(argv);
 	free(plus);
-	int rv = state_reply_ok(r, rep, "ACL SETUSER", err);
+	int rv = gust_redis_reply_ok(r, rep, "ACL SETUSER", err);
 	if (rv == 0) {
 		/* Persists the user when Redis runs with an aclfile; without one
 		 * Redis refuses, and the invoker re-creates users on demand. */
@@ -185,8 +173,8 @@ int gust_state_acl_delete(redisContext *r, const char *ns, gust_error **err)
 	cleanup_free char *pat = gust_xasprintf("gust:state:%s:*", ns);
 	/* The feed user (gust/scope.h) goes with it: both act as the namespace. */
 	cleanup_free char *feed = gust_feed_user(ns);
-	int rv =
-	    state_reply_ok(r, redisCommand(r, "ACL DELUSER %s %s", user, feed), "ACL DELUSER", err);
+	int rv = gust_redis_reply_ok(r, redisCommand(r, "ACL DELUSER %s %s", user, feed),
+	                             "ACL DELUSER", err);
 	if (rv != 0)
 		return rv;
 	redisReply *rep = redisCommand(r, "ACL SAVE");
@@ -197,7 +185,7 @@ int gust_state_acl_delete(redisContext *r, const char *ns, gust_error **err)
 	do {
 		rep = redisCommand(r, "SCAN %s MATCH %s COUNT 1000", cursor, pat);
 		if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-			int rv2 = state_reply_ok(r, rep, "SCAN", err);
+			int rv2 = gust_redis_reply_ok(r, rep, "SCAN", err);
 			return rv2 != 0
 			           ? rv2
 			           : gust_error_set(err, GUST_EPROTO, "redis: SCAN: bad reply");

@@ -39,6 +39,11 @@ int gust_redis_connect(const char *addr, int timeout_ms, redisContext **out, gus
 int gust_redis_sendv(redisContext *c, int ncmds, const int *argc, const char *const *const *argv,
                      const size_t *const *argvlen);
 
+/* Takes rep (a reply of a command on r, or NULL when r failed) and frees it:
+ * 0 for any reply but an error; GUST_EIO for an error reply, GUST_EUNAVAIL
+ * for none, with "redis: <what>: <reason>" in *err. */
+int gust_redis_reply_ok(redisContext *r, redisReply *rep, const char *what, gust_error **err);
+
 /*
  * A writer owns one connection and a thread. gust_redis_writer_cmd copies the
  * command into its queue and returns at once; the thread sends whatever is

@@ -784,17 +784,15 @@ static int ns_limits(cli *c, gust_etcd *e, const admin_argv *v)
 
 /* ---- the policy for feed and binding targets outside the cluster ---------- */
 
-/* Adds or removes target in the "targets" list of the JSON document at key,
- * keeping every other member (later kinds of grant live beside it), with a
- * compare-and-swap so two operators never lose each other's change. */
-static int targets_edit(const cli *c, gust_etcd *e, const char *key, const char *target, bool add)
+typedef int (*doc_edit_fn)(json_t *doc, void *arg, const char **said);
+
+/* Reads the JSON object at key (none: {}), lets fn change it, and stores it
+ * with a compare-and-swap, keeping every member fn does not touch. fn returns
+ * 1 when it changed something, 0 when there was nothing to do; *said is what
+ * to print. */
+static int doc_edit(const cli *c, gust_etcd *e, const char *key, doc_edit_fn fn, void *arg)
 {
 	gust_error *err = NULL;
-	if (gust_policy_entry_check(target, &err) != 0) {
-		cli_error("%s", gust_error_msg(err));
-		gust_error_free(err);
-		return CLI_EUSAGE;
-	}
 	for (int tries = 0; tries < 5; tries++) {
 		gust_kv kv = {0};
 		int rv = gust_etcd_get(e, key, &kv, &err);
@@ -810,29 +808,17 @@ static int targets_edit(const cli *c, gust_etcd *e, const char *key, const char 
 			cli_error("%s is not a JSON object; fix or delete it", key);
 			return CLI_EFAIL;
 		}
-		json_t *list = json_object_get(doc, "targets");
-		if (!json_is_array(list)) {
-			list = json_array();
-			json_object_set_new(doc, "targets", list);
-		}
-		size_t i, at = (size_t)-1;
-		json_t *t;
-		json_array_foreach(list, i, t)
-		{
-			if (json_is_string(t) && strcmp(json_string_value(t), target) == 0)
-				at = i;
-		}
-		bool change = add ? at == (size_t)-1 : at != (size_t)-1;
-		if (!change) {
+		const char *said = "";
+		int changed = fn(doc, arg, &said);
+		if (changed <= 0) {
 			json_decref(doc);
-			printf("ok: %s %s %s\n", key, add ? "already allows" : "does not list",
-			       target);
+			if (changed < 0) {
+				cli_error("%s: %s", key, said);
+				return CLI_EFAIL;
+			}
+			printf("ok: %s %s\n", key, said);
 			return CLI_OK;
 		}
-		if (add)
-			json_array_append_new(list, json_string(target));
-		else
-			json_array_remove(list, at);
 		char *text = json_dumps(doc, JSON_COMPACT);
 		json_decref(doc);
 		rv = gust_etcd_cas(e, key, mod, text, strlen(text), 0, NULL, &err);
@@ -844,11 +830,61 @@ static int targets_edit(const cli *c, gust_etcd *e, const char *key, const char 
 		}
 		if (rv != 0)
 			return etcd_fail(c, "cannot store the policy", rv, err);
-		printf("ok: %s %s %s\n", key, add ? "allows" : "no longer lists", target);
+		printf("ok: %s %s\n", key, said);
 		return CLI_OK;
 	}
 	cli_error("%s kept changing; try again", key);
 	return CLI_EFAIL;
+}
+
+/* Adds or removes target in the "targets" list of the JSON document at key,
+ * keeping every other member (later kinds of grant live beside it), with a
+ * compare-and-swap so two operators never lose each other's change. */
+typedef struct targets_arg {
+	const char *target;
+	bool add;
+	char said[300];
+} targets_arg;
+
+static int targets_fn(json_t *doc, void *arg, const char **said)
+{
+	targets_arg *a = arg;
+	json_t *list = json_object_get(doc, "targets");
+	if (!json_is_array(list)) {
+		list = json_array();
+		json_object_set_new(doc, "targets", list);
+	}
+	size_t i, at = (size_t)-1;
+	json_t *t;
+	json_array_foreach(list, i, t)
+	{
+		if (json_is_string(t) && strcmp(json_string_value(t), a->target) == 0)
+			at = i;
+	}
+	bool change = a->add ? at == (size_t)-1 : at != (size_t)-1;
+	const char *verb = change ? (a->add ? "allows" : "no longer lists")
+	                          : (a->add ? "already allows" : "does not list");
+	snprintf(a->said, sizeof(a->said), "%s %s", verb, a->target);
+	*said = a->said;
+	if (!change)
+		return 0;
+	if (a->add)
+		json_array_append_new(list, json_string(a->target));
+	else
+		json_array_remove(list, at);
+	return 1;
+}
+
+static int targets_edit(const cli *c, gust_etcd *e, const char *key, const char *target, bool add)
+{
+	gust_error *err = NULL;
+	if (gust_policy_entry_check(target, &err) != 0) {
+		cli_error("%s", gust_error_msg(err));
+		gust_error_free(err);
+		return CLI_EUSAGE;
+	}
+	targets_arg a = {.target = target, .add = add};
+	return doc_edit(c, e, key, targets_fn, &a);
 }
 
 static int targets_show(const cli *c, gust_etcd *e, const char *key)
@@ -923,59 +959,6 @@ static int run_grant_remove(cli *c, gust_etcd *e, const admin_argv *v)
 }
 
 /* ---- egress: the grant and the cluster's policy (gust/egress.h) ----------- */
-
-typedef int (*doc_edit_fn)(json_t *doc, void *arg, const char **said);
-
-/* Reads the JSON object at key (none: {}), lets fn change it, and stores it
- * with a compare-and-swap, keeping every member fn does not touch. fn returns
- * 1 when it changed something, 0 when there was nothing to do; *said is what
- * to print. */
-static int doc_edit(const cli *c, gust_etcd *e, const char *key, doc_edit_fn fn, void *arg)
-{
-	gust_error *err = NULL;
-	for (int tries = 0; tries < 5; tries++) {
-		gust_kv kv = {0};
-		int rv = gust_etcd_get(e, key, &kv, &err);
-		if (rv != 0 && rv != GUST_ENOENT)
-			return etcd_fail(c, "cannot read the policy", rv, err);
-		gust_error_free(err);
-		err = NULL;
-		json_t *doc = rv == 0 ? json_loadb(kv.value, kv.value_len, 0, NULL) : json_object();
-		int64_t mod = rv == 0 ? kv.mod_revision : 0;
-		gust_kv_clear(&kv);
-		if (!json_is_object(doc)) {
-			json_decref(doc);
-			cli_error("%s is not a JSON object; fix or delete it", key);
-			return CLI_EFAIL;
-		}
-		const char *said = "";
-		int changed = fn(doc, arg, &said);
-		if (changed <= 0) {
-			json_decref(doc);
-			if (changed < 0) {
-				cli_error("%s: %s", key, said);
-				return CLI_EFAIL;
-			}
-			printf("ok: %s %s\n", key, said);
-			return CLI_OK;
-		}
-		char *text = json_dumps(doc, JSON_COMPACT);
-		json_decref(doc);
-		rv = gust_etcd_cas(e, key, mod, text, strlen(text), 0, NULL, &err);
-		free(text);
-		if (rv == GUST_ECONFLICT) {
-			gust_error_free(err);
-			err = NULL;
-			continue;
-		}
-		if (rv != 0)
-			return etcd_fail(c, "cannot store the policy", rv, err);
-		printf("ok: %s %s\n", key, said);
-		return CLI_OK;
-	}
-	cli_error("%s kept changing; try again", key);
-	return CLI_EFAIL;
-}
 
 static int grant_egress_fn(json_t *doc, void *arg, const char **said)
 {
